@@ -1,0 +1,284 @@
+"""The game environment: Super Mario Bros on nes-py, with the Gymnasium API.
+
+``make_env`` is the one factory that training, evaluation and replay videos share, so the
+network always sees exactly the preprocessing it was trained with.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar, SupportsFloat
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.vector import AsyncVectorEnv, AutoresetMode
+
+from mario._compat import (
+    BUTTON_BITS,
+    COMPLEX_MOVEMENT,
+    RIGHT_ONLY,
+    SIMPLE_MOVEMENT,
+    SafeSuperMarioBrosEnv,
+)
+from wrappers import FrameStack, GrayScale, Resize, SkipFrame
+
+#: Action sets by name: exactly gym-super-mario-bros's lists, in their order.
+ACTION_SETS: dict[str, list[list[str]]] = {
+    "right_only": RIGHT_ONLY,
+    "simple": SIMPLE_MOVEMENT,
+    "complex": COMPLEX_MOVEMENT,
+}
+#: The stage that means "the whole game, from 1-1 until game over".
+FULL_GAME = "all"
+STAGES: tuple[str, ...] = tuple(f"{w}-{s}" for w in range(1, 9) for s in range(1, 5))
+_STAGE_RE = re.compile(r"^([1-8])-([1-4])$")
+
+FrameCallback = Callable[[np.ndarray], None]
+
+
+def parse_stage(stage: str) -> tuple[int, int] | None:
+    """``"W-S"`` → ``(world, stage)``; ``"all"`` → ``None`` (the full game)."""
+    if stage == FULL_GAME:
+        return None
+    match = _STAGE_RE.match(stage) if isinstance(stage, str) else None
+    if match is None:
+        raise ValueError(
+            f"unknown stage {stage!r}: valid stages are 'W-S' with world W in 1-8 and "
+            f"stage S in 1-4 (e.g. '1-1', '8-4'), or {FULL_GAME!r} for the full game"
+        )
+    return int(match.group(1)), int(match.group(2))
+
+
+def action_set(name: str) -> list[list[str]]:
+    """The button combinations of an action set, by name."""
+    try:
+        return ACTION_SETS[name]
+    except (KeyError, TypeError):
+        valid = ", ".join(ACTION_SETS)
+        raise ValueError(f"unknown action set {name!r}: valid action sets are {valid}") from None
+
+
+def action_label(buttons: Sequence[str]) -> str:
+    """``["right", "A"]`` → ``"right+A"``."""
+    return "+".join(buttons)
+
+
+class MarioEnv(gym.Env[np.ndarray, int]):
+    """One game of Super Mario Bros, one NES frame per step.
+
+    Game semantics (reward, termination, ``info``) are gym-super-mario-bros 7.4.0's own;
+    observations are the full-colour ``(240, 256, 3)`` uint8 screen. Death and reaching the
+    flag are ``terminated``; a single-stage env ends there, the full game at game over.
+
+    ``frame_callback``, when set, receives the screen (a view into the emulator: copy it to
+    keep it) after every emulator frame and after reset. Replay videos use it to record all
+    60 frames per second while the agent acts every ``frame_skip`` frames.
+    """
+
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 60}
+
+    def __init__(
+        self,
+        stage: str = "1-1",
+        actions: str = "simple",
+        *,
+        noop_max: int = 0,
+        render_mode: str | None = "rgb_array",
+    ) -> None:
+        target = parse_stage(stage)
+        buttons = action_set(actions)
+        if render_mode not in (None, "rgb_array"):
+            raise ValueError(f"unknown render_mode {render_mode!r}: valid is 'rgb_array'")
+        if noop_max < 0:
+            raise ValueError(f"noop_max must be >= 0, got {noop_max!r}")
+        self.stage = stage
+        self.actions = actions
+        self.buttons = buttons
+        self.noop_max = int(noop_max)
+        self.render_mode = render_mode
+        self.frame_callback: FrameCallback | None = None
+        self._bytes = [sum(BUTTON_BITS[b] for b in combo) for combo in buttons]
+        self._nes = SafeSuperMarioBrosEnv(target=target)
+        self.action_space = gym.spaces.Discrete(len(buttons))
+        self.observation_space = gym.spaces.Box(0, 255, (240, 256, 3), np.uint8)
+
+    # -- Gymnasium API -------------------------------------------------------------------
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        super().reset(seed=seed)
+        self._nes.reset()
+        if self.noop_max:
+            # A random number of idle frames at the start: the game itself is deterministic,
+            # so this is what makes seeds (and evaluation episodes) differ.
+            for _ in range(int(self.np_random.integers(0, self.noop_max + 1))):
+                self._nes.advance(0)
+        self._emit()
+        return self.observe()
+
+    def step(self, action: int) -> tuple[np.ndarray, SupportsFloat, bool, bool, dict[str, Any]]:
+        _, reward, done, _ = self._nes.step(self._button_byte(action))
+        self._emit()
+        obs, info = self.observe()
+        return obs, reward, done, False, info
+
+    def render(self) -> np.ndarray:
+        """The current full-colour frame, ``(240, 256, 3)`` uint8."""
+        return np.ascontiguousarray(self._nes.screen)
+
+    def close(self) -> None:
+        if self._nes._env is not None:
+            self._nes.close()
+
+    # -- fast path for SkipFrame (wrappers.FrameAdvancer) ----------------------------------
+    def advance(self, action: int) -> tuple[float, bool, bool]:
+        """One frame with no observation or info built (frames nobody observes)."""
+        reward, done = self._nes.advance(self._button_byte(action))
+        self._emit()
+        return reward, done, False
+
+    def observe(self) -> tuple[np.ndarray, dict[str, Any]]:
+        """Observation (a copy of the screen) and info of the current frame."""
+        info = self._nes._get_info()
+        info["flag_get"] = bool(info["flag_get"])
+        return np.ascontiguousarray(self._nes.screen), info
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _button_byte(self, action: Any) -> int:
+        try:
+            index = int(action)
+            valid = index == action and 0 <= index < len(self._bytes)
+        except (TypeError, ValueError):
+            valid = False
+        if not valid:
+            raise ValueError(
+                f"action {action!r} is outside the action space: valid actions are the "
+                f"integers 0..{len(self._bytes) - 1} of action set {self.actions!r}"
+            )
+        return self._bytes[index]
+
+    def _emit(self) -> None:
+        if self.frame_callback is not None:
+            self.frame_callback(self._nes.screen)
+
+
+def check_pipeline_args(
+    *,
+    frame_skip: int = 4,
+    resize: int | tuple[int, int] | None = 84,
+    stack: int = 4,
+    max_episode_steps: int | None = None,
+    **_: Any,
+) -> None:
+    """Raise ``ValueError`` naming the bad value and the valid ones."""
+    if not isinstance(frame_skip, int | np.integer) or frame_skip < 1:
+        raise ValueError(f"frame_skip must be an integer >= 1, got {frame_skip!r}")
+    if resize is not None:
+        sizes = (resize,) if isinstance(resize, int | np.integer) else tuple(resize)
+        if len(sizes) not in (1, 2) or any(int(s) <= 0 for s in sizes):
+            raise ValueError(
+                f"resize must be a positive int (square), a (height, width) pair, or None "
+                f"(keep 240x256), got {resize!r}"
+            )
+    if not isinstance(stack, int | np.integer) or stack < 1:
+        raise ValueError(f"stack must be an integer >= 1, got {stack!r}")
+    if max_episode_steps is not None and max_episode_steps < 1:
+        raise ValueError(f"max_episode_steps must be >= 1 or None, got {max_episode_steps!r}")
+
+
+def make_env(
+    stage: str = "1-1",
+    *,
+    actions: str = "simple",
+    frame_skip: int = 4,
+    grayscale: bool = True,
+    resize: int | tuple[int, int] | None = 84,
+    stack: int = 4,
+    seed: int | None = None,
+    max_episode_steps: int | None = None,
+    max_pool: bool = False,
+    noop_max: int = 0,
+    render_mode: str | None = "rgb_array",
+) -> gym.Env:
+    """Build the game env with the pixel pipeline.
+
+    frame-skip (``frame_skip`` NES frames per agent step, rewards summed) → grayscale →
+    resize (area interpolation) → frame-stack, all uint8. The default observation is
+    ``(4, 84, 84)``; ``grayscale=False`` keeps RGB (``(..., 3)``), ``resize=None`` keeps the
+    240×256 screen, ``stack=1`` adds no stack axis. ``frame_skip=1, grayscale=False,
+    resize=None, stack=1`` is the stock game, one NES frame per step.
+
+    ``seed`` seeds the env's first reset (a later ``reset(seed=...)`` overrides it).
+    ``max_episode_steps`` counts agent steps and ends episodes with ``truncated``.
+    ``noop_max`` > 0 starts each episode with a random number (up to it) of idle frames.
+    ``render()`` always returns the full-colour frame.
+    """
+    check_pipeline_args(
+        frame_skip=frame_skip, resize=resize, stack=stack, max_episode_steps=max_episode_steps
+    )
+    env: gym.Env = MarioEnv(stage, actions, noop_max=noop_max, render_mode=render_mode)
+    if frame_skip > 1:
+        env = SkipFrame(env, frame_skip, max_pool=max_pool)
+    if grayscale:
+        env = GrayScale(env)
+    if resize is not None:
+        env = Resize(env, resize if isinstance(resize, int | np.integer) else tuple(resize))
+    if stack > 1:
+        env = FrameStack(env, stack)
+    if max_episode_steps is not None:
+        env = gym.wrappers.TimeLimit(env, max_episode_steps)
+    if seed is not None:
+        env = _SeedFirstReset(env, seed)
+    return env
+
+
+class _SeedFirstReset(gym.Wrapper):
+    """Seed the first ``reset()`` with ``seed`` unless the caller passes one."""
+
+    def __init__(self, env: gym.Env, seed: int) -> None:
+        super().__init__(env)
+        self._seed: int | None = int(seed)
+        self.action_space.seed(int(seed))
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[Any, dict[str, Any]]:
+        if seed is None:
+            seed, self._seed = self._seed, None
+        return self.env.reset(seed=seed, options=options)
+
+
+def make_vec_env(
+    num_envs: int,
+    stage: str = "1-1",
+    *,
+    seed: int | None = None,
+    autoreset_mode: AutoresetMode | str = AutoresetMode.SAME_STEP,
+    **env_kwargs: Any,
+) -> AsyncVectorEnv:
+    """``num_envs`` copies of :func:`make_env`, one process each (Gymnasium AsyncVectorEnv).
+
+    Env ``i`` gets seed ``seed + i``. Observations travel through shared memory.
+
+    Auto-reset (``SAME_STEP``, the default): when env ``i``'s episode ends, the same
+    ``step`` call resets it and returns the new episode's first observation in ``obs[i]``;
+    the last observation and info of the ended episode are in ``info["final_obs"][i]`` and
+    ``info["final_info"]`` (rows masked by ``info["_final_obs"]``).
+    """
+    if not isinstance(num_envs, int | np.integer) or num_envs < 1:
+        raise ValueError(f"num_envs must be an integer >= 1, got {num_envs!r}")
+    # Validate in this process so bad input fails here, not inside a worker.
+    parse_stage(stage)
+    action_set(env_kwargs.get("actions", "simple"))
+    check_pipeline_args(**env_kwargs)
+
+    def factory(index: int) -> Callable[[], gym.Env]:
+        env_seed = None if seed is None else seed + index
+        return lambda: make_env(stage, seed=env_seed, **env_kwargs)
+
+    return AsyncVectorEnv(
+        [factory(i) for i in range(num_envs)],
+        shared_memory=True,
+        autoreset_mode=autoreset_mode,
+    )
