@@ -1,0 +1,656 @@
+"""Atomic, verifiable training checkpoints that survive ``kill -9``.
+
+Layout inside a run folder::
+
+    RUN/checkpoints/step-000050000/
+        state.pt        torch.save of plain data (tensors, numbers, strings, lists, dicts)
+        replay/         optional, written by the trainer's callback
+        MANIFEST.json   written last: step, time, files with sizes, sha256 of state.pt
+
+A checkpoint is built in ``RUN/checkpoints/.tmp-step-XXXXXXXXX-<pid>/``; every file is
+fsynced, the manifest is written and fsynced, and the folder is renamed to its final name
+(then the parent folder is fsynced). A crash at any moment therefore leaves either the old
+set of checkpoints or the old set plus one complete new one; leftovers (``.tmp-*``,
+``.old-*``, ``.del-*``) are ignored by readers and cleaned by the next save.
+
+``state.pt`` holds only types that ``torch.load(weights_only=True)`` accepts, so loading a
+checkpoint never runs pickled code. ``save_checkpoint`` checks this before writing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import random
+import re
+import shutil
+import tempfile
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+import torch
+
+__all__ = [
+    "FORMAT_VERSION",
+    "CheckpointError",
+    "CheckpointInfo",
+    "RunDirError",
+    "check_writable",
+    "list_checkpoints",
+    "load_checkpoint",
+    "mark_best",
+    "package_versions",
+    "resolve_checkpoint",
+    "rng_state",
+    "save_checkpoint",
+    "set_rng_state",
+]
+
+FORMAT_VERSION = 1
+CHECKPOINTS = "checkpoints"
+STATE = "state.pt"
+REPLAY = "replay"
+MANIFEST = "MANIFEST.json"
+BEST = "best.json"
+
+_STEP_DIR = re.compile(r"^step-(\d{9,})$")
+_OLD_DIR = re.compile(r"^\.old-step-(\d{9,})-(\d+)$")
+_TMP_DIR = re.compile(r"^\.(?:tmp|old|del)-.*-(\d+)$")
+_CHUNK = 1 << 20
+
+_DISTRIBUTIONS = (
+    "torch",
+    "numpy",
+    "torchrl",
+    "tensordict",
+    "gymnasium",
+    "nes-py",
+    "gym-super-mario-bros",
+    "mario",
+    "wandb",
+)
+
+
+class CheckpointError(Exception):
+    """A checkpoint is missing, corrupt, truncated or incompatible (the message names the file)."""
+
+
+class RunDirError(CheckpointError):
+    """The run folder cannot be created or written."""
+
+
+@dataclass(frozen=True)
+class CheckpointInfo:
+    """A checkpoint folder whose save finished (it has a valid MANIFEST.json)."""
+
+    path: Path
+    step: int
+    manifest: dict[str, Any]
+
+    @property
+    def state_path(self) -> Path:
+        return self.path / STATE
+
+    @property
+    def replay_path(self) -> Path | None:
+        """The ``replay/`` folder, or None when none was saved or it was pruned."""
+        return self.path / REPLAY if self.manifest.get("replay") else None
+
+
+# --------------------------------------------------------------------------- fs helpers
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_tree(root: Path) -> list[dict[str, Any]]:
+    """Fsync every file and folder under ``root``; return its files as manifest entries."""
+    entries: list[dict[str, Any]] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in sorted(filenames):
+            file = Path(dirpath) / name
+            fd = os.open(file, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+                size = os.fstat(fd).st_size
+            finally:
+                os.close(fd)
+            entries.append({"path": file.relative_to(root.parent).as_posix(), "size": size})
+        _fsync_dir(Path(dirpath))
+    return entries
+
+
+def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=2, sort_keys=True)
+        f.write("\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def _remove_tree(path: Path, ckpt_dir: Path) -> None:
+    """Delete a folder so that no half-deleted checkpoint is ever visible under its name."""
+    doomed = ckpt_dir / f".del-{path.name.lstrip('.')}-{os.getpid()}"
+    os.rename(path, doomed)
+    _fsync_dir(ckpt_dir)
+    shutil.rmtree(doomed, ignore_errors=True)
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return False  # our own leftovers: we are not saving right now
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class _HashingWriter:
+    """File wrapper that hashes what torch.save writes, so state.pt is never read back."""
+
+    def __init__(self, f: BinaryIO) -> None:
+        self._f = f
+        self.sha256 = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes | memoryview) -> int:
+        self.sha256.update(data)
+        self.size += len(data)
+        return self._f.write(data)
+
+    def flush(self) -> None:
+        self._f.flush()
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+# --------------------------------------------------------------------------- state checks
+
+_LEAF_TYPES = (bool, int, float, str, bytes, type(None), torch.Tensor, torch.dtype, torch.Size)
+
+
+def _check_loadable(value: Any, where: str) -> None:
+    """Raise ValueError if ``value`` holds something ``torch.load(weights_only=True)`` rejects."""
+    if isinstance(value, _LEAF_TYPES):
+        if isinstance(value, torch.Tensor) and value.is_sparse:
+            raise ValueError(f"state{where}: sparse tensors are not supported in checkpoints")
+        return
+    if isinstance(value, (dict, OrderedDict)):
+        for key, item in value.items():
+            if not isinstance(key, (str, int)):
+                raise ValueError(
+                    f"state{where}: dict key {key!r} has type {type(key).__name__}; "
+                    "checkpoint dict keys must be str or int"
+                )
+            _check_loadable(item, f"{where}[{key!r}]")
+        return
+    if isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            _check_loadable(item, f"{where}[{i}]")
+        return
+    raise ValueError(
+        f"state{where} has type {type(value).__module__}.{type(value).__qualname__}, which "
+        "weights_only loading rejects; valid: tensor, bool, int, float, str, bytes, None, "
+        "list, tuple, dict (convert NumPy values with .tolist() or torch.from_numpy)"
+    )
+
+
+# --------------------------------------------------------------------------- manifest
+
+
+def _read_manifest(ckpt: Path) -> dict[str, Any] | None:
+    """The parsed manifest, or None when it is missing or not a valid manifest."""
+    try:
+        data = json.loads((ckpt / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("step"), int):
+        return None
+    files = data.get("files")
+    if not isinstance(files, list) or not any(
+        isinstance(e, dict) and e.get("path") == STATE and isinstance(e.get("sha256"), str)
+        for e in files
+    ):
+        return None
+    return data
+
+
+def _info_for(path: Path, step_from_name: int | None) -> CheckpointInfo | None:
+    manifest = _read_manifest(path)
+    if manifest is None:
+        return None
+    if step_from_name is not None and manifest["step"] != step_from_name:
+        return None
+    return CheckpointInfo(path=path, step=int(manifest["step"]), manifest=manifest)
+
+
+def _verify(info: CheckpointInfo) -> None:
+    """Check format, presence, size and (for state.pt) sha256 of every listed file."""
+    version = info.manifest.get("format_version")
+    if version != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{info.path / MANIFEST}: incompatible checkpoint format_version {version!r} "
+            f"(this version of mario reads {FORMAT_VERSION})"
+        )
+    for entry in info.manifest["files"]:
+        file = info.path / entry["path"]
+        try:
+            size = file.stat().st_size
+        except FileNotFoundError:
+            raise CheckpointError(f"{file}: missing (listed in {MANIFEST})") from None
+        if size != entry.get("size"):
+            kind = "truncated" if size < entry.get("size", 0) else "corrupt"
+            raise CheckpointError(
+                f"{file}: {kind}: {size} bytes, {MANIFEST} says {entry.get('size')}"
+            )
+        if "sha256" in entry and _sha256_file(file) != entry["sha256"]:
+            raise CheckpointError(f"{file}: corrupt: sha256 does not match {MANIFEST}")
+
+
+# --------------------------------------------------------------------------- listing
+
+
+def _checkpoints_dir(run_dir: Path) -> Path:
+    return Path(run_dir) / CHECKPOINTS
+
+
+def _scan(ckpt_dir: Path) -> list[CheckpointInfo]:
+    """Finished checkpoints, oldest first, including an ``.old-*`` copy orphaned by a crash."""
+    if not ckpt_dir.is_dir():
+        return []
+    by_step: dict[int, CheckpointInfo] = {}
+    orphans: dict[int, CheckpointInfo] = {}
+    for child in ckpt_dir.iterdir():
+        if (m := _STEP_DIR.match(child.name)) and child.is_dir():
+            if info := _info_for(child, int(m.group(1))):
+                by_step[info.step] = info
+        elif (
+            (m := _OLD_DIR.match(child.name))
+            and child.is_dir()
+            and (info := _info_for(child, int(m.group(1))))
+        ):
+            # A same-step replacement moved the old copy aside and crashed before the new
+            # one was renamed in: the old copy is still a complete checkpoint.
+            orphans[info.step] = info
+    for step, info in orphans.items():
+        by_step.setdefault(step, info)
+    return [by_step[s] for s in sorted(by_step)]
+
+
+def list_checkpoints(run_dir: Path, *, verify: bool = False) -> list[CheckpointInfo]:
+    """Complete checkpoints of a run, oldest first.
+
+    Without ``verify`` a checkpoint is complete when its save finished (a valid
+    MANIFEST.json, which is written last) — cheap, no file is read. With ``verify`` the
+    listed files must also exist with their sizes and state.pt must match its sha256
+    (reads every state.pt).
+    """
+    found = _scan(_checkpoints_dir(run_dir))
+    if not verify:
+        return found
+    good = []
+    for info in found:
+        try:
+            _verify(info)
+        except CheckpointError:
+            continue
+        good.append(info)
+    return good
+
+
+def _candidates(path: Path) -> tuple[list[CheckpointInfo], bool]:
+    """Checkpoints for ``path``, newest first, and whether ``path`` named a whole run."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"{path}: missing (no such file or folder)")
+    if path.is_file():
+        if path.name != STATE:
+            raise CheckpointError(
+                f"{path}: not a checkpoint (expected a run folder, a checkpoint folder or "
+                f"its {STATE})"
+            )
+        path = path.parent
+    if (path / MANIFEST).exists() or _STEP_DIR.match(path.name):
+        info = _info_for(path, None)
+        if info is None:
+            raise CheckpointError(
+                f"{path / MANIFEST}: missing or corrupt: the save of this checkpoint did not finish"
+            )
+        return [info], False
+    ckpt_dir = path / CHECKPOINTS
+    if not ckpt_dir.is_dir() and path.name == CHECKPOINTS:
+        ckpt_dir = path
+    found = _scan(ckpt_dir)
+    if not found:
+        raise CheckpointError(f"{ckpt_dir}: missing: no complete checkpoint (step-*/{MANIFEST})")
+    return found[::-1], True
+
+
+def resolve_checkpoint(path: Path) -> CheckpointInfo:
+    """The checkpoint that ``path`` names.
+
+    ``path`` may be a run folder (its newest complete checkpoint), its ``checkpoints/``
+    folder, a checkpoint folder, or a checkpoint's state.pt.
+    """
+    return _candidates(path)[0][0]
+
+
+def load_checkpoint(
+    path: Path, *, fallback: bool = False
+) -> tuple[dict[str, Any], CheckpointInfo, list[str]]:
+    """Load a checkpoint's state after checking sizes and the sha256 of state.pt.
+
+    With ``fallback`` and a run folder, a newest checkpoint that fails the check (or fails
+    to load) is skipped for the previous one; each skip adds a one-line warning naming the
+    file. Returns ``(state, info, warnings)``.
+    """
+    candidates, is_run = _candidates(path)
+    warnings: list[str] = []
+    for info in candidates:
+        try:
+            _verify(info)
+            state = _torch_load(info.state_path)
+        except CheckpointError as err:
+            if not (fallback and is_run):
+                raise
+            warnings.append(f"skipped checkpoint step {info.step}: {err}")
+            continue
+        return state, info, warnings
+    raise CheckpointError(
+        f"{candidates[0].path.parent}: no intact checkpoint: " + "; ".join(warnings)
+    )
+
+
+def _torch_load(file: Path) -> dict[str, Any]:
+    try:
+        state = torch.load(file, weights_only=True, map_location="cpu")
+    except Exception as err:  # torch raises UnpicklingError, RuntimeError, EOFError, ...
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(f"{file}: incompatible or corrupt: {first}") from err
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{file}: incompatible: holds {type(state).__name__}, not a dict")
+    return state
+
+
+# --------------------------------------------------------------------------- saving
+
+
+def save_checkpoint(
+    run_dir: Path,
+    step: int,
+    state: dict[str, Any],
+    *,
+    write_replay: Callable[[Path], None] | None = None,
+    keep_last: int = 3,
+    is_best: bool = False,
+    keep_replay_last: int = 1,
+) -> CheckpointInfo:
+    """Write ``state`` (and the replay, via ``write_replay(folder)``) as checkpoint ``step``.
+
+    The checkpoint appears atomically; saving an existing step replaces it atomically.
+    Afterwards the newest ``keep_last`` checkpoints and the best one are kept, and only the
+    newest ``keep_replay_last`` keep their ``replay/`` folder. ``is_best`` marks this one
+    best (without a metric; use :func:`mark_best` to record one).
+    """
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        raise ValueError(f"step must be an int >= 0, got {step!r}")
+    if keep_last < 1:
+        raise ValueError(f"keep_last must be >= 1, got {keep_last}")
+    if keep_replay_last < 0:
+        raise ValueError(f"keep_replay_last must be >= 0, got {keep_replay_last}")
+    if not isinstance(state, dict):
+        raise ValueError(f"state must be a dict, got {type(state).__name__}")
+    _check_loadable(state, "")
+
+    ckpt_dir = _checkpoints_dir(run_dir)
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    _clean_leftovers(ckpt_dir)
+
+    name = f"step-{step:09d}"
+    tmp = ckpt_dir / f".tmp-{name}-{os.getpid()}"
+    tmp.mkdir()
+    try:
+        with open(tmp / STATE, "wb") as f:
+            writer = _HashingWriter(f)
+            torch.save(state, writer)  # type: ignore[arg-type]  # needs only write/flush
+            f.flush()
+            os.fsync(f.fileno())
+        files: list[dict[str, Any]] = [
+            {"path": STATE, "size": writer.size, "sha256": writer.sha256.hexdigest()}
+        ]
+        has_replay = write_replay is not None
+        if write_replay is not None:
+            replay_dir = tmp / REPLAY
+            replay_dir.mkdir()
+            write_replay(replay_dir)
+            files += _fsync_tree(replay_dir)
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "step": step,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "files": files,
+            "replay": has_replay,
+            "versions": package_versions(),
+        }
+        with open(tmp / MANIFEST, "w", encoding="utf-8") as f:
+            json.dump(manifest, f, indent=2, sort_keys=True)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        _fsync_dir(tmp)
+        final = ckpt_dir / name
+        if final.exists():
+            aside = ckpt_dir / f".old-{name}-{os.getpid()}"
+            os.rename(final, aside)
+            os.rename(tmp, final)
+            _fsync_dir(ckpt_dir)
+            shutil.rmtree(aside, ignore_errors=True)
+        else:
+            os.rename(tmp, final)
+            _fsync_dir(ckpt_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+    info = CheckpointInfo(path=final, step=step, manifest=manifest)
+    if is_best:
+        _write_best(Path(run_dir), info, None)
+    _prune(Path(run_dir), keep_last=keep_last, keep_replay_last=keep_replay_last)
+    return info
+
+
+def _clean_leftovers(ckpt_dir: Path) -> None:
+    """Remove what crashed saves left behind; restore an ``.old-*`` copy that is still needed."""
+    for child in ckpt_dir.iterdir():
+        m = _TMP_DIR.match(child.name)
+        if m is None or not child.is_dir() or _pid_alive(int(m.group(1))):
+            continue
+        old = _OLD_DIR.match(child.name)
+        if (
+            old
+            and not (ckpt_dir / f"step-{old.group(1)}").exists()
+            and _info_for(child, int(old.group(1))) is not None
+        ):
+            os.rename(child, ckpt_dir / f"step-{old.group(1)}")
+            _fsync_dir(ckpt_dir)
+            continue
+        shutil.rmtree(child, ignore_errors=True)
+
+
+def _best_step(run_dir: Path) -> int | None:
+    try:
+        data = json.loads((run_dir / BEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    step = data.get("step") if isinstance(data, dict) else None
+    return step if isinstance(step, int) else None
+
+
+def _write_best(run_dir: Path, info: CheckpointInfo, metric: float | None) -> None:
+    _write_json_atomic(
+        run_dir / BEST,
+        {
+            "step": info.step,
+            "path": os.path.relpath(info.path, run_dir),
+            "metric": metric,
+            "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        },
+    )
+
+
+def mark_best(run_dir: Path, info: CheckpointInfo, metric: float) -> None:
+    """Record ``info`` as the best checkpoint in ``RUN/best.json``; pruning keeps it."""
+    metric = float(metric)
+    if metric != metric or metric in (float("inf"), float("-inf")):
+        raise ValueError(f"metric must be a finite number, got {metric}")
+    _write_best(Path(run_dir), info, metric)
+
+
+def _prune(run_dir: Path, *, keep_last: int, keep_replay_last: int) -> None:
+    ckpt_dir = _checkpoints_dir(run_dir)
+    found = [i for i in _scan(ckpt_dir) if _STEP_DIR.match(i.path.name)]
+    best = _best_step(run_dir)
+    keep = {i.step for i in found[-keep_last:]}
+    if best is not None:
+        keep.add(best)
+    for info in found:
+        if info.step not in keep:
+            _remove_tree(info.path, ckpt_dir)
+    replay_keep = (
+        {i.step for i in found[len(found) - keep_replay_last :]} if keep_replay_last else set()
+    )
+    for info in found:
+        if info.step in keep and info.step not in replay_keep:
+            _strip_replay(info)
+
+
+def _strip_replay(info: CheckpointInfo) -> None:
+    """Drop ``replay/``: first from the manifest (atomically), then from the disk."""
+    replay = info.path / REPLAY
+    if info.manifest.get("replay"):
+        manifest = dict(info.manifest)
+        manifest["files"] = [e for e in manifest["files"] if not e["path"].startswith(REPLAY + "/")]
+        manifest["replay"] = False
+        manifest["replay_pruned"] = True
+        _write_json_atomic(info.path / MANIFEST, manifest)
+    if replay.exists():
+        _remove_tree(replay, info.path)
+    for child in info.path.iterdir():  # a replay whose deletion a crash interrupted
+        if child.name.startswith(".del-") and child.is_dir():
+            shutil.rmtree(child, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- run folder
+
+
+def check_writable(dir: Path) -> None:
+    """Create ``dir`` if needed and prove a file can be written there; else RunDirError."""
+    dir = Path(dir)
+    try:
+        dir.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise RunDirError(f"run folder {dir}: exists but is not a folder") from None
+    except OSError as err:
+        raise RunDirError(f"run folder {dir}: cannot create it: {err.strerror}") from None
+    if not dir.is_dir():
+        raise RunDirError(f"run folder {dir}: exists but is not a folder")
+    try:
+        with tempfile.NamedTemporaryFile(dir=dir, prefix=".write-test-") as f:
+            f.write(b"ok")
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as err:
+        raise RunDirError(f"run folder {dir}: not writable: {err.strerror}") from None
+
+
+# --------------------------------------------------------------------------- rng + versions
+
+
+def rng_state() -> dict[str, Any]:
+    """The state of Python's, NumPy's global and torch's (CPU + every CUDA device) RNGs.
+
+    Plain ints, lists and tensors only, so it survives ``torch.load(weights_only=True)``.
+    """
+    version, py_state, gauss = random.getstate()
+    np_name, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state(legacy=True)
+    state: dict[str, Any] = {
+        "python": {"version": version, "state": list(py_state), "gauss_next": gauss},
+        "numpy": {
+            "bit_generator": str(np_name),
+            "keys": torch.from_numpy(np.asarray(np_keys, dtype=np.uint32).astype(np.int64)),
+            "pos": int(np_pos),
+            "has_gauss": int(np_has_gauss),
+            "cached_gaussian": float(np_gauss),
+        },
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+    return state
+
+
+def set_rng_state(d: dict[str, Any]) -> None:
+    """Restore what :func:`rng_state` captured.
+
+    CUDA states are restored for as many devices as both the state and this machine have
+    (a run resumed on a machine without CUDA keeps its CPU streams).
+    """
+    try:
+        py = d["python"]
+        npd = d["numpy"]
+        random.setstate((int(py["version"]), tuple(int(x) for x in py["state"]), py["gauss_next"]))
+        keys = torch.as_tensor(npd["keys"]).numpy().astype(np.uint32)
+        np.random.set_state(
+            (
+                str(npd["bit_generator"]),
+                keys,
+                int(npd["pos"]),
+                int(npd["has_gauss"]),
+                float(npd["cached_gaussian"]),
+            )
+        )
+        torch.set_rng_state(torch.as_tensor(d["torch"], dtype=torch.uint8))
+    except (KeyError, TypeError, ValueError) as err:
+        raise ValueError(
+            f"rng state is malformed ({err!r}); expected what rng_state() returns"
+        ) from err
+    cuda = d.get("cuda") or []
+    if cuda and torch.cuda.is_available():
+        for i, s in enumerate(cuda[: torch.cuda.device_count()]):
+            torch.cuda.set_rng_state(torch.as_tensor(s, dtype=torch.uint8), device=i)
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of Python and the packages a checkpoint depends on ("not installed" if absent)."""
+    versions = {"python": platform.python_version()}
+    for dist in _DISTRIBUTIONS:
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            versions[dist] = "not installed"
+    return versions

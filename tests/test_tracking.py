@@ -1,0 +1,263 @@
+"""Tests of mario.tracking with real W&B in offline mode (no network, no real keys)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import av
+import matplotlib.image
+import numpy as np
+import pytest
+
+from mario.tracking import Tracker, plot_metrics, read_metrics, resolve_wandb_mode
+
+SECRET = "sk-test-0123456789abcdef-not-a-real-key"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh HOME and W&B folders, no key anywhere, and a secret that must never leak."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    for var in ("WANDB_API_KEY", "WANDB_MODE", "WANDB_BASE_URL", "NETRC", "WANDB_RUN_ID"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.setenv("WANDB_CONFIG_DIR", str(home / ".config" / "wandb"))
+    monkeypatch.setenv("WANDB_CACHE_DIR", str(home / ".cache" / "wandb"))
+    monkeypatch.setenv("WANDB_DATA_DIR", str(home / ".local" / "wandb"))
+    monkeypatch.setenv("MARIO_TEST_SECRET", SECRET)
+    return home
+
+
+def _offline_dirs(run_dir: Path, run_id: str) -> list[Path]:
+    return sorted((run_dir / "wandb").glob(f"offline-run-*-{run_id}"))
+
+
+def _all_bytes(folder: Path) -> bytes:
+    return b"".join(p.read_bytes() for p in folder.rglob("*") if p.is_file())
+
+
+def test_offline_run_logs_and_resumes(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    config = {"lr": 0.00025, "stage": "1-1", "batch_size": 32}
+
+    t0 = time.perf_counter()
+    tracker = Tracker(run_dir, config, wandb_mode="offline")
+    init_s = time.perf_counter() - t0
+    run_id = tracker.run_id
+    for step in (100, 200):
+        tracker.log(step, {"loss": 0.5, "epsilon": 0.9, "done": False, "note": "ok"})
+    tracker.log(250, {"return": 12.0, "x_pos": 300}, kind="episode")
+    assert tracker.wandb_run_dir is not None
+    tracker.close()
+    tracker.close()  # idempotent
+
+    print(f"wandb offline init took {init_s:.2f} s")
+    assert init_s < 30, f"wandb offline init took {init_s:.1f} s"
+    (first,) = _offline_dirs(run_dir, run_id)
+    wandb_file = first / f"run-{run_id}.wandb"
+    assert wandb_file.stat().st_size > 0
+    data = wandb_file.read_bytes()
+    for text in (b"train/loss", b"episode/x_pos", b"agent_step", b"batch_size"):
+        assert text in data
+
+    # A second process resumes the same W&B run id.
+    resumed = Tracker(run_dir, config, wandb_mode="offline", run_id=run_id)
+    resumed.log(300, {"loss": 0.25})
+    resumed.close()
+    dirs = _offline_dirs(run_dir, run_id)
+    assert len(dirs) == 2
+    data = (dirs[1] / f"run-{run_id}.wandb").read_bytes()
+    assert run_id.encode() in data and b"train/loss" in data
+
+    records = read_metrics(run_dir / "metrics.jsonl")
+    assert [r["kind"] for r in records] == [
+        "session",
+        "train",
+        "train",
+        "episode",
+        "session",
+        "train",
+    ]
+    assert [r["step"] for r in records if r["kind"] == "train"] == [100, 200, 300]
+    assert records[1] == {**records[1], "loss": 0.5, "done": False, "note": "ok"}
+    for line in (run_dir / "metrics.jsonl").read_text().splitlines():
+        assert isinstance(json.loads(line)["step"], int)
+
+    assert SECRET.encode() not in _all_bytes(run_dir)
+
+
+def test_disabled_mode_writes_metrics_only(tmp_path: Path) -> None:
+    with Tracker(tmp_path, {"a": 1}, wandb_mode="disabled", run_id="myrun-1") as tracker:
+        tracker.log(1, {"loss": np.float32(0.5), "count": np.int64(3)})
+        assert tracker.wandb_run_dir is None
+    assert not (tmp_path / "wandb").exists()
+    (_, record) = read_metrics(tmp_path / "metrics.jsonl")
+    assert (record["loss"], record["count"]) == (0.5, 3)
+
+
+def test_start_step_marks_the_resumed_session(tmp_path: Path) -> None:
+    with Tracker(tmp_path, {}, wandb_mode="disabled") as tracker:
+        for step in (100, 200, 300):
+            tracker.log(step, {"loss": 1.0})
+    with Tracker(tmp_path, {}, wandb_mode="disabled", start_step=150) as tracker:
+        tracker.log(250, {"loss": 2.0})
+    records = read_metrics(tmp_path / "metrics.jsonl")
+    assert [(r["step"], r["kind"]) for r in records][-2:] == [(150, "session"), (250, "train")]
+    from mario.tracking import _drop_rewound
+
+    kept = [(r["step"], r.get("loss")) for r in _drop_rewound(records) if r["kind"] == "train"]
+    assert kept == [(100, 1.0), (250, 2.0)]
+
+
+def test_log_rejects_bad_input(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="not one of online, offline, disabled"):
+        Tracker(tmp_path, {}, wandb_mode="auto")
+    with pytest.raises(ValueError, match="run_id"):
+        Tracker(tmp_path, {}, wandb_mode="disabled", run_id="a/b")
+    with Tracker(tmp_path, {}, wandb_mode="disabled") as tracker:
+        with pytest.raises(ValueError, match="reserved"):
+            tracker.log(1, {"step": 3})
+        with pytest.raises(TypeError, match="'obs'"):
+            tracker.log(1, {"obs": np.zeros(3)})
+        with pytest.raises(TypeError, match="step must be an int"):
+            tracker.log(1.5, {"loss": 1.0})  # type: ignore[arg-type]
+
+
+def test_read_metrics_survives_truncated_last_line(tmp_path: Path) -> None:
+    path = tmp_path / "metrics.jsonl"
+    with Tracker(tmp_path, {}, wandb_mode="disabled") as tracker:
+        for step in range(1, 4):
+            tracker.log(step, {"loss": 1.0 / step})
+    with open(path, "a") as f:
+        f.write('{"step": 4, "kind": "train", "lo')  # a kill -9 in mid-write
+    assert [r["step"] for r in read_metrics(path) if r["kind"] == "train"] == [1, 2, 3]
+
+    # The next tracker cuts the partial line before appending.
+    with Tracker(tmp_path, {}, wandb_mode="disabled") as tracker:
+        tracker.log(4, {"loss": 0.25})
+    lines = path.read_text().splitlines()
+    assert all(json.loads(line) for line in lines)
+    assert [r["step"] for r in read_metrics(path) if r["kind"] == "train"] == [1, 2, 3, 4]
+
+    path.write_text('{"step": 1, "kind": "train"}\nnot json\n{"step": 2, "kind": "train"}\n')
+    with pytest.raises(ValueError, match=r"metrics\.jsonl:2"):
+        read_metrics(path)
+    assert read_metrics(tmp_path / "missing.jsonl") == []
+
+
+def test_plot_writes_png(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    with Tracker(tmp_path, {}, wandb_mode="disabled") as tracker:
+        for i in range(1, 301):
+            step = i * 500
+            tracker.log(step, {"loss": float(rng.random()), "epsilon": max(0.1, 1 - i / 200)})
+            if i % 3 == 0:
+                x = float(rng.integers(40, 3000))
+                tracker.log(step, {"return": x / 10, "x_pos": x}, kind="episode")
+            if i % 50 == 0:
+                tracker.log(step, {"x_pos_mean": 800.0, "flag_rate": 0.2}, kind="eval")
+        out = tracker.plot()
+    assert out == tmp_path / "curves.png"
+    assert out.read_bytes()[:8] == PNG_SIGNATURE
+    image = matplotlib.image.imread(out)
+    assert image.shape[0] > 400 and image.shape[1] > 800
+    assert image.std() > 0.05  # something was drawn
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+    from mario.tracking import _PANELS, _series
+
+    records = read_metrics(tmp_path / "metrics.jsonl")
+    for title, kind, keys, _ in _PANELS:  # every panel found its data
+        assert len(_series(records, kind, keys)[0]) >= 6, title
+
+    # An empty log still gives a valid picture ("no data yet").
+    empty = plot_metrics([], tmp_path / "empty.png")
+    assert empty.read_bytes()[:8] == PNG_SIGNATURE
+
+
+def test_plot_keeps_only_the_resumed_history() -> None:
+    from mario.tracking import _drop_rewound
+
+    records = [
+        {"step": 0, "kind": "session"},
+        {"step": 100, "kind": "train", "loss": 1.0},
+        {"step": 90, "kind": "episode", "x_pos": 1},  # a little out of order: kept
+        {"step": 200, "kind": "train", "loss": 2.0},  # lost with the killed segment
+        {"step": 150, "kind": "session"},  # resumed from the checkpoint at 150
+        {"step": 160, "kind": "train", "loss": 3.0},
+    ]
+    kept = _drop_rewound(records)
+    assert [(r["step"], r["kind"]) for r in kept] == [
+        (0, "session"),
+        (100, "train"),
+        (90, "episode"),
+        (150, "session"),
+        (160, "train"),
+    ]
+
+
+def _make_mp4(path: Path, frames: int = 16) -> None:
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=15)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for i in range(frames):
+            rgb = np.zeros((48, 64, 3), dtype=np.uint8)
+            rgb[:, : 4 * (i + 1)] = (200, 30, 30)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+def test_log_video_lands_in_offline_run_files(tmp_path: Path) -> None:
+    video = tmp_path / "episode.mp4"
+    _make_mp4(video)
+    run_dir = tmp_path / "run"
+    tracker = Tracker(run_dir, {}, wandb_mode="offline")
+    tracker.log_video(1000, video)
+    with pytest.raises(ValueError, match=r"suffix '\.avi'"):
+        tracker.log_video(1000, tmp_path / "x.avi")
+    tracker.close()
+
+    (offline,) = _offline_dirs(run_dir, tracker.run_id)
+    logged = list((offline / "files" / "media").rglob("*.mp4"))
+    assert len(logged) == 1
+    assert logged[0].read_bytes() == video.read_bytes()
+    with av.open(str(logged[0])) as container:
+        assert sum(1 for _ in container.decode(video=0)) == 16
+    (record,) = [r for r in read_metrics(run_dir / "metrics.jsonl") if r["kind"] == "video"]
+    assert (record["step"], record["eval/video"]) == (1000, str(video))
+
+
+def test_resolve_wandb_mode(isolated_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    mode, message = resolve_wandb_mode("auto", Path("/runs/r1"))
+    assert mode == "offline"
+    assert message is not None and "\n" not in message
+    assert "wandb sync /runs/r1/wandb/offline-run-*" in message
+
+    monkeypatch.setenv("WANDB_API_KEY", SECRET)
+    assert resolve_wandb_mode("auto") == ("online", None)
+    mode, message = resolve_wandb_mode("offline")
+    assert mode == "offline" and message is not None and SECRET not in message
+    assert resolve_wandb_mode("disabled") == ("disabled", None)
+    monkeypatch.delenv("WANDB_API_KEY")
+
+    netrc = isolated_env / ".netrc"
+    netrc.write_text(f"machine api.wandb.ai\n  login user\n  password {SECRET}\n")
+    netrc.chmod(0o600)
+    assert resolve_wandb_mode("auto") == ("online", None)
+    netrc.write_text(f"machine example.com\n  login user\n  password {SECRET}\n")
+    assert resolve_wandb_mode("auto")[0] == "offline"
+
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    mode, message = resolve_wandb_mode("auto")
+    assert mode == "disabled" and message is not None and "WANDB_MODE" in message
+    assert resolve_wandb_mode("online") == ("online", None)
+
+    with pytest.raises(ValueError, match="'cloud' is not one of auto, online, offline"):
+        resolve_wandb_mode("cloud")
