@@ -1,0 +1,90 @@
+"""Learner throughput: Double-DQN updates per second for a range of batch sizes."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Sequence
+
+import torch
+
+from mario.dqn import Learner
+from mario.net import FRAME_SIZE, MarioNet
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def bench_learner(
+    batch_sizes: Sequence[int] = (32, 64, 128, 256),
+    device: str | torch.device = "cpu",
+    steps: int = 20,
+    *,
+    repeats: int = 3,
+    warmup: int = 3,
+    n_actions: int = 7,
+    in_channels: int = 4,
+    dueling: bool = False,
+    amp: bool = False,
+    compile: bool = False,
+    seed: int = 0,
+) -> list[dict[str, float | int | str | bool]]:
+    """Time ``steps`` learner updates per repeat on a random uint8 batch already on ``device``.
+
+    Returns one row per batch size: ``updates_per_s`` and ``samples_per_s`` are medians over
+    ``repeats``; ``amp``/``compiled`` report what the learner really used (both CUDA only).
+    Measures the learner alone: sampling from replay and the host-to-device copy are excluded.
+    """
+    if not batch_sizes or any(
+        isinstance(b, bool) or not isinstance(b, int) or b < 1 for b in batch_sizes
+    ):
+        raise ValueError(f"batch_sizes must be a non-empty list of ints >= 1, got {batch_sizes!r}")
+    for name, value, low in (("steps", steps, 1), ("repeats", repeats, 1), ("warmup", warmup, 0)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+    dev = torch.device(device)
+    generator = torch.Generator(device=dev).manual_seed(seed)
+    rows: list[dict[str, float | int | str | bool]] = []
+    for batch_size in batch_sizes:
+        torch.manual_seed(seed)
+        net = MarioNet(n_actions, in_channels, dueling=dueling).to(dev)
+        learner = Learner(net, amp=amp, compile=compile, target_update_every=1_000)
+        frames = (batch_size, in_channels, FRAME_SIZE, FRAME_SIZE)
+        batch = {
+            "obs": torch.randint(
+                0, 256, frames, dtype=torch.uint8, device=dev, generator=generator
+            ),
+            "next_obs": torch.randint(
+                0, 256, frames, dtype=torch.uint8, device=dev, generator=generator
+            ),
+            "action": torch.randint(0, n_actions, (batch_size,), device=dev, generator=generator),
+            "reward": torch.rand(batch_size, device=dev, generator=generator),
+            "discount": torch.full((batch_size,), 0.9**3, device=dev),
+            "weight": torch.ones(batch_size, device=dev),
+        }
+        for _ in range(warmup):
+            learner.update(batch)
+        times = []
+        for _ in range(repeats):
+            _synchronize(dev)
+            t0 = time.perf_counter()
+            for _ in range(steps):
+                learner.update(batch)
+            _synchronize(dev)
+            times.append(time.perf_counter() - t0)
+        updates_per_s = steps / statistics.median(times)
+        rows.append(
+            {
+                "batch_size": batch_size,
+                "updates_per_s": updates_per_s,
+                "samples_per_s": updates_per_s * batch_size,
+                "device": str(dev),
+                "steps": steps,
+                "repeats": repeats,
+                "amp": learner.amp,
+                "compiled": learner.compiled,
+            }
+        )
+    return rows

@@ -1,0 +1,328 @@
+"""Double-DQN: the bootstrapped target, the Huber loss, one learner step, and exploration."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, cast
+
+import torch
+import torch.nn.functional as F
+
+from mario.net import MarioNet
+
+TargetSync = Literal["hard", "soft"]
+ScheduleKind = Literal["linear", "exponential"]
+BATCH_KEYS: tuple[str, ...] = ("obs", "action", "reward", "discount", "next_obs")
+"""Keys a learner batch must hold; ``weight`` (importance weights) is optional."""
+
+
+# --------------------------------------------------------------------------- target and loss
+
+
+def double_dqn_target_from_q(
+    reward: torch.Tensor,
+    discount: torch.Tensor,
+    next_q_online: torch.Tensor,
+    next_q_target: torch.Tensor,
+) -> torch.Tensor:
+    """Double-DQN target from the two heads' Q-values at s' (shapes (N,), (N,), (N, A), (N, A)).
+
+    The online head chooses the action and the target head rates it, which removes the
+    max-operator's overestimation of vanilla DQN (van Hasselt et al. 2016):
+
+        a*  = argmax_a Q_online(s', a)
+        y   = r + discount * Q_target(s', a*)
+
+    ``reward`` is the n-step discounted return and ``discount`` is gamma**n, or 0 when the
+    episode terminated within those n steps (a truncated episode still bootstraps).
+    """
+    n = reward.shape[0]
+    if next_q_online.shape != next_q_target.shape or next_q_online.dim() != 2:
+        raise ValueError(
+            "next_q_online and next_q_target must both be (N, A), got "
+            f"{tuple(next_q_online.shape)} and {tuple(next_q_target.shape)}"
+        )
+    if reward.shape != (n,) or discount.shape != (n,) or next_q_online.shape[0] != n:
+        raise ValueError(
+            f"reward and discount must be (N,) with N = {next_q_online.shape[0]}, "
+            f"got {tuple(reward.shape)} and {tuple(discount.shape)}"
+        )
+    best = next_q_online.argmax(dim=1, keepdim=True)
+    next_value = next_q_target.gather(1, best).squeeze(1).float()
+    return reward.float() + discount.float() * next_value
+
+
+def double_dqn_target(
+    reward: torch.Tensor, discount: torch.Tensor, next_obs: torch.Tensor, net: MarioNet
+) -> torch.Tensor:
+    """Double-DQN target y (N,) for uint8 ``next_obs``; no gradient flows into it."""
+    with torch.no_grad():
+        return double_dqn_target_from_q(
+            reward, discount, net(next_obs, model="online"), net(next_obs, model="target")
+        )
+
+
+def _column(value: torch.Tensor, key: str, n: int) -> torch.Tensor:
+    """A batch entry as a (N,) tensor: replay buffers often store scalars as (N, 1)."""
+    if value.numel() != n:
+        raise ValueError(
+            f"batch[{key!r}] must hold {n} values (one per obs), got shape {tuple(value.shape)}"
+        )
+    return value.reshape(n)
+
+
+def dqn_loss(
+    batch: Mapping[str, Any], net: MarioNet, *, huber_delta: float = 1.0
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Importance-weighted Huber loss between Q_online(s, a) and the Double-DQN target.
+
+    ``batch`` (a dict or TensorDict) holds ``obs`` and ``next_obs`` uint8 (N, C, 84, 84),
+    ``action`` int64, ``reward``, ``discount`` and optionally ``weight`` (PER importance
+    weights; all ones when absent), each (N,) or (N, 1). The loss is ``mean(w * huber(td))``
+    as in the PER paper. ``info`` holds ``td_abs`` (N,) detached, for new priorities, and
+    ``q_mean``, the mean Q(s, a) for logging, both tensors on the net's device (no host sync).
+    """
+    missing = [k for k in BATCH_KEYS if k not in batch]
+    if missing:
+        raise ValueError(f"batch is missing {missing}; it needs {list(BATCH_KEYS)} (+ 'weight')")
+    if huber_delta <= 0:
+        raise ValueError(f"huber_delta must be > 0, got {huber_delta!r}")
+    obs = batch["obs"]
+    n = obs.shape[0]
+    device = net.device
+    action = _column(batch["action"], "action", n).to(device, non_blocking=True)
+    if action.dtype != torch.int64:
+        raise ValueError(f"batch['action'] must be int64, got {action.dtype}")
+    f32 = torch.float32  # replay may hand float64 (NumPy) rewards; the loss stays float32
+    reward = _column(batch["reward"], "reward", n).to(device, f32, non_blocking=True)
+    discount = _column(batch["discount"], "discount", n).to(device, f32, non_blocking=True)
+
+    q_sa = net(obs, model="online").gather(1, action.unsqueeze(1)).squeeze(1).float()
+    target = double_dqn_target(reward, discount, batch["next_obs"], net)
+    elementwise = F.huber_loss(q_sa, target, reduction="none", delta=huber_delta)
+    weight = batch.get("weight", None)
+    if weight is not None:
+        elementwise = elementwise * _column(weight, "weight", n).to(device, f32, non_blocking=True)
+    loss = elementwise.mean()
+    q_detached = q_sa.detach()
+    return loss, {"td_abs": (q_detached - target).abs(), "q_mean": q_detached.mean()}
+
+
+# --------------------------------------------------------------------------- learner
+
+
+class Learner:
+    """Owns the optimiser (Adam) and performs one Double-DQN update per :meth:`update` call.
+
+    ``target_sync="hard"`` copies online -> target every ``target_update_every`` updates;
+    ``"soft"`` Polyak-averages with ``tau`` after every update. ``amp`` (bfloat16 autocast)
+    and ``compile`` (``torch.compile``) take effect only on CUDA; on other devices they are
+    ignored, and :attr:`amp` / :attr:`compiled` say what is actually in use.
+    """
+
+    def __init__(
+        self,
+        net: MarioNet,
+        lr: float = 1e-4,
+        *,
+        adam_eps: float = 1.5e-4,
+        grad_clip: float | None = 10.0,
+        huber_delta: float = 1.0,
+        target_sync: TargetSync = "hard",
+        target_update_every: int = 10_000,
+        tau: float = 0.005,
+        amp: bool = False,
+        compile: bool = False,
+    ) -> None:
+        if not lr > 0:
+            raise ValueError(f"lr must be > 0, got {lr!r}")
+        if not adam_eps > 0:
+            raise ValueError(f"adam_eps must be > 0, got {adam_eps!r}")
+        if grad_clip is not None and not grad_clip > 0:
+            raise ValueError(f"grad_clip must be > 0 or None (no clipping), got {grad_clip!r}")
+        if huber_delta <= 0:
+            raise ValueError(f"huber_delta must be > 0, got {huber_delta!r}")
+        if target_sync not in ("hard", "soft"):
+            raise ValueError(f"target_sync must be one of ('hard', 'soft'), got {target_sync!r}")
+        if (
+            isinstance(target_update_every, bool)
+            or not isinstance(target_update_every, int)
+            or (target_update_every < 1)
+        ):
+            raise ValueError(
+                f"target_update_every must be an int >= 1, got {target_update_every!r}"
+            )
+        if not 0.0 < tau <= 1.0:
+            raise ValueError(f"tau must be in (0, 1], got {tau!r}")
+        self.net = net
+        self.grad_clip = grad_clip
+        self.huber_delta = huber_delta
+        self.target_sync = target_sync
+        self.target_update_every = target_update_every
+        self.tau = tau
+        on_cuda = net.device.type == "cuda"
+        self.amp = bool(amp) and on_cuda
+        self.compiled = bool(compile) and on_cuda
+        self._params = list(net.online.parameters())
+        # The fused kernel is one pass over all parameters: ~100x faster than the default
+        # on CPU here and the fastest on CUDA.
+        fused = net.device.type in ("cuda", "cpu")
+        self.optimizer = torch.optim.Adam(self._params, lr=lr, eps=adam_eps, fused=fused)
+        # The compiled wrapper shares parameters with ``net``; the target updates use ``net``.
+        self._loss_net = cast(MarioNet, torch.compile(net)) if self.compiled else net
+        self.updates = 0
+        self.target_syncs = 0
+
+    def update(self, batch: Mapping[str, Any]) -> dict[str, Any]:
+        """One gradient step on ``batch`` (see :func:`dqn_loss`), then the target update.
+
+        Returns ``loss``, ``q_mean``, ``grad_norm`` (before clipping) as floats (one host
+        sync for all three), ``td_abs`` (N,) as a detached tensor on the net's device, and
+        ``target_synced`` (whether a hard sync happened in this update).
+        """
+        autocast = (
+            torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+            if self.amp
+            else contextlib.nullcontext()
+        )
+        with autocast:
+            loss, info = dqn_loss(batch, self._loss_net, huber_delta=self.huber_delta)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        max_norm = self.grad_clip if self.grad_clip is not None else math.inf
+        grad_norm = torch.nn.utils.clip_grad_norm_(self._params, max_norm, foreach=True)
+        self.optimizer.step()
+        self.updates += 1
+
+        synced = False
+        if self.target_sync == "soft":
+            self.net.soft_update(self.tau)
+        elif self.updates % self.target_update_every == 0:
+            self.net.sync_target()
+            self.target_syncs += 1
+            synced = True
+
+        loss_f, q_mean_f, grad_norm_f = torch.stack(
+            [loss.detach().float(), info["q_mean"], grad_norm.float()]
+        ).tolist()
+        return {
+            "loss": loss_f,
+            "q_mean": q_mean_f,
+            "grad_norm": grad_norm_f,
+            "td_abs": info["td_abs"],
+            "target_synced": synced,
+        }
+
+    def state_dict(self) -> dict[str, Any]:
+        """Optimiser state and counters; loadable with ``torch.load(weights_only=True)``."""
+        return {
+            "optimizer": self.optimizer.state_dict(),
+            "updates": self.updates,
+            "target_syncs": self.target_syncs,
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        missing = [k for k in ("optimizer", "updates", "target_syncs") if k not in state]
+        if missing:
+            raise ValueError(f"learner state is missing {missing}")
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.updates = int(state["updates"])
+        self.target_syncs = int(state["target_syncs"])
+
+
+# --------------------------------------------------------------------------- exploration
+
+
+@dataclass(frozen=True)
+class EpsilonSchedule:
+    """Exploration rate that decays from ``start`` to ``end`` over ``decay_steps`` steps.
+
+    ``linear``: straight line, then flat at ``end``. ``exponential``:
+    ``start * (end / start) ** (step / decay_steps)`` floored at ``end`` (reaches ``end`` at
+    ``decay_steps``; needs ``end > 0``).
+    """
+
+    start: float = 1.0
+    end: float = 0.05
+    decay_steps: int = 1_000_000
+    kind: ScheduleKind = "linear"
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.end <= self.start <= 1.0:
+            raise ValueError(
+                f"need 0 <= end <= start <= 1, got start={self.start!r}, end={self.end!r}"
+            )
+        if (
+            isinstance(self.decay_steps, bool)
+            or not isinstance(self.decay_steps, int)
+            or (self.decay_steps < 1)
+        ):
+            raise ValueError(f"decay_steps must be an int >= 1, got {self.decay_steps!r}")
+        if self.kind not in ("linear", "exponential"):
+            raise ValueError(f"kind must be one of ('linear', 'exponential'), got {self.kind!r}")
+        if self.kind == "exponential" and self.end <= 0.0:
+            raise ValueError(f"exponential schedule needs end > 0, got end={self.end!r}")
+
+    def value(self, step: int) -> float:
+        if step < 0:
+            raise ValueError(f"step must be >= 0, got {step!r}")
+        fraction = step / self.decay_steps
+        if self.kind == "linear":
+            return self.start + (self.end - self.start) * min(fraction, 1.0)
+        return max(self.end, self.start * (self.end / self.start) ** fraction)
+
+
+def _check_q(q_values: torch.Tensor) -> None:
+    if q_values.dim() != 2 or q_values.shape[1] < 1:
+        raise ValueError(f"q_values must be (N, A) with A >= 1, got {tuple(q_values.shape)}")
+
+
+def _rng_device(q_values: torch.Tensor, generator: torch.Generator | None) -> torch.device:
+    # Random numbers are drawn where the generator lives, then moved next to the Q-values.
+    return generator.device if generator is not None else q_values.device
+
+
+def select_actions(
+    q_values: torch.Tensor,
+    epsilon: float | torch.Tensor,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """ε-greedy action per row of ``q_values`` (N, A) -> int64 (N,).
+
+    With probability ε a row takes an action uniform over all A actions (the greedy one
+    included), else argmax. ``epsilon`` is a float or a (N,) tensor (one ε per env).
+    Random numbers are always drawn (2 per row), so the generator advances the same way
+    whatever ε is.
+    """
+    _check_q(q_values)
+    n, n_actions = q_values.shape
+    if isinstance(epsilon, torch.Tensor):
+        if epsilon.shape != (n,):
+            raise ValueError(f"epsilon tensor must be (N,) = ({n},), got {tuple(epsilon.shape)}")
+        eps = epsilon.to(q_values.device)
+    elif not 0.0 <= epsilon <= 1.0:
+        raise ValueError(f"epsilon must be in [0, 1], got {epsilon!r}")
+    else:
+        eps = epsilon
+    rng_device = _rng_device(q_values, generator)
+    uniform = torch.rand(n, generator=generator, device=rng_device).to(q_values.device)
+    random_actions = torch.randint(n_actions, (n,), generator=generator, device=rng_device).to(
+        q_values.device
+    )
+    return torch.where(uniform < eps, random_actions, q_values.argmax(dim=1))
+
+
+def boltzmann_actions(
+    q_values: torch.Tensor, temperature: float, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Sample one action per row from softmax(Q / temperature) -> int64 (N,)."""
+    _check_q(q_values)
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0, got {temperature!r}")
+    probs = torch.softmax(q_values.float() / temperature, dim=1)
+    rng_device = _rng_device(q_values, generator)
+    actions = torch.multinomial(probs.to(rng_device), 1, generator=generator)
+    return actions.squeeze(1).to(q_values.device)

@@ -1,0 +1,379 @@
+from __future__ import annotations
+
+import copy
+import io
+import itertools
+import math
+
+import pytest
+import torch
+from tensordict import TensorDict
+
+from mario.bench_learner import bench_learner
+from mario.dqn import (
+    EpsilonSchedule,
+    Learner,
+    boltzmann_actions,
+    double_dqn_target,
+    double_dqn_target_from_q,
+    dqn_loss,
+    select_actions,
+)
+from mario.net import MarioNet
+
+
+def _frames(n: int, seed: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 256, (n, 4, 84, 84), dtype=torch.uint8, generator=g)
+
+
+def _random_batch(n: int, n_actions: int, seed: int = 0) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return {
+        "obs": _frames(n, seed + 1),
+        "next_obs": _frames(n, seed + 2),
+        "action": torch.randint(0, n_actions, (n,), generator=g),
+        "reward": torch.randn(n, generator=g),
+        "discount": torch.where(torch.rand(n, generator=g) < 0.2, 0.0, 0.99**3),
+        "weight": torch.rand(n, generator=g) + 0.5,
+    }
+
+
+def _constant_net(online_q: list[float], target_q: list[float]) -> MarioNet:
+    """A real MarioNet whose heads output the given Q-values whatever the input."""
+    net = MarioNet(len(online_q))
+    with torch.no_grad():
+        for head, q in ((net.online, online_q), (net.target, target_q)):
+            head.head[2].weight.zero_()
+            head.head[2].bias.copy_(torch.tensor(q))
+    return net
+
+
+# --------------------------------------------------------------------------- Double-DQN target
+
+REWARD = torch.tensor([1.0, 0.5, 2.0])
+DISCOUNT = torch.tensor([0.9, 0.0, 0.81])  # row 1 terminated
+NEXT_Q_ONLINE = torch.tensor([[1.0, 3.0, 2.0], [5.0, 0.0, 0.0], [0.0, 1.0, 4.0]])
+NEXT_Q_TARGET = torch.tensor([[10.0, 2.0, 7.0], [100.0, 100.0, 100.0], [3.0, 6.0, 5.0]])
+
+
+def test_double_dqn_target_hand_case() -> None:
+    y = double_dqn_target_from_q(REWARD, DISCOUNT, NEXT_Q_ONLINE, NEXT_Q_TARGET)
+    # row 0: online picks a=1, target rates it 2 -> 1 + 0.9 * 2
+    # row 1: terminal, discount 0 -> reward only
+    # row 2: online picks a=2, target rates it 5 -> 2 + 0.81 * 5
+    torch.testing.assert_close(y, torch.tensor([2.8, 0.5, 6.05]))
+    vanilla = REWARD + DISCOUNT * NEXT_Q_TARGET.max(dim=1).values
+    assert not torch.allclose(y, vanilla)  # 10.0 and 6.86 would be vanilla DQN's answer
+
+
+def test_double_dqn_target_shape_errors() -> None:
+    with pytest.raises(ValueError, match=r"\(N, A\)"):
+        double_dqn_target_from_q(REWARD, DISCOUNT, NEXT_Q_ONLINE, NEXT_Q_TARGET[:, :2])
+    with pytest.raises(ValueError, match=r"\(N,\)"):
+        double_dqn_target_from_q(REWARD[:2], DISCOUNT, NEXT_Q_ONLINE, NEXT_Q_TARGET)
+
+
+def test_double_dqn_target_uses_online_argmax_and_target_value() -> None:
+    net = _constant_net([1.0, 3.0, 2.0], [10.0, 2.0, 7.0])
+    y = double_dqn_target(torch.tensor([1.0, 1.0]), torch.tensor([0.9, 0.0]), _frames(2, 0), net)
+    torch.testing.assert_close(y, torch.tensor([1.0 + 0.9 * 2.0, 1.0]))
+    assert not y.requires_grad
+
+
+# --------------------------------------------------------------------------- loss
+
+HAND_BATCH_Q_ONLINE = [1.0, 3.0, -1.0]  # next-state argmax: action 1
+HAND_BATCH_Q_TARGET = [0.0, 2.0, 10.0]  # ... rated 2.0 by the target
+
+
+def _hand_batch() -> dict[str, torch.Tensor]:
+    return {
+        "obs": _frames(3, 1),
+        "next_obs": _frames(3, 2),
+        "action": torch.tensor([0, 1, 2]),
+        "reward": torch.tensor([0.5, -0.5, 0.0]),
+        "discount": torch.tensor([0.0, 0.5, 0.9]),
+        "weight": torch.tensor([1.0, 0.5, 2.0]),
+    }
+
+
+def test_huber_loss_hand_case() -> None:
+    net = _constant_net(HAND_BATCH_Q_ONLINE, HAND_BATCH_Q_TARGET)
+    batch = _hand_batch()
+    # y = [0.5, -0.5 + 0.5 * 2, 0.9 * 2] = [0.5, 0.5, 1.8]; Q(s, a) = [1, 3, -1]
+    # td = [0.5, 2.5, -2.8]; huber(1) = [0.125, 2.0, 2.3]; weighted by [1, .5, 2]
+    loss, info = dqn_loss(batch, net)
+    assert loss.item() == pytest.approx((0.125 + 1.0 + 4.6) / 3)
+    torch.testing.assert_close(info["td_abs"], torch.tensor([0.5, 2.5, 2.8]))
+    assert info["q_mean"].item() == pytest.approx(1.0)
+    assert not info["td_abs"].requires_grad
+    # huber(2) = [0.125, 2 * (2.5 - 1), 2 * (2.8 - 1)], unweighted without "weight"
+    del batch["weight"]
+    loss2, _ = dqn_loss(batch, net, huber_delta=2.0)
+    assert loss2.item() == pytest.approx((0.125 + 3.0 + 3.6) / 3)
+
+
+def test_loss_accepts_tensordict_with_column_shapes() -> None:
+    net = _constant_net(HAND_BATCH_Q_ONLINE, HAND_BATCH_Q_TARGET)
+    batch = _hand_batch()
+    td = TensorDict(
+        {k: v.unsqueeze(1) if v.dim() == 1 else v for k, v in batch.items()}, batch_size=[3]
+    )
+    loss_td, _ = dqn_loss(td, net)
+    loss_dict, _ = dqn_loss(batch, net)
+    torch.testing.assert_close(loss_td, loss_dict)
+    as_f64 = {k: v.double() if v.is_floating_point() else v for k, v in batch.items()}
+    loss_f64, _ = dqn_loss(as_f64, net)  # NumPy-born float64 columns
+    assert loss_f64.dtype == torch.float32
+    torch.testing.assert_close(loss_f64, loss_dict)
+
+
+def test_loss_gradient_reaches_online_only() -> None:
+    torch.manual_seed(0)
+    net = MarioNet(5)
+    loss, _ = dqn_loss(_random_batch(4, 5), net)
+    loss.backward()
+    assert all(p.grad is not None for p in net.online.parameters())
+    assert all(p.grad is None for p in net.target.parameters())
+
+
+def test_loss_bad_batches_raise() -> None:
+    net = MarioNet(3)
+    batch = _random_batch(4, 3)
+    with pytest.raises(ValueError, match="missing"):
+        dqn_loss({k: v for k, v in batch.items() if k != "discount"}, net)
+    with pytest.raises(ValueError, match="int64"):
+        dqn_loss({**batch, "action": batch["action"].int()}, net)
+    with pytest.raises(ValueError, match="reward"):
+        dqn_loss({**batch, "reward": batch["reward"][:3]}, net)
+    with pytest.raises(ValueError, match="huber_delta"):
+        dqn_loss(batch, net, huber_delta=0.0)
+
+
+# --------------------------------------------------------------------------- learner
+
+
+def test_learner_reduces_loss_on_fixed_batch() -> None:
+    torch.manual_seed(0)
+    net = MarioNet(5)
+    learner = Learner(net, lr=1e-3, target_update_every=1_000)
+    batch = _random_batch(16, 5)
+    with torch.no_grad():
+        initial, _ = dqn_loss(batch, net)
+    infos = [learner.update(batch) for _ in range(15)]
+    with torch.no_grad():
+        final, _ = dqn_loss(batch, net)
+    assert final.item() < 0.5 * initial.item()
+    assert infos[0]["loss"] == pytest.approx(initial.item(), rel=1e-5)
+    assert learner.updates == 15 and learner.target_syncs == 0
+    info = infos[-1]
+    assert isinstance(info["loss"], float) and isinstance(info["q_mean"], float)
+    assert math.isfinite(info["grad_norm"]) and info["grad_norm"] > 0
+    assert info["td_abs"].shape == (16,) and not info["td_abs"].requires_grad
+
+
+def test_learner_grad_norm_is_pre_clip_norm() -> None:
+    torch.manual_seed(0)
+    net = MarioNet(5)
+    batch = _random_batch(8, 5)
+    reference = copy.deepcopy(net)
+    loss, _ = dqn_loss(batch, reference)
+    loss.backward()
+    expected = torch.linalg.vector_norm(
+        torch.stack([p.grad.norm() for p in reference.online.parameters()])
+    ).item()
+    info = Learner(net, grad_clip=1e-3).update(batch)
+    assert info["grad_norm"] == pytest.approx(expected, rel=1e-4)
+    assert expected > 1e-3  # so the clip was active
+
+
+def test_learner_hard_sync_every_n_updates() -> None:
+    torch.manual_seed(0)
+    net = MarioNet(4)
+    learner = Learner(net, lr=1e-3, target_update_every=3)
+    batch = _random_batch(4, 4)
+    synced = []
+    for i in range(1, 8):
+        synced.append(learner.update(batch)["target_synced"])
+        same = all(
+            torch.equal(o, t)
+            for o, t in zip(net.online.parameters(), net.target.parameters(), strict=True)
+        )
+        assert same == (i in (3, 6)), i
+    assert synced == [False, False, True, False, False, True, False]
+    assert learner.target_syncs == 2 and learner.updates == 7
+
+
+def test_learner_soft_update_every_update() -> None:
+    torch.manual_seed(0)
+    net = MarioNet(4)
+    learner = Learner(net, lr=1e-3, target_sync="soft", tau=0.1)
+    batch = _random_batch(4, 4)
+    for _ in range(2):
+        target_before = [p.clone() for p in net.target.parameters()]
+        assert learner.update(batch)["target_synced"] is False
+        for t0, o, t in zip(
+            target_before, net.online.parameters(), net.target.parameters(), strict=True
+        ):
+            torch.testing.assert_close(t, 0.9 * t0 + 0.1 * o)
+    assert learner.target_syncs == 0
+
+
+def test_learner_state_dict_round_trip_continues_identically() -> None:
+    torch.manual_seed(0)
+    net = MarioNet(4)
+    learner = Learner(net, lr=1e-3, target_update_every=3)
+    batches = [_random_batch(8, 4, seed=s) for s in range(4)]
+    learner.update(batches[0])
+    learner.update(batches[1])
+
+    buffer = io.BytesIO()
+    torch.save({"net": net.state_dict(), "learner": learner.state_dict()}, buffer)
+    buffer.seek(0)
+    saved = torch.load(buffer, weights_only=True)
+
+    torch.manual_seed(99)  # a different init, fully overwritten by the load
+    net2 = MarioNet(4)
+    learner2 = Learner(net2, lr=1e-3, target_update_every=3)
+    net2.load_state_dict(saved["net"])
+    learner2.load_state_dict(saved["learner"])
+    assert learner2.updates == 2
+
+    for batch in batches[2:]:
+        a, b = learner.update(batch), learner2.update(batch)
+        assert a["loss"] == b["loss"] and a["grad_norm"] == b["grad_norm"]
+        assert a["target_synced"] == b["target_synced"]
+        torch.testing.assert_close(a["td_abs"], b["td_abs"], rtol=0, atol=0)
+    assert learner2.target_syncs == learner.target_syncs == 1
+    for k, v in net.state_dict().items():
+        torch.testing.assert_close(net2.state_dict()[k], v, rtol=0, atol=0)
+    with pytest.raises(ValueError, match="missing"):
+        learner2.load_state_dict({"optimizer": saved["learner"]["optimizer"]})
+
+
+def test_learner_amp_and_compile_are_cuda_only_and_args_checked() -> None:
+    learner = Learner(MarioNet(3), amp=True, compile=True)
+    assert learner.amp is False and learner.compiled is False
+    for kwargs, match in (
+        ({"lr": 0.0}, "lr"),
+        ({"target_sync": "polyak"}, "target_sync"),
+        ({"target_update_every": 0}, "target_update_every"),
+        ({"tau": 0.0}, "tau"),
+        ({"grad_clip": -1.0}, "grad_clip"),
+        ({"adam_eps": 0.0}, "adam_eps"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            Learner(MarioNet(3), **kwargs)  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- exploration
+
+
+@pytest.mark.parametrize("kind", ["linear", "exponential"])
+def test_epsilon_schedule_endpoints_and_monotone(kind: str) -> None:
+    s = EpsilonSchedule(start=1.0, end=0.05, decay_steps=1_000, kind=kind)  # type: ignore[arg-type]
+    assert s.value(0) == pytest.approx(1.0)
+    assert s.value(1_000) == pytest.approx(0.05)
+    assert s.value(10**9) == pytest.approx(0.05)
+    values = [s.value(step) for step in range(0, 3_000, 7)]
+    assert all(b <= a for a, b in itertools.pairwise(values))
+    assert min(values) >= 0.05
+    assert values[1] < values[0]  # decays from the first steps on
+
+
+def test_epsilon_schedule_shapes() -> None:
+    linear = EpsilonSchedule(1.0, 0.1, 100, "linear")
+    assert linear.value(50) == pytest.approx(0.55)
+    expo = EpsilonSchedule(1.0, 0.01, 100, "exponential")
+    assert expo.value(50) == pytest.approx(0.1)  # geometric midpoint
+    for kwargs, match in (
+        ({"start": 0.1, "end": 0.5}, "end <= start"),
+        ({"start": 1.5}, "start"),
+        ({"decay_steps": 0}, "decay_steps"),
+        ({"kind": "cosine"}, "kind"),
+        ({"end": 0.0, "kind": "exponential"}, "end > 0"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            EpsilonSchedule(**kwargs)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="step"):
+        linear.value(-1)
+
+
+def _q_rows(n: int, n_actions: int, seed: int = 0) -> torch.Tensor:
+    return torch.randn(n, n_actions, generator=torch.Generator().manual_seed(seed))
+
+
+def test_epsilon_zero_is_argmax() -> None:
+    q = _q_rows(500, 7)
+    actions = select_actions(q, 0.0, torch.Generator().manual_seed(1))
+    assert actions.dtype == torch.int64
+    assert torch.equal(actions, q.argmax(dim=1))
+
+
+def test_epsilon_one_is_uniform() -> None:
+    n, n_actions = 60_000, 6
+    q = torch.zeros(n, n_actions)
+    q[:, 2] = 1.0  # greedy would always pick 2
+    actions = select_actions(q, 1.0, torch.Generator().manual_seed(1))
+    counts = torch.bincount(actions, minlength=n_actions).double()
+    expected = n / n_actions
+    chi2 = ((counts - expected) ** 2 / expected).sum().item()
+    assert chi2 < 20.5  # chi-square, 5 degrees of freedom, p = 0.001
+
+
+def test_epsilon_mix_and_per_row_epsilon() -> None:
+    n, n_actions = 60_000, 6
+    q = torch.zeros(n, n_actions)
+    q[:, 2] = 1.0
+    g = torch.Generator().manual_seed(2)
+    greedy_share = (select_actions(q, 0.3, g) == 2).double().mean().item()
+    assert greedy_share == pytest.approx(0.7 + 0.3 / n_actions, abs=0.01)
+    eps = torch.cat([torch.zeros(n // 2), torch.ones(n // 2)])
+    actions = select_actions(q, eps, g)
+    assert (actions[: n // 2] == 2).all()
+    assert (actions[n // 2 :] == 2).double().mean().item() == pytest.approx(1 / 6, abs=0.01)
+    same = select_actions(q[:100], 0.5, torch.Generator().manual_seed(3))
+    assert torch.equal(same, select_actions(q[:100], 0.5, torch.Generator().manual_seed(3)))
+    with pytest.raises(ValueError, match="epsilon"):
+        select_actions(q, 1.5, g)
+    with pytest.raises(ValueError, match="epsilon"):
+        select_actions(q, torch.zeros(3), g)
+    with pytest.raises(ValueError, match="q_values"):
+        select_actions(q[0], 0.1, g)
+
+
+def test_boltzmann_tiny_temperature_is_argmax() -> None:
+    q = torch.arange(2_000 * 5, dtype=torch.float32).reshape(2_000, 5) % 7 / 10
+    q = q[torch.randperm(2_000, generator=torch.Generator().manual_seed(0))]
+    actions = boltzmann_actions(q, 1e-6, torch.Generator().manual_seed(1))
+    assert torch.equal(actions, q.argmax(dim=1))
+
+
+def test_boltzmann_samples_softmax() -> None:
+    n = 60_000
+    q = torch.tensor([0.0, 1.0, 2.0]).expand(n, 3)
+    actions = boltzmann_actions(q, 1.0, torch.Generator().manual_seed(1))
+    freq = torch.bincount(actions, minlength=3).double() / n
+    torch.testing.assert_close(freq, torch.softmax(q[0].double(), 0), rtol=0, atol=0.01)
+    hot = boltzmann_actions(q, 1e3, torch.Generator().manual_seed(1))
+    freq_hot = torch.bincount(hot, minlength=3).double() / n
+    torch.testing.assert_close(freq_hot, torch.full((3,), 1 / 3).double(), rtol=0, atol=0.01)
+    with pytest.raises(ValueError, match="temperature"):
+        boltzmann_actions(q, 0.0)
+
+
+# --------------------------------------------------------------------------- benchmark
+
+
+def test_bench_learner_rows() -> None:
+    rows = bench_learner(batch_sizes=(2, 4), steps=1, repeats=1, warmup=0, n_actions=3)
+    assert [r["batch_size"] for r in rows] == [2, 4]
+    for r in rows:
+        assert r["device"] == "cpu" and r["compiled"] is False
+        assert r["updates_per_s"] > 0
+        assert r["samples_per_s"] == pytest.approx(r["updates_per_s"] * r["batch_size"])
+    with pytest.raises(ValueError, match="batch_sizes"):
+        bench_learner(batch_sizes=(0,))
+    with pytest.raises(ValueError, match="steps"):
+        bench_learner(steps=0)
