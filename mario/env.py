@@ -118,10 +118,11 @@ class MarioEnv(gym.Env[np.ndarray, int]):
         return self.observe()
 
     def step(self, action: int) -> tuple[np.ndarray, SupportsFloat, bool, bool, dict[str, Any]]:
-        _, reward, done, _ = self._nes.step(self._button_byte(action))
+        # The library builds info before its post-step RAM hacks (skipping a death or level
+        # change); keep that info, as the stock env returns it, not one read afterwards.
+        _, reward, done, info = self._nes.step(self._button_byte(action))
         self._emit()
-        obs, info = self.observe()
-        return obs, reward, done, False, info
+        return np.ascontiguousarray(self._nes.screen), reward, done, False, _plain(info)
 
     def render(self) -> np.ndarray:
         """The current full-colour frame, ``(240, 256, 3)`` uint8."""
@@ -140,9 +141,7 @@ class MarioEnv(gym.Env[np.ndarray, int]):
 
     def observe(self) -> tuple[np.ndarray, dict[str, Any]]:
         """Observation (a copy of the screen) and info of the current frame."""
-        info = self._nes._get_info()
-        info["flag_get"] = bool(info["flag_get"])
-        return np.ascontiguousarray(self._nes.screen), info
+        return np.ascontiguousarray(self._nes.screen), _plain(self._nes._get_info())
 
     # -- helpers ---------------------------------------------------------------------------
     def _button_byte(self, action: Any) -> int:
@@ -185,6 +184,14 @@ def check_pipeline_args(
         raise ValueError(f"stack must be an integer >= 1, got {stack!r}")
     if max_episode_steps is not None and max_episode_steps < 1:
         raise ValueError(f"max_episode_steps must be >= 1 or None, got {max_episode_steps!r}")
+
+
+def _plain(info: dict[str, Any]) -> dict[str, Any]:
+    """Info with plain Python values (the library mixes in NumPy scalars)."""
+    return {
+        k: v if isinstance(v, str) else (bool(v) if k == "flag_get" else int(v))
+        for k, v in info.items()
+    }
 
 
 def make_env(
