@@ -1,0 +1,220 @@
+"""Benchmarks behind ``mario bench``: numbers for docs/BENCHMARKS.md.
+
+Every figure is the median of ``repeats`` timed runs; ratios come from runs made side by
+side in the same process, since the machines are shared and noisy.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from mario.env import MarioEnv, make_env, make_vec_env
+
+
+def machine() -> dict[str, Any]:
+    """What the numbers were measured on."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
+        cpu = names[0] if names else cpu
+    except OSError:
+        pass
+    info: dict[str, Any] = {
+        "cpu": cpu,
+        "cores": len(os.sched_getaffinity(0)),
+        "python": platform.python_version(),
+    }
+    try:
+        import torch
+
+        info["torch"] = torch.__version__
+        if torch.cuda.is_available():
+            info["gpu"] = torch.cuda.get_device_name(0)
+    except ImportError:  # pragma: no cover - torch is a dependency
+        pass
+    return info
+
+
+def _rate(run: Callable[[float], int], seconds: float, repeats: int) -> float:
+    """Median of ``repeats`` runs of ``run(seconds) -> count``, in counts per second."""
+    rates = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        count = run(seconds)
+        rates.append(count / (time.perf_counter() - start))
+    return statistics.median(rates)
+
+
+def _actions(n: int, count: int = 4096, seed: int = 0) -> np.ndarray:
+    # a fixed random action sequence, the same for every variant
+    return np.random.default_rng(seed).integers(0, n, count)
+
+
+def _raw_frames(emulator_only: bool) -> Callable[[float], int]:
+    env = MarioEnv("1-1", "simple")
+    env.reset()
+    nes = env._nes
+    codes = [env._bytes[a] for a in _actions(env.action_space.n)]
+
+    def run(seconds: float) -> int:
+        frames, deadline = 0, time.perf_counter() + seconds
+        while time.perf_counter() < deadline:
+            for code in codes[:256]:
+                if emulator_only:
+                    nes._frame_advance(code)  # the emulator alone: no reward, no info
+                    if nes._is_dying or nes._is_dead or nes._flag_get:
+                        nes.reset()
+                else:
+                    _, _, done, _ = nes.step(code)  # nes-py's own step, as the stock env runs
+                    if done:
+                        nes.reset()
+            frames += 256
+        return frames
+
+    return run
+
+
+def _pipeline_steps(frame_skip: int) -> Callable[[float], int]:
+    env = make_env("1-1", frame_skip=frame_skip)
+    env.reset(seed=0)
+    actions = _actions(env.action_space.n).tolist()
+
+    def run(seconds: float) -> int:
+        steps, deadline = 0, time.perf_counter() + seconds
+        while time.perf_counter() < deadline:
+            for action in actions[:64]:
+                _, _, terminated, truncated, _ = env.step(action)
+                if terminated or truncated:
+                    env.reset()
+            steps += 64
+        return steps
+
+    return run
+
+
+def _vector_steps(num_envs: int, frame_skip: int) -> tuple[Callable[[float], int], Any]:
+    envs = make_vec_env(num_envs, "1-1", seed=0, frame_skip=frame_skip)
+    envs.reset()
+    actions = _actions(envs.single_action_space.n, 4096 * num_envs).reshape(-1, num_envs)
+
+    def run(seconds: float) -> int:
+        steps, i, deadline = 0, 0, time.perf_counter() + seconds
+        while time.perf_counter() < deadline:
+            envs.step(actions[i % len(actions)])
+            i += 1
+            steps += num_envs
+        return steps
+
+    return run, envs
+
+
+def bench_env(
+    *, seconds: float = 3.0, repeats: int = 3, frame_skip: int = 4, max_envs: int | None = None
+) -> dict[str, Any]:
+    """Raw emulator frames/s, pipeline agent steps/s and their ratio, vector scaling."""
+    emulator = _rate(_raw_frames(emulator_only=True), seconds, repeats)
+    raw = _rate(_raw_frames(emulator_only=False), seconds, repeats)
+    pipeline = _rate(_pipeline_steps(frame_skip), seconds, repeats)
+    result: dict[str, Any] = {
+        "machine": machine(),
+        "frame_skip": frame_skip,
+        "emulator_frames_per_s": round(emulator, 1),
+        "raw_frames_per_s": round(raw, 1),
+        "pipeline_steps_per_s": round(pipeline, 1),
+        "pipeline_frames_per_s": round(pipeline * frame_skip, 1),
+        # ≥ 0.95 means the wrappers cost ≤ 5% over the raw emulator
+        "pipeline_ratio": round(pipeline / (raw / frame_skip), 3),
+        "pipeline_ratio_vs_emulator_only": round(pipeline / (emulator / frame_skip), 3),
+        "vector": [],
+    }
+    cores = len(os.sched_getaffinity(0))
+    counts = sorted({1, *range(2, (max_envs or cores) + 1)})
+    single = None
+    for n in counts:
+        run, envs = _vector_steps(n, frame_skip)
+        try:
+            rate = _rate(run, seconds, repeats)
+        finally:
+            envs.close()
+        single = single or rate
+        result["vector"].append(
+            {
+                "num_envs": n,
+                "steps_per_s": round(rate, 1),
+                "frames_per_s": round(rate * frame_skip, 1),
+                # against n × the single-process pipeline rate (the issue's target: ≥ 0.85)
+                "scaling_vs_pipeline": round(rate / (n * pipeline), 3),
+                "scaling_vs_1_env": round(rate / (n * single), 3),
+            }
+        )
+    return result
+
+
+def format_env(result: dict[str, Any]) -> str:
+    """A short human-readable table of :func:`bench_env`'s result."""
+    lines = [
+        f"machine: {result['machine']}",
+        f"emulator only (nes-py _LIB.Step) : {result['emulator_frames_per_s']:8.1f} frames/s",
+        f"raw env (nes-py step)            : {result['raw_frames_per_s']:8.1f} frames/s",
+        f"pipeline (skip {result['frame_skip']}, gray, 84, stack): "
+        f"{result['pipeline_steps_per_s']:8.1f} steps/s = "
+        f"{result['pipeline_frames_per_s']:.1f} frames/s",
+        f"pipeline ratio to raw/frame_skip : {result['pipeline_ratio']:.3f} "
+        f"(vs emulator only {result['pipeline_ratio_vs_emulator_only']:.3f})",
+        "vector env (AsyncVectorEnv, one process per env):",
+    ]
+    for row in result["vector"]:
+        lines.append(
+            f"  {row['num_envs']:3d} envs: {row['steps_per_s']:8.1f} steps/s  "
+            f"scaling vs n x pipeline {row['scaling_vs_pipeline']:.3f}  "
+            f"vs n x 1-env vector {row['scaling_vs_1_env']:.3f}"
+        )
+    return "\n".join(lines)
+
+
+def run(args: Any) -> dict[str, Any]:
+    """Dispatch ``mario bench WHAT`` (``args`` from the CLI)."""
+    if args.what == "env":
+        return bench_env(seconds=args.seconds, repeats=args.repeats, max_envs=args.max_envs)
+    if args.what == "replay":
+        from mario.replay import bench_replay
+
+        return {"machine": machine(), **bench_replay(device=_device(args.device))}
+    if args.what == "learner":
+        from mario.bench_learner import bench_learner
+
+        return {"machine": machine(), "rows": bench_learner(device=_device(args.device))}
+    from mario.bench_train import bench_train
+
+    return bench_train(seconds=args.seconds, num_envs=args.num_envs, device=_device(args.device))
+
+
+def _device(name: str) -> str:
+    if name == "auto":
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return name
+
+
+def format_result(what: str, result: dict[str, Any]) -> str:
+    if what == "env":
+        return format_env(result)
+    lines = [f"machine: {result.get('machine')}"]
+    for key, value in result.items():
+        if key == "machine":
+            continue
+        if isinstance(value, list):
+            lines.append(f"{key}:")
+            lines.extend(f"  {row}" for row in value)
+        else:
+            lines.append(f"{key}: {value}")
+    return "\n".join(lines)

@@ -1,0 +1,296 @@
+"""The ``mario`` console script: parse arguments, call the library, turn errors into one line.
+
+Bad input (unknown option or config key, bad value, missing or corrupt checkpoint,
+unwritable output) prints ``mario <command>: error: <what is wrong and what is valid>``,
+exits with status 2 and leaves existing checkpoints untouched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+EXIT_USAGE = 2
+
+
+class UsageError(Exception):
+    """Bad input from the user: printed as one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports errors on one line (no usage dump) with exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from mario.checkpoint import CheckpointError
+    from mario.config import ConfigError
+
+    errors: list[type[BaseException]] = [UsageError, ConfigError, CheckpointError, ValueError]
+    try:
+        from mario.video import VideoError
+
+        errors.append(VideoError)
+    except ImportError:  # pragma: no cover
+        pass
+    return tuple(errors)
+
+
+# --------------------------------------------------------------------------- train
+
+
+def _add_config_options(parser: argparse.ArgumentParser) -> None:
+    from mario.config import TrainConfig, field_type
+
+    for f in dataclasses.fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        kind = field_type(f.name)
+        help_text = f"{f.metadata['help']} (default: {f.default})"
+        if kind is bool:
+            parser.add_argument(
+                flag,
+                action=argparse.BooleanOptionalAction,
+                default=argparse.SUPPRESS,
+                help=help_text,
+            )
+        else:
+            parser.add_argument(
+                flag,
+                type=str,
+                default=argparse.SUPPRESS,
+                metavar=kind.__name__.upper(),
+                choices=f.metadata.get("choices"),
+                help=help_text,
+            )
+
+
+def _cmd_train(args: argparse.Namespace, argv: Sequence[str]) -> Callable[[], int]:
+    """Validate everything, then hand back the training loop to run outside the error net."""
+    from mario.config import load_yaml
+    from mario.presets import preset_path
+    from mario.train import Trainer, prepare_run
+
+    overrides = {
+        k: v
+        for k, v in vars(args).items()
+        if k not in ("command", "config", "preset", "resume", "func")
+    }
+    yaml_values: dict[str, Any] = {}
+    if args.preset:
+        yaml_values.update(load_yaml(preset_path(args.preset)))
+    if args.config:
+        yaml_values.update(load_yaml(Path(args.config)))
+    setup = prepare_run(overrides, yaml_values=yaml_values, resume=args.resume)
+    return Trainer(setup, argv=list(argv)).run
+
+
+# --------------------------------------------------------------------------- info
+
+
+def _cmd_info(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from mario.checkpoint import load_checkpoint
+
+    state, info, warnings = load_checkpoint(Path(args.path), fallback=True)
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    counters = state["counters"]
+    print(
+        json.dumps(
+            {
+                "step": counters["step"],
+                "episodes": counters["episodes"],
+                "updates": counters["updates"],
+                "epsilon": state["exploration"]["epsilon"],
+                "stage": state["stage"],
+                "actions": state["actions"],
+                "wandb_run_id": state["wandb_run_id"],
+                "versions": state["versions"],
+                "created": state["created"],
+                "path": str(info.path),
+                "run_dir": str(info.path.parent.parent),
+                "has_replay": info.replay_path is not None,
+                "network": state["net_signature"],
+            },
+            indent=None if args.compact else 2,
+        )
+    )
+    return 0
+
+
+# --------------------------------------------------------------------------- replay / eval
+
+
+def _cmd_replay(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from mario.play import replay_command
+
+    return replay_command(args)
+
+
+def _cmd_eval(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from mario.play import eval_command
+
+    return eval_command(args)
+
+
+# --------------------------------------------------------------------------- bench
+
+
+def _cmd_bench(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from mario import bench
+
+    result = bench.run(args)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(bench.format_result(args.what, result))
+    return 0
+
+
+# --------------------------------------------------------------------------- parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _epsilon(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="mario", description=__doc__.splitlines()[0])
+    from mario import __version__
+
+    parser.add_argument("--version", action="version", version=f"mario {__version__}")
+    sub = parser.add_subparsers(
+        dest="command",
+        required=True,
+        parser_class=_Parser,
+        metavar="{train,replay,eval,info,bench}",
+    )
+
+    train = sub.add_parser(
+        "train",
+        help="train a Double-DQN agent (resumable)",
+        description="Train a Double-DQN agent. Every config key is an "
+        "option; --config FILE (YAML) and --preset NAME set several.",
+    )
+    train.add_argument("--config", metavar="FILE", help="YAML file of config keys")
+    train.add_argument(
+        "--preset", metavar="NAME", help="a named config from mario/presets (e.g. fast-1-1)"
+    )
+    train.add_argument(
+        "--resume",
+        nargs="?",
+        const="auto",
+        metavar="PATH",
+        help="continue a run: a run folder or checkpoint; without PATH the run "
+        "in --run-dir, else the newest run under checkpoints/ (a new run if "
+        "there is none)",
+    )
+    _add_config_options(train)
+    train.set_defaults(func=_cmd_train)
+
+    info = sub.add_parser("info", help="print a checkpoint's metadata as JSON")
+    info.add_argument("path", help="run folder (newest complete checkpoint) or checkpoint")
+    info.add_argument("--compact", action="store_true", help="one line of JSON")
+    info.set_defaults(func=_cmd_info)
+
+    replay = sub.add_parser("replay", help="render a checkpoint's episodes to MP4 (or GIF)")
+    replay.add_argument("path", nargs="?", help="run folder or checkpoint (not with --random)")
+    replay.add_argument("--random", action="store_true", help="a random agent; no checkpoint")
+    replay.add_argument("--out", help="output file (default: RUN/videos/replay-step-N.mp4)")
+    replay.add_argument("--episodes", type=_positive_int, default=1)
+    replay.add_argument("--stage", help="stage to play (default: the checkpoint's)")
+    replay.add_argument("--seed", type=int, default=0)
+    replay.add_argument(
+        "--max-steps", type=_positive_int, default=5000, help="agent steps per episode at most"
+    )
+    replay.add_argument(
+        "--epsilon", type=_epsilon, default=0.0, help="random-action probability (0: greedy)"
+    )
+    replay.add_argument("--fps", type=_positive_int, default=60)
+    replay.add_argument(
+        "--scale",
+        type=_positive_int,
+        default=2,
+        help="integer upscale of the 256x240 frame (nearest neighbour)",
+    )
+    replay.add_argument(
+        "--overlay",
+        action="store_true",
+        help="draw a HUD: step, x_pos, return, buttons, Q-value bars",
+    )
+    replay.add_argument(
+        "--agent-view", action="store_true", help="side panel with the frame stack the network sees"
+    )
+    replay.add_argument("--gif", action="store_true", help="write an animated GIF")
+    replay.add_argument("--device", default="auto")
+    replay.set_defaults(func=_cmd_replay)
+
+    ev = sub.add_parser("eval", help="greedy evaluation of a checkpoint")
+    ev.add_argument("path", nargs="?", help="run folder or checkpoint (not with --random)")
+    ev.add_argument("--random", action="store_true", help="evaluate a random agent")
+    ev.add_argument("--episodes", type=_positive_int, default=10)
+    ev.add_argument("--stages", nargs="+", help="stages (default: the checkpoint's)")
+    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--max-steps", type=_positive_int, default=5000)
+    ev.add_argument("--epsilon", type=_epsilon, default=0.0)
+    ev.add_argument("--actions", default="simple", help="action set for --random")
+    ev.add_argument("--device", default="auto")
+    ev.add_argument("--json", action="store_true", help="print one JSON object")
+    ev.set_defaults(func=_cmd_eval)
+
+    bench = sub.add_parser("bench", help="benchmarks (see docs/BENCHMARKS.md)")
+    bench.add_argument("what", choices=("env", "replay", "learner", "train"))
+    bench.add_argument("--seconds", type=float, default=3.0, help="per timed run")
+    bench.add_argument("--repeats", type=_positive_int, default=3)
+    bench.add_argument("--max-envs", type=_positive_int, help="env: largest vector size")
+    bench.add_argument("--num-envs", type=_positive_int, default=2, help="train: envs")
+    bench.add_argument("--device", default="auto")
+    bench.add_argument("--json", action="store_true", help="print one JSON object")
+    bench.set_defaults(func=_cmd_bench)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func: Callable[[argparse.Namespace, Sequence[str]], int | Callable[[], int]] = args.func
+    prog = f"mario {args.command}"
+    try:
+        result = func(args, argv)
+    except _user_errors() as error:
+        message = " ".join(str(error).split()) or type(error).__name__
+        print(f"{prog}: error: {message}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+    # A long job (training) runs outside the net above: its failures are bugs, not bad input,
+    # and keep their traceback.
+    return result() if callable(result) else result
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,317 @@
+"""Playing episodes with a trained (or random) agent: evaluation and replay videos.
+
+One path serves ``mario eval``, ``mario replay`` and the evaluations during training: the
+env comes from :func:`mario.make_env` with the checkpoint's own pipeline settings, and the
+actions from :class:`mario.policy.Policy`. Videos get every emulator frame through the env's
+``frame_callback``, while the network sees the processed stack.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from mario.checkpoint import load_checkpoint
+from mario.config import TrainConfig, build_config
+from mario.env import action_label, action_set, make_env, parse_stage
+from mario.net import MarioNet
+from mario.policy import Policy
+
+if TYPE_CHECKING:
+    from mario.train import Trainer
+    from mario.video import VideoWriter
+
+
+@dataclass
+class Episode:
+    """The outcome of one played episode."""
+
+    stage: str
+    seed: int
+    ret: float
+    x_pos: int
+    flag: bool
+    steps: int
+    frames: int
+
+
+@dataclass
+class Agent:
+    """A policy with the config it was trained with (``step``/``path`` of its checkpoint)."""
+
+    policy: Policy
+    config: TrainConfig
+    step: int | None = None
+    path: Path | None = None
+
+
+def resolve_device(name: str) -> torch.device:
+    from mario.train import resolve_device as resolve
+
+    return resolve(name)
+
+
+def load_agent(path: str | Path, *, device: str = "auto", seed: int = 0) -> Agent:
+    """The greedy agent of a checkpoint (or a run folder's newest complete checkpoint)."""
+    target = Path(path)
+    if not target.exists():
+        raise ValueError(f"{path}: no such run folder or checkpoint")
+    state, info, warnings = load_checkpoint(target, fallback=True)
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    config = build_config(state["config"])
+    return Agent(
+        _policy_from_state(state, config, device, seed),
+        config,
+        int(state["counters"]["step"]),
+        info.path,
+    )
+
+
+def _policy_from_state(
+    state: dict[str, Any], config: TrainConfig, device: str, seed: int
+) -> Policy:
+    signature = state["net_signature"]
+    net = MarioNet(
+        int(signature["n_actions"]),
+        int(signature["in_channels"]),
+        dueling=bool(signature["dueling"]),
+    )
+    net.load_state_dict(state["net"])
+    net.to(resolve_device(device)).eval()
+    return Policy(net, net.n_actions, seed=seed)
+
+
+def random_agent(actions: str = "simple", seed: int = 0) -> Agent:
+    """The baseline: uniform random actions, default pipeline settings."""
+    config = build_config(actions=actions)
+    return Agent(Policy(None, len(action_set(actions)), seed=seed), config)
+
+
+def play_episode(
+    agent: Agent,
+    stage: str,
+    *,
+    seed: int,
+    epsilon: float = 0.0,
+    max_steps: int = 5000,
+    video: VideoWriter | None = None,
+) -> Episode:
+    """One episode; with ``video`` every emulator frame (and the HUD data) is written."""
+    cfg = agent.config
+    env_kwargs = cfg.env_kwargs() | {"max_episode_steps": max_steps}
+    env = make_env(stage, **env_kwargs)
+    buttons = action_set(cfg.actions)
+    labels = [action_label(b) for b in buttons]
+    if video is not None:
+        from mario.video import Hud
+    frames = 0
+    hud: Any = None
+    current_obs: np.ndarray | None = None
+
+    def on_frame(screen: np.ndarray) -> None:
+        nonlocal frames
+        frames += 1
+        if video is not None:
+            video.write(screen, hud, current_obs)
+
+    env.unwrapped.frame_callback = on_frame
+    try:
+        obs, info = env.reset(seed=seed)
+        ret, steps = 0.0, 0
+        while True:
+            actions, q = agent.policy.act(obs[None], epsilon, greedy=epsilon == 0.0)
+            action = int(actions[0])
+            if video is not None:
+                current_obs = obs
+                hud = Hud(
+                    step=steps,
+                    x_pos=int(info["x_pos"]),
+                    episode_return=ret,
+                    action_name=labels[action],
+                    q_values=None if q is None else q[0].tolist(),
+                    action_names=labels,
+                    chosen=action,
+                )
+            obs, reward, terminated, truncated, info = env.step(action)
+            ret += float(reward)
+            steps += 1
+            if terminated or truncated:
+                break
+    finally:
+        env.close()
+    return Episode(stage, seed, ret, int(info["x_pos"]), bool(info["flag_get"]), steps, frames)
+
+
+def summarize(episodes: list[Episode]) -> dict[str, Any]:
+    returns = [e.ret for e in episodes]
+    xs = [e.x_pos for e in episodes]
+    return {
+        "episodes": len(episodes),
+        "return_mean": round(statistics.fmean(returns), 3),
+        "return_median": round(statistics.median(returns), 3),
+        "x_pos_mean": round(statistics.fmean(xs), 2),
+        "x_pos_max": max(xs),
+        "flag_rate": round(sum(e.flag for e in episodes) / len(episodes), 4),
+    }
+
+
+def evaluate(
+    agent: Agent,
+    stages: list[str],
+    episodes: int,
+    *,
+    seed: int = 0,
+    epsilon: float = 0.0,
+    max_steps: int = 5000,
+    video_path: Path | None = None,
+    overlay: bool = True,
+) -> dict[str, Any]:
+    """Greedy (or ε) episodes per stage; the first episode can be recorded to a video."""
+    from mario.video import VideoWriter
+
+    per_stage: dict[str, Any] = {}
+    for stage in stages:
+        parse_stage(stage)
+    for stage in stages:
+        played = []
+        for k in range(episodes):
+            video = None
+            if video_path is not None and k == 0 and stage == stages[0]:
+                video = VideoWriter(video_path, scale=1, overlay=overlay)
+            try:
+                played.append(
+                    play_episode(
+                        agent,
+                        stage,
+                        seed=seed + k,
+                        epsilon=epsilon,
+                        max_steps=max_steps,
+                        video=video,
+                    )
+                )
+            except BaseException:
+                if video is not None:
+                    video.abort()
+                raise
+            if video is not None:
+                video.close()
+        per_stage[stage] = summarize(played) | {"runs": [asdict(e) for e in played]}
+    return per_stage
+
+
+def evaluate_during_training(trainer: Trainer) -> dict[str, Any]:
+    """A short greedy evaluation in its own env, with an MP4 of the first episode."""
+    cfg = trainer.cfg
+    agent = Agent(Policy(trainer.net, trainer.net.n_actions, seed=cfg.seed), cfg, trainer.step)
+    videos = trainer.run_dir / "videos"
+    videos.mkdir(exist_ok=True)
+    video = videos / f"eval-step-{trainer.step:09d}.mp4"
+    result = evaluate(
+        agent,
+        [cfg.stage],
+        cfg.eval_episodes,
+        seed=10_000 + trainer.step,
+        max_steps=cfg.max_episode_steps or 5000,
+        video_path=video,
+    )
+    summary = {k: v for k, v in result[cfg.stage].items() if k != "runs"}
+    return summary | {"video": str(video)}
+
+
+# --------------------------------------------------------------------------- CLI commands
+
+
+def _agent_from_args(args: argparse.Namespace, actions: str = "simple") -> Agent:
+    if args.random and args.path:
+        raise ValueError("give either a checkpoint PATH or --random, not both")
+    if args.random:
+        return random_agent(actions, seed=args.seed)
+    if not args.path:
+        raise ValueError("missing PATH: give a run folder or checkpoint, or --random")
+    return load_agent(args.path, device=args.device, seed=args.seed)
+
+
+def replay_command(args: argparse.Namespace) -> int:
+    """``mario replay``: render episodes to an MP4 (or GIF) and print what happened."""
+    from mario.video import VideoWriter
+
+    agent = _agent_from_args(args)
+    stage = args.stage or agent.config.stage
+    parse_stage(stage)
+    suffix = ".gif" if args.gif else ".mp4"
+    if args.out:
+        out = Path(args.out)
+    elif agent.path is not None:
+        out = agent.path.parent.parent / "videos" / f"replay-step-{agent.step:09d}{suffix}"
+        out.parent.mkdir(exist_ok=True)
+    else:
+        out = Path(f"random-{stage}{suffix}")
+    writer = VideoWriter(
+        out,
+        fps=args.fps,
+        scale=args.scale,
+        fmt="gif" if args.gif else "mp4",
+        overlay=args.overlay,
+        agent_view=args.agent_view,
+        gif_fps=min(30, args.fps),
+    )
+    episodes = []
+    with writer:
+        for k in range(args.episodes):
+            episodes.append(
+                play_episode(
+                    agent,
+                    stage,
+                    seed=args.seed + k,
+                    epsilon=args.epsilon,
+                    max_steps=args.max_steps,
+                    video=writer,
+                )
+            )
+    print(str(out))
+    for k, e in enumerate(episodes):
+        print(
+            f"episode {k + 1}: stage {e.stage} x_pos {e.x_pos} return {e.ret:.1f} "
+            f"flag {e.flag} steps {e.steps} frames {e.frames}"
+        )
+    return 0
+
+
+def eval_command(args: argparse.Namespace) -> int:
+    """``mario eval``: greedy evaluation per stage; ``--json`` prints one object."""
+    agent = _agent_from_args(args, actions=args.actions)
+    stages = args.stages or [agent.config.stage]
+    result = evaluate(
+        agent, stages, args.episodes, seed=args.seed, epsilon=args.epsilon, max_steps=args.max_steps
+    )
+    report = {
+        "checkpoint": str(agent.path) if agent.path else "random",
+        "step": agent.step,
+        "episodes": args.episodes,
+        "epsilon": args.epsilon,
+        "stages": result,
+    }
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    print(f"checkpoint: {report['checkpoint']} (step {agent.step})")
+    for stage, s in result.items():
+        for k, run in enumerate(s["runs"]):
+            print(
+                f"  {stage} episode {k + 1}: x_pos {run['x_pos']} return {run['ret']:.1f} "
+                f"flag {run['flag']} steps {run['steps']}"
+            )
+        print(
+            f"{stage}: return mean {s['return_mean']} median {s['return_median']}, "
+            f"x_pos mean {s['x_pos_mean']} max {s['x_pos_max']}, flag rate {s['flag_rate']}"
+        )
+    return 0

@@ -1,0 +1,509 @@
+"""The Double-DQN training loop: act, store, learn, sync, log, checkpoint — top to bottom.
+
+``prepare_run`` does everything that can fail because of the user's input (config, resume
+checkpoint, run folder) before any training starts; ``Trainer.run`` is the loop. A stop
+signal (SIGINT, SIGTERM: ``docker stop``) finishes the current step, saves a checkpoint and
+returns 0 within seconds.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shlex
+import signal
+import sys
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+from gymnasium.vector import VectorEnv
+
+from mario.checkpoint import (
+    CheckpointError,
+    CheckpointInfo,
+    check_writable,
+    list_checkpoints,
+    load_checkpoint,
+    mark_best,
+    package_versions,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
+from mario.config import ConfigError, TrainConfig, build_config
+from mario.dqn import EpsilonSchedule, Learner
+from mario.env import action_set, make_vec_env
+from mario.net import MarioNet, net_signature
+from mario.policy import Policy
+from mario.replay import ReplayMemory
+from mario.tracking import Tracker, resolve_wandb_mode
+
+DEFAULT_ROOT = Path("checkpoints")
+STATE_FORMAT = 1
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` → CUDA when present, else CPU; an explicit CUDA device must exist."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {name!r} asked for, but no CUDA device is available: use cpu")
+    return device
+
+
+def newest_run(root: Path) -> Path | None:
+    """The run folder under ``root`` with the newest complete checkpoint, if any."""
+    best: tuple[float, Path] | None = None
+    if not root.is_dir():
+        return None
+    for run in root.iterdir():
+        checkpoints = list_checkpoints(run) if run.is_dir() else []
+        if checkpoints:
+            mtime = checkpoints[-1].path.stat().st_mtime
+            if best is None or mtime > best[0]:
+                best = (mtime, run)
+    return best[1] if best else None
+
+
+@dataclass
+class RunSetup:
+    """A validated run, ready to train: config, folder, and the state to resume (if any)."""
+
+    config: TrainConfig
+    run_dir: Path
+    state: dict[str, Any] | None = None
+    checkpoint: CheckpointInfo | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def prepare_run(
+    overrides: dict[str, Any],
+    *,
+    yaml_values: dict[str, Any] | None = None,
+    resume: str | None = None,
+) -> RunSetup:
+    """Resolve the config and the run folder; load the checkpoint to resume from.
+
+    ``resume``: ``None`` (new run), ``"auto"`` (the run in ``--run-dir``, else the newest run
+    under ``checkpoints/``; a new run when there is none), or a run folder / checkpoint path.
+    Values from the checkpoint's config are the base; ``yaml_values`` and ``overrides``
+    (only what the user gave explicitly) replace them. Raises ConfigError / CheckpointError.
+    """
+    notes: list[str] = []
+    state: dict[str, Any] | None = None
+    info: CheckpointInfo | None = None
+    if resume is not None:
+        target: Path | None
+        if resume == "auto":
+            given = overrides.get("run_dir") or (yaml_values or {}).get("run_dir")
+            target = Path(given) if given else newest_run(DEFAULT_ROOT)
+            if target is not None and not list_checkpoints(target):
+                target = None
+            if target is None:
+                notes.append("nothing to resume: starting a new run")
+        else:
+            target = Path(resume)
+            if not target.exists():
+                raise CheckpointError(f"{resume}: no such run folder or checkpoint")
+        if target is not None:
+            state, info, warnings = load_checkpoint(target, fallback=True)
+            notes.extend(f"warning: {w}" for w in warnings)
+    if state is not None and info is not None:
+        saved = dict(state["config"])
+        old_stage = saved["stage"]
+        config = build_config(saved, **(yaml_values or {}), **overrides)
+        if config.actions != saved["actions"] or config.stack != saved["stack"]:
+            raise ConfigError(
+                f"checkpoint {info.path} was trained with actions={saved['actions']!r}, "
+                f"stack={saved['stack']}: a run can't change its network's inputs or outputs"
+            )
+        if config.stage != old_stage:
+            notes.append(f"continuing training on stage {config.stage} (was {old_stage})")
+        run_dir = info.path.parent.parent
+        config.run_dir = str(run_dir)
+        notes.append(f"resuming {run_dir} from step {state['counters']['step']}")
+    else:
+        config = build_config(yaml_values or {}, **overrides)
+        stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        run_dir = (
+            Path(config.run_dir) if config.run_dir else DEFAULT_ROOT / f"{config.stage}-{stamp}"
+        )
+        config.run_dir = str(run_dir)
+    resolve_device(config.device)  # fail before anything is created
+    try:
+        check_writable(run_dir)
+    except CheckpointError as error:
+        raise ConfigError(str(error)) from None
+    return RunSetup(config, run_dir, state, info, notes)
+
+
+class Trainer:
+    """Owns the envs, network, learner, replay and tracker of one run."""
+
+    def __init__(
+        self,
+        setup: RunSetup,
+        *,
+        argv: list[str] | None = None,
+        env_factory: Callable[[int], VectorEnv] | None = None,
+        n_actions: int | None = None,
+    ) -> None:
+        """``env_factory(seed)`` replaces the game's vector env (tests use a toy env with
+        ``n_actions`` actions); it must auto-reset in SAME_STEP mode like make_vec_env."""
+        cfg = self.cfg = setup.config
+        self.env_factory = env_factory
+        self.run_dir = setup.run_dir
+        self.device = resolve_device(cfg.device)
+        state = setup.state
+        self.stop_requested = False
+        self.best_metric = -float("inf")
+
+        if state is None:
+            torch.manual_seed(cfg.seed)
+            np.random.seed(cfg.seed)
+        n_actions = n_actions or len(action_set(cfg.actions))
+        self.net = MarioNet(n_actions, cfg.stack, dueling=cfg.dueling).to(self.device)
+        self.learner = Learner(
+            self.net,
+            cfg.lr,
+            grad_clip=cfg.grad_clip,
+            target_sync=cfg.target_sync,
+            target_update_every=cfg.target_update_every,
+            tau=cfg.tau,
+            amp=cfg.amp,
+            compile=cfg.compile,
+        )
+        self.replay = ReplayMemory(
+            cfg.replay_size,
+            cfg.num_envs,
+            frame_shape=(cfg.resize, cfg.resize),
+            stack=cfg.stack,
+            n_step=cfg.n_step,
+            gamma=cfg.gamma,
+            device=self.device,
+            prioritized=cfg.prioritized,
+        )
+        self.schedule = EpsilonSchedule(
+            cfg.eps_start, cfg.eps_end, cfg.eps_decay_steps, kind=cfg.eps_schedule
+        )
+        self.policy = Policy(
+            self.net,
+            n_actions,
+            seed=cfg.seed,
+            exploration=cfg.exploration,
+            temperature=cfg.temperature,
+        )
+        self.step = 0
+        self.episodes = 0
+        self.recent_returns: deque[float] = deque(maxlen=100)
+        self.recent_x: deque[int] = deque(maxlen=100)
+        self.best_x = 0
+        self.notes = list(setup.notes)
+        wandb_run_id = None
+        if state is not None:
+            self._restore(state, setup.checkpoint)
+            wandb_run_id = state.get("wandb_run_id")
+
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+        with open(self.run_dir / "command.txt", "a") as f:
+            command = shlex.join(["mario", *(argv if argv is not None else sys.argv[1:])])
+            f.write(f"{dt.datetime.now().isoformat(timespec='seconds')}  {command}\n")
+        mode, message = resolve_wandb_mode(cfg.wandb_mode, self.run_dir)
+        if message:
+            self.notes.append(message)
+        self.tracker = Tracker(
+            self.run_dir,
+            cfg.to_dict(),
+            wandb_mode=mode,
+            run_id=wandb_run_id,
+            project=cfg.wandb_project,
+            run_name=self.run_dir.name,
+            start_step=self.step if state is not None else None,
+        )
+
+    # -- checkpoints -----------------------------------------------------------------------
+    def _state(self) -> dict[str, Any]:
+        return {
+            "format": STATE_FORMAT,
+            "net": self.net.state_dict(),
+            "net_signature": net_signature(self.net),
+            "learner": self.learner.state_dict(),
+            "counters": {
+                "step": self.step,
+                "episodes": self.episodes,
+                "updates": self.learner.updates,
+            },
+            "exploration": {
+                "kind": self.cfg.exploration,
+                "epsilon": self.epsilon,
+                "schedule": self.cfg.eps_schedule,
+            },
+            "rng": rng_state(),
+            "policy_rng": self.policy.generator.get_state(),
+            "stats": {
+                "recent_returns": list(self.recent_returns),
+                "recent_x": list(self.recent_x),
+                "best_x": self.best_x,
+                "best_metric": self.best_metric,
+            },
+            "config": self.cfg.to_dict(),
+            "stage": self.cfg.stage,
+            "actions": self.cfg.actions,
+            "wandb_run_id": self.tracker.run_id,
+            "versions": package_versions(),
+            "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        }
+
+    def _restore(self, state: dict[str, Any], info: CheckpointInfo | None) -> None:
+        expected = net_signature(self.net)
+        if state.get("net_signature") != expected:
+            raise ConfigError(
+                f"checkpoint network {state.get('net_signature')} does not match the "
+                f"configured network {expected}"
+            )
+        self.net.load_state_dict(state["net"])
+        self.learner.load_state_dict(state["learner"])
+        counters = state["counters"]
+        self.step, self.episodes = int(counters["step"]), int(counters["episodes"])
+        set_rng_state(state["rng"])
+        self.policy.generator.set_state(state["policy_rng"])
+        stats = state.get("stats", {})
+        self.recent_returns.extend(stats.get("recent_returns", []))
+        self.recent_x.extend(stats.get("recent_x", []))
+        self.best_x = int(stats.get("best_x", 0))
+        self.best_metric = float(stats.get("best_metric", -float("inf")))
+        replay_dir = info.replay_path if info is not None else None
+        if replay_dir is not None and replay_dir.is_dir():
+            self.replay.load(replay_dir)
+            self.notes.append(f"replay memory restored: {len(self.replay)} transitions")
+        else:
+            self.notes.append("no saved replay memory: refilling it from scratch")
+
+    def save(self) -> CheckpointInfo:
+        metric = float(np.mean(self.recent_returns)) if self.recent_returns else -float("inf")
+        is_best = not self.cfg.eval_every and metric > self.best_metric
+        if is_best:
+            self.best_metric = metric
+        info = save_checkpoint(
+            self.run_dir,
+            self.step,
+            self._state(),
+            write_replay=self.replay.save if self.cfg.save_replay else None,
+            keep_last=self.cfg.keep_checkpoints,
+        )
+        if is_best:
+            mark_best(self.run_dir, info, metric)
+        return info
+
+    # -- signals ---------------------------------------------------------------------------
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        if self.stop_requested:  # a second signal: stop now (the last checkpoint is intact)
+            raise KeyboardInterrupt
+        self.stop_requested = True
+        print(
+            f"\nreceived {signal.Signals(signum).name}: saving a checkpoint, then exiting",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    @property
+    def epsilon(self) -> float:
+        """Exploration rate now: 1 during the random burn-in, then the schedule."""
+        return 1.0 if self.step < self.cfg.burn_in else self.schedule.value(self.step)
+
+    # -- the loop --------------------------------------------------------------------------
+    def run(self) -> int:
+        cfg = self.cfg
+        for note in self.notes:
+            print(note, file=sys.stderr)
+        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        seed = cfg.seed + self.step
+        if self.env_factory is not None:
+            envs = self.env_factory(seed)
+        else:
+            envs = make_vec_env(cfg.num_envs, cfg.stage, seed=seed, **cfg.env_kwargs())
+        progress = _Progress(cfg.total_steps, self.step)
+        try:
+            obs, _ = envs.reset()
+            returns = np.zeros(cfg.num_envs)
+            lengths = np.zeros(cfg.num_envs, dtype=np.int64)
+            next_log = self.step + cfg.log_every
+            next_ckpt = self.step + cfg.checkpoint_every
+            next_eval = self.step + cfg.eval_every if cfg.eval_every else None
+            clock, clock_step = time.perf_counter(), self.step
+            losses: list[float] = []
+            qs: list[float] = []
+            while self.step < cfg.total_steps and not self.stop_requested:
+                # act
+                if self.step < cfg.burn_in:
+                    actions = np.random.randint(envs.single_action_space.n, size=cfg.num_envs)
+                else:
+                    actions, _ = self.policy.act(obs, self.epsilon)
+                envs.step_async(actions)
+                # learn while the emulators run
+                due = int(max(0, self.step - cfg.burn_in) * cfg.replay_ratio)
+                while self.learner.updates < due and len(self.replay) >= cfg.batch_size:
+                    batch = self.replay.sample(cfg.batch_size)
+                    out = self.learner.update(batch)
+                    if cfg.prioritized:
+                        self.replay.update_priority(batch["index"], out["td_abs"])
+                    losses.append(out["loss"])
+                    qs.append(out["q_mean"])
+                next_obs, reward, terminated, truncated, info = envs.step_wait()
+                # store (the true next observation where an episode ended)
+                done = terminated | truncated
+                true_next = next_obs
+                if done.any():
+                    true_next = next_obs.copy()
+                    for i in np.flatnonzero(done):
+                        true_next[i] = info["final_obs"][i]
+                self.replay.add(obs, actions, reward, terminated, truncated, true_next)
+                obs = next_obs
+                self.step += cfg.num_envs
+                returns += reward
+                lengths += 1
+                for i in np.flatnonzero(done):
+                    final = info["final_info"]
+                    self._episode_end(
+                        float(returns[i]),
+                        int(lengths[i]),
+                        int(final["x_pos"][i]),
+                        bool(final["flag_get"][i]),
+                    )
+                    returns[i], lengths[i] = 0.0, 0
+                progress.update(self.step, self.epsilon, self.recent_returns, self.best_x)
+                # log, evaluate, checkpoint
+                if self.step >= next_log:
+                    now = time.perf_counter()
+                    self._log_train(losses, qs, (self.step - clock_step) / (now - clock))
+                    clock, clock_step, losses, qs = now, self.step, [], []
+                    next_log += cfg.log_every
+                if next_eval is not None and self.step >= next_eval:
+                    self._evaluate()
+                    next_eval += cfg.eval_every
+                if self.step >= next_ckpt:
+                    self.save()
+                    self.tracker.plot()  # ~2 s: with checkpoints, not with every log
+                    next_ckpt += cfg.checkpoint_every
+            info_ckpt = self.save()
+            self.tracker.plot()
+            reason = "stopped by signal" if self.stop_requested else "finished"
+            progress.close()
+            print(f"{reason} at step {self.step}: checkpoint {info_ckpt.path}", flush=True)
+            return 0
+        finally:
+            progress.close()
+            envs.close()
+            self.tracker.close()
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+
+    def _episode_end(self, ret: float, length: int, x_pos: int, flag: bool) -> None:
+        self.episodes += 1
+        self.recent_returns.append(ret)
+        self.recent_x.append(x_pos)
+        self.best_x = max(self.best_x, x_pos)
+        self.tracker.log(
+            self.step,
+            {
+                "return": ret,
+                "length": length,
+                "x_pos": x_pos,
+                "flag_get": flag,
+                "stage": self.cfg.stage,
+                "episodes": self.episodes,
+            },
+            kind="episode",
+        )
+
+    def _log_train(self, losses: list[float], qs: list[float], steps_per_s: float) -> None:
+        metrics: dict[str, Any] = {
+            "epsilon": round(self.epsilon, 5),
+            "steps_per_s": round(steps_per_s, 2),
+            "updates": self.learner.updates,
+            "episodes": self.episodes,
+            "replay_size": len(self.replay),
+            "best_x_pos": self.best_x,
+        }
+        if losses:
+            metrics["loss"] = float(np.mean(losses))
+            metrics["q_mean"] = float(np.mean(qs))
+        if self.recent_returns:
+            metrics["return_mean100"] = float(np.mean(self.recent_returns))
+            metrics["x_pos_mean100"] = float(np.mean(self.recent_x))
+        metrics.update(_memory())
+        self.tracker.log(self.step, metrics, kind="train")
+        if not sys.stderr.isatty():
+            shown = {k: metrics[k] for k in ("epsilon", "steps_per_s", "episodes") if k in metrics}
+            mean = metrics.get("return_mean100")
+            print(
+                f"step {self.step}/{self.cfg.total_steps} {shown} return_mean100={mean} "
+                f"best_x={self.best_x}",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    def _evaluate(self) -> None:
+        from mario.play import evaluate_during_training
+
+        result = evaluate_during_training(self)
+        metric = result["x_pos_mean"]
+        self.tracker.log(self.step, {k: v for k, v in result.items() if k != "video"}, kind="eval")
+        if result.get("video"):
+            self.tracker.log_video(self.step, Path(result["video"]))
+        info = self.save()
+        if metric > self.best_metric:
+            self.best_metric = metric
+            mark_best(self.run_dir, info, metric)
+
+
+def _memory() -> dict[str, float]:
+    out: dict[str, float] = {}
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    out["host_rss_mb"] = round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    if torch.cuda.is_available():
+        out["cuda_max_allocated_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    return out
+
+
+class _Progress:
+    """tqdm bar on a terminal (steps, steps/s, ε, mean return, best x); nothing otherwise."""
+
+    def __init__(self, total: int, initial: int) -> None:
+        self.bar = None
+        if sys.stderr.isatty() and not os.environ.get("MARIO_NO_PROGRESS"):
+            from tqdm import tqdm
+
+            self.bar = tqdm(
+                total=total, initial=initial, unit="step", dynamic_ncols=True, smoothing=0.05
+            )
+        self.last = initial
+
+    def update(self, step: int, epsilon: float, returns: deque[float], best_x: int) -> None:
+        if self.bar is None:
+            return
+        self.bar.update(step - self.last)
+        self.last = step
+        if step % 64 < 8:
+            mean = f"{np.mean(returns):.0f}" if returns else "-"
+            self.bar.set_postfix_str(f"eps={epsilon:.3f} ret={mean} best_x={best_x}", refresh=False)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None

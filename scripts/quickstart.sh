@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The main job, from a fresh clone: set up, train a short run on 1-1 (CPU is fine), then
+# render the trained agent's replay video. Outputs land in checkpoints/quickstart-<time>/.
+# Extra args go to `mario train` (e.g. --total-steps 20000 --num-envs 4).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+export MPLBACKEND=Agg
+run="checkpoints/quickstart-$(date +%Y%m%d-%H%M%S)"
+.venv/bin/mario train --preset quickstart --run-dir "$run" --wandb-mode "${WANDB_MODE:-auto}" "$@"
+.venv/bin/mario eval "$run" --episodes 3
+.venv/bin/mario replay "$run" --overlay
+echo "run folder: $run"

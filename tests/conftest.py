@@ -1,0 +1,67 @@
+"""Shared test helpers: run the real `mario` console script in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+MARIO = str(Path(sys.executable).parent / "mario")
+
+
+def mario_env(home: Path | None = None) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(WANDB_SILENT="true", MARIO_NO_PROGRESS="1", MPLBACKEND="Agg", PYTHONUNBUFFERED="1")
+    env.pop("WANDB_API_KEY", None)
+    if home is not None:
+        env["HOME"] = str(home)
+    return env
+
+
+def run_mario(
+    *args: str, cwd: Path | None = None, timeout: float = 300, home: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [MARIO, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd,
+        env=mario_env(home),
+    )
+
+
+def start_mario(
+    *args: str,
+    cwd: Path | None = None,
+    home: Path | None = None,
+) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [MARIO, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=cwd,
+        env=mario_env(home),
+    )
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess[str], *needles: str) -> None:
+    """Exit status 2, one line on stderr naming the problem, no traceback."""
+    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    """A HOME without W&B credentials."""
+    path = tmp_path / "home"
+    path.mkdir()
+    return path

@@ -1,0 +1,289 @@
+"""The trainer: a toy pixel game it must learn, and real `mario train` processes."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from mario.checkpoint import list_checkpoints, load_checkpoint
+from mario.play import Agent, Episode
+from mario.policy import Policy
+from mario.tracking import read_metrics
+from mario.train import Trainer, prepare_run
+from tests.conftest import assert_one_line_error, run_mario, start_mario
+from tests.toy_env import make_corridor, make_corridor_vec
+
+SMALL = [
+    "--preset",
+    "quickstart",
+    "--num-envs",
+    "2",
+    "--burn-in",
+    "100",
+    "--replay-size",
+    "3000",
+    "--log-every",
+    "100",
+    "--max-episode-steps",
+    "60",
+    "--wandb-mode",
+    "offline",
+]
+
+
+def greedy_success(policy: Policy, episodes: int = 20) -> float:
+    env = make_corridor()
+    wins = 0
+    for seed in range(episodes):
+        obs, _ = env.reset(seed=1000 + seed)
+        while True:
+            actions, _ = policy.act(obs[None], greedy=True)
+            obs, _, terminated, truncated, info = env.step(int(actions[0]))
+            if terminated or truncated:
+                wins += bool(info["flag_get"])
+                break
+    return wins / episodes
+
+
+@pytest.mark.slow
+def test_agent_learns_the_toy_corridor(tmp_path: Path) -> None:
+    """Double DQN with the real replay, learner and loop must solve a small pixel game."""
+    setup = prepare_run(
+        {
+            "run_dir": str(tmp_path / "toy"),
+            "total_steps": 3000,
+            "num_envs": 4,
+            "burn_in": 400,
+            "replay_size": 4000,
+            "batch_size": 32,
+            "replay_ratio": 0.125,
+            "lr": 1e-3,
+            "n_step": 3,
+            "gamma": 0.95,
+            "eps_decay_steps": 1500,
+            "eps_end": 0.05,
+            "target_update_every": 50,
+            "checkpoint_every": 3000,
+            "log_every": 500,
+            "wandb_mode": "disabled",
+            "seed": 3,
+        }
+    )
+    before = Policy(None, 3, seed=0)
+    random_rate = greedy_success(before)  # a random agent, as the baseline
+    trainer = Trainer(setup, env_factory=lambda seed: make_corridor_vec(4, seed), n_actions=3)
+    assert trainer.run() == 0
+    rate = greedy_success(Policy(trainer.net, 3, seed=0))
+    print(f"toy corridor: random {random_rate:.2f} -> trained greedy {rate:.2f}")
+    assert random_rate <= 0.3
+    assert rate >= 0.9
+    episodes = [
+        m for m in read_metrics(tmp_path / "toy" / "metrics.jsonl") if m["kind"] == "episode"
+    ]
+    assert episodes and all("step" in m for m in episodes)
+
+
+@pytest.mark.slow
+def test_train_writes_run_folder_and_resumes_after_sigterm(tmp_path: Path, home: Path) -> None:
+    run = tmp_path / "run"
+    proc = start_mario(
+        "train",
+        *SMALL,
+        "--total-steps",
+        "100000",
+        "--checkpoint-every",
+        "200",
+        "--run-dir",
+        str(run),
+        home=home,
+    )
+    try:
+        deadline = time.time() + 240
+        while not list_checkpoints(run) and time.time() < deadline:
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.5)
+        assert list_checkpoints(run), "no checkpoint within 240 s"
+        first = list_checkpoints(run)[-1].step
+        proc.send_signal(signal.SIGTERM)
+        t0 = time.time()
+        _, err = proc.communicate(timeout=30)
+        stop_seconds = time.time() - t0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert stop_seconds < 10, f"took {stop_seconds:.1f} s to save and exit"
+    assert "received SIGTERM" in err
+    stopped = list_checkpoints(run)[-1]
+    assert stopped.step >= first
+    state, _, _ = load_checkpoint(run)
+    assert state["counters"]["step"] == stopped.step
+    for name in ("config.yaml", "command.txt", "metrics.jsonl", "curves.png"):
+        assert (run / name).is_file(), name
+    assert "--run-dir" in (run / "command.txt").read_text()
+    assert all("step" in m for m in read_metrics(run / "metrics.jsonl"))
+    wandb_id = state["wandb_run_id"]
+    assert list((run / "wandb").glob(f"offline-run-*-{wandb_id}"))
+
+    info = json.loads(run_mario("info", str(run), home=home).stdout)
+    for key in (
+        "step",
+        "episodes",
+        "updates",
+        "epsilon",
+        "stage",
+        "actions",
+        "wandb_run_id",
+        "versions",
+        "created",
+        "path",
+    ):
+        assert key in info
+    assert info["step"] == stopped.step
+
+    # resume: counters, epsilon, optimizer and replay continue; same W&B run
+    total = stopped.step + 200
+    result = run_mario("train", "--resume", str(run), "--total-steps", str(total), home=home)
+    assert result.returncode == 0, result.stderr
+    assert f"resuming {run} from step {stopped.step}" in result.stderr
+    assert "replay memory restored" in result.stderr
+    resumed, _, _ = load_checkpoint(run)
+    assert resumed["counters"]["step"] >= total
+    assert resumed["counters"]["updates"] > state["counters"]["updates"]
+    assert resumed["counters"]["episodes"] >= state["counters"]["episodes"]
+    assert resumed["exploration"]["epsilon"] < state["exploration"]["epsilon"]
+    assert (
+        resumed["learner"]["optimizer"]["state"][0]["step"]
+        > (state["learner"]["optimizer"]["state"][0]["step"])
+    )
+    assert resumed["wandb_run_id"] == wandb_id
+    assert len(list((run / "wandb").glob(f"offline-run-*-{wandb_id}"))) == 2
+    steps = [m["step"] for m in read_metrics(run / "metrics.jsonl") if m["kind"] == "train"]
+    assert steps[-1] >= total
+
+
+@pytest.mark.slow
+def test_kill_9_leaves_the_newest_complete_checkpoint_loadable(tmp_path: Path, home: Path) -> None:
+    run = tmp_path / "run"
+    rng = np.random.default_rng(0)
+    for attempt in range(3):
+        args = [
+            "train",
+            *SMALL,
+            "--total-steps",
+            "100000",
+            "--checkpoint-every",
+            "100",
+            "--run-dir",
+            str(run),
+        ]
+        if attempt:
+            args.append("--resume")
+        proc = start_mario(*args, home=home)
+        try:
+            before = len(list_checkpoints(run))
+            deadline = time.time() + 240
+            while len(list_checkpoints(run)) <= before and time.time() < deadline:
+                assert proc.poll() is None, proc.communicate()
+                time.sleep(0.2)
+            time.sleep(float(rng.uniform(0.0, 3.0)))  # a random moment, maybe mid-save
+        finally:
+            proc.kill()  # SIGKILL
+            proc.communicate()
+        state, info, _ = load_checkpoint(run, fallback=True)
+        assert state["counters"]["step"] == info.step > 0
+        assert torch.is_tensor(next(iter(state["net"].values())))
+
+
+def test_bad_inputs_get_one_line_and_exit_2(tmp_path: Path, home: Path) -> None:
+    bad_yaml = tmp_path / "bad.yaml"
+    bad_yaml.write_text("stage: 1-1\nlearning_rate: 0.1\n")
+    cases = [
+        (["train", "--config", str(bad_yaml)], ["unknown config key 'learning_rate'", "lr"]),
+        (["train", "--lr", "fast"], ["bad value 'fast' for lr", "float"]),
+        (["train", "--stage", "9-1"], ["unknown stage '9-1'"]),
+        (["train", "--num-envs", "0"], ["num_envs", ">= 1"]),
+        (["train", "--config", str(tmp_path / "missing.yaml")], ["does not exist"]),
+        (["train", "--preset", "nope"], ["unknown preset 'nope'", "quickstart"]),
+        (["train", "--run-dir", "/proc/mario-run"], ["/proc/mario-run"]),
+        (["train", "--resume", str(tmp_path / "nothing")], ["no such run folder"]),
+        (
+            ["train", "--device", "cuda:0"]
+            if not torch.cuda.is_available()
+            else ["train", "--device", "tpu"],
+            ["device"],
+        ),
+        (["info", str(tmp_path)], [str(tmp_path)]),
+    ]
+    for args, needles in cases:
+        assert_one_line_error(run_mario(*args, home=home, cwd=tmp_path), *needles)
+    assert not (tmp_path / "checkpoints").exists()  # nothing was started
+
+
+def _copy_state_files(run: Path) -> dict[Path, bytes]:
+    return {p: p.read_bytes() for p in run.rglob("*") if p.is_file() and "checkpoints" in p.parts}
+
+
+@pytest.mark.slow
+def test_bad_resumes_leave_checkpoints_untouched(tmp_path: Path, home: Path) -> None:
+    run = tmp_path / "run"
+    result = run_mario(
+        "train",
+        *SMALL,
+        "--total-steps",
+        "300",
+        "--checkpoint-every",
+        "100",
+        "--run-dir",
+        str(run),
+        home=home,
+    )
+    assert result.returncode == 0, result.stderr
+    snapshot = _copy_state_files(run)
+    mismatch = run_mario("train", "--resume", str(run), "--actions", "complex", home=home)
+    assert_one_line_error(mismatch, "actions='right_only'", "network")
+    stack = run_mario("train", "--resume", str(run), "--stack", "2", home=home)
+    assert_one_line_error(stack, "stack=4")
+    assert _copy_state_files(run) == snapshot
+
+    # a corrupt newest checkpoint: named, and --resume falls back to the previous one
+    newest = list_checkpoints(run)[-1]
+    state_file = newest.path / "state.pt"
+    state_file.write_bytes(state_file.read_bytes()[: state_file.stat().st_size // 2])
+    info = run_mario("info", str(newest.path), home=home)
+    assert_one_line_error(info, str(state_file))
+    resumed = run_mario("train", "--resume", str(run), "--total-steps", "400", home=home)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "warning: skipped checkpoint step 300" in resumed.stderr
+    assert "resuming" in resumed.stderr and "from step 200" in resumed.stderr
+
+
+def test_stage_change_on_resume_is_explicit(tmp_path: Path) -> None:
+    """Resuming keeps the checkpoint's stage unless --stage asks for another one."""
+    run = tmp_path / "run"
+    setup = prepare_run(
+        {
+            "run_dir": str(run),
+            "total_steps": 64,
+            "num_envs": 2,
+            "burn_in": 32,
+            "replay_size": 1000,
+            "checkpoint_every": 64,
+            "log_every": 64,
+            "wandb_mode": "disabled",
+            "max_episode_steps": 20,
+        }
+    )
+    assert Trainer(setup).run() == 0
+    same = prepare_run({}, resume=str(run))
+    assert same.config.stage == "1-1"
+    moved = prepare_run({"stage": "1-2"}, resume=str(run))
+    assert moved.config.stage == "1-2"
+    assert "continuing training on stage 1-2 (was 1-1)" in moved.notes
+    assert isinstance(Episode("1-1", 0, 0.0, 0, False, 0, 0), Episode) and Agent
