@@ -120,7 +120,7 @@ def prepare_run(
     if state is not None and info is not None:
         saved = dict(state["config"])
         old_stage = saved["stage"]
-        config = build_config(saved, **(yaml_values or {}), **overrides)
+        config = build_config(saved, **{**(yaml_values or {}), **overrides})
         if config.actions != saved["actions"] or config.stack != saved["stack"]:
             raise ConfigError(
                 f"checkpoint {info.path} was trained with actions={saved['actions']!r}, "
@@ -167,6 +167,10 @@ class Trainer:
         self.stop_requested = False
         self.best_metric = -float("inf")
 
+        if self.device.type == "cpu":
+            # the emulator processes need the cores; a learner using all of them stalls them
+            cores = len(os.sched_getaffinity(0))
+            torch.set_num_threads(max(1, cores - cfg.num_envs))
         if state is None:
             torch.manual_seed(cfg.seed)
             np.random.seed(cfg.seed)

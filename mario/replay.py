@@ -1,0 +1,698 @@
+"""Replay memory for the Double-DQN trainer: every frame is stored once, stacks are rebuilt.
+
+Layout
+    Each env of the vector env owns a circular stream of slots: one column of ``[rows, E]``
+    tensors held in a :class:`tensordict.TensorDict` (metadata, CPU) plus a uint8 frame tensor
+    ``[rows, E, H, W]`` on ``device``. One vector step writes one slot per env: the newest frame
+    of ``obs`` with action, reward, terminated, truncated and ``ep_pos`` (the step's index in its
+    episode). A step that ends its episode also writes the newest frame of the true final
+    observation into the next slot, a *final* slot that is never sampled as a start.
+
+Stacks
+    Frame ``j`` (newest last) of the stack ending at slot ``p`` is slot
+    ``p - min(stack - 1 - j, ep_pos[p])``: stacks never reach before their episode's first
+    frame and repeat it instead, exactly like FrameStack pads an episode's start.
+
+Positions and validity
+    Slot positions count up per env (0, 1, 2, ...); position ``p`` lives in row ``p % rows``.
+    ``written[i]`` slots have been written to env ``i``; the live ones are
+    ``[written - C, written)`` with ``C = capacity // num_envs``. Two spare rows
+    (``rows = C + 2``) let :meth:`ReplayMemory.add` write the obs frame and a possible final
+    frame for every env unconditionally (no per-env branch, no host sync on CUDA).
+    A slot may be sampled iff it is live, not a final slot, its stack is live
+    (``p - min(stack - 1, ep_pos) >= written - C``) and its n-step future is written
+    (``p + k < written``, ``k`` = steps summed, stopping after an episode end). A bool mirror of
+    that rule is updated on each add for the few positions whose validity can change (the
+    ``n_step + 1`` newest and the ``stack + 1`` oldest), so sampling is a lookup.
+
+Prioritized replay
+    TorchRL's :class:`~torchrl.data.PrioritizedSampler` keeps its sum/min trees in TorchRL's
+    C++ extension, which fails to load against torch 2.13 (undefined symbol), so
+    :class:`_PriorityTree` is the same structure in vectorised torch ops, with the same
+    conventions (leaf = ``(priority + eps) ** alpha``, new transitions get the largest
+    priority seen, weights ``(p_i / p_min) ** -beta``). Invalid slots hold an exact 0.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tensordict import TensorDict
+
+__all__ = ["ReplayMemory", "bench_replay"]
+
+_FORMAT = "mario-replay"
+_FORMAT_VERSION = 1
+_CONFIG_FILE = "replay.json"
+_FRAMES_FILE = "frames.u8"
+_STATE_FILE = "state.pt"
+_IO_CHUNK_BYTES = 64 << 20
+# Settings that must match for a saved replay to load (gamma and beta only shape sampling).
+_LOAD_MUST_MATCH = (
+    "capacity",
+    "num_envs",
+    "frame_shape",
+    "stack",
+    "n_step",
+    "prioritized",
+    "alpha",
+    "eps",
+)
+
+ArrayLike = np.ndarray | torch.Tensor
+
+
+class _PriorityTree:
+    """Sum and min segment trees over ``size`` float64 leaves (NumPy on the host).
+
+    Every update recomputes the touched paths from their children, so each internal node is a
+    pure function of the leaves: a tree rebuilt from saved leaves samples exactly like the
+    original. A zero leaf is absent: never found by :meth:`find`, ignored by :meth:`min`.
+    NumPy rather than torch because the work is many tiny gathers (one per tree level), where
+    NumPy's per-call cost is several times lower.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._depth = max(1, (size - 1).bit_length())
+        self._base = 1 << self._depth
+        self._sum = np.zeros(2 * self._base, dtype=np.float64)
+        self._min = np.full(2 * self._base, np.inf, dtype=np.float64)
+
+    @property
+    def nbytes(self) -> int:
+        return self._sum.nbytes + self._min.nbytes
+
+    def set(self, index: torch.Tensor, value: torch.Tensor) -> None:
+        """Set leaves ``index`` (unique int64) to ``value`` (float64, 0 = absent)."""
+        node = index.numpy() + self._base
+        leaf = value.numpy()
+        self._sum[node] = leaf
+        self._min[node] = np.where(leaf > 0, leaf, np.inf)
+        for _ in range(self._depth):
+            node = node >> 1
+            left = node << 1
+            self._sum[node] = self._sum[left] + self._sum[left + 1]
+            self._min[node] = np.minimum(self._min[left], self._min[left + 1])
+
+    def total(self) -> float:
+        return float(self._sum[1])
+
+    def min(self) -> float:
+        return float(self._min[1])
+
+    def get(self, index: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(self._sum[index.numpy() + self._base])
+
+    def leaves(self) -> torch.Tensor:
+        return torch.from_numpy(self._sum[self._base : self._base + self.size].copy())
+
+    def find(self, mass: torch.Tensor) -> torch.Tensor:
+        """Leaf whose prefix-sum interval holds ``mass`` (float64 in (0, total])."""
+        remaining = mass.numpy().copy()
+        node = np.ones(remaining.shape, dtype=np.int64)
+        for _ in range(self._depth):
+            left = node << 1
+            left_sum = self._sum[left]
+            right = remaining > left_sum
+            remaining -= np.where(right, left_sum, 0.0)
+            node = left + right
+        return torch.from_numpy(node - self._base)
+
+    def load(self, leaves: torch.Tensor) -> None:
+        """Replace all leaves and rebuild the trees bottom-up."""
+        values = leaves.numpy()
+        self._sum[:] = 0.0
+        self._sum[self._base : self._base + self.size] = values
+        self._min[:] = np.inf
+        self._min[self._base : self._base + self.size] = np.where(values > 0, values, np.inf)
+        for level in range(self._depth - 1, -1, -1):
+            lo, hi = 1 << level, 2 << level
+            self._sum[lo:hi] = self._sum[2 * lo : 2 * hi : 2] + self._sum[2 * lo + 1 : 2 * hi : 2]
+            self._min[lo:hi] = np.minimum(
+                self._min[2 * lo : 2 * hi : 2], self._min[2 * lo + 1 : 2 * hi : 2]
+            )
+
+
+class ReplayMemory:
+    """Replay memory of vector-env transitions with n-step returns (see the module docstring).
+
+    ``capacity`` counts slots over all envs (per-env streams of ``capacity // num_envs``); each
+    episode end spends one extra slot on its final frame. ``beta`` may be changed between
+    samples (annealing); ``gamma`` too, as n-step returns are summed at sample time.
+    Metadata and priorities live on the CPU; frames on ``device``.
+    """
+
+    def __init__(
+        self,
+        capacity: int,
+        num_envs: int,
+        *,
+        frame_shape: tuple[int, ...] = (84, 84),
+        stack: int = 4,
+        n_step: int = 1,
+        gamma: float = 0.99,
+        device: str | torch.device = "cpu",
+        prioritized: bool = False,
+        alpha: float = 0.6,
+        beta: float = 0.4,
+        eps: float = 1e-6,
+    ) -> None:
+        if num_envs < 1:
+            raise ValueError(f"num_envs must be >= 1, got {num_envs}")
+        if stack < 1:
+            raise ValueError(f"stack must be >= 1, got {stack}")
+        if n_step < 1:
+            raise ValueError(f"n_step must be >= 1, got {n_step}")
+        per_env = capacity // num_envs
+        if per_env <= n_step + stack:
+            raise ValueError(
+                f"capacity // num_envs must be > n_step + stack = {n_step + stack}, "
+                f"got capacity={capacity}, num_envs={num_envs}"
+            )
+        frame_shape = tuple(int(d) for d in frame_shape)
+        if not frame_shape or min(frame_shape) < 1:
+            raise ValueError(
+                f"frame_shape must be positive sizes such as (84, 84), got {frame_shape}"
+            )
+        if not 0.0 <= gamma <= 1.0:
+            raise ValueError(f"gamma must be in [0, 1], got {gamma}")
+        if alpha < 0.0 or beta < 0.0:
+            raise ValueError(f"alpha and beta must be >= 0, got alpha={alpha}, beta={beta}")
+        if eps <= 0.0:
+            raise ValueError(
+                f"eps must be > 0 (it keeps zero-error transitions sampleable), got {eps}"
+            )
+
+        self.num_envs = num_envs
+        self.capacity_per_env = per_env
+        self.capacity = per_env * num_envs
+        self.frame_shape = frame_shape
+        self.stack = stack
+        self.n_step = n_step
+        self.gamma = float(gamma)
+        self.device = torch.device(device)
+        self.prioritized = prioritized
+        self.alpha = float(alpha)
+        self.beta = float(beta)
+        self.eps = float(eps)
+
+        rows = per_env + 2
+        self._rows = rows
+        self._frames = torch.zeros(
+            (rows, num_envs, *frame_shape), dtype=torch.uint8, device=self.device
+        )
+        self._frames_flat = self._frames.view(rows * num_envs, *frame_shape)
+        shape = (rows, num_envs)
+        self._meta = TensorDict(
+            {
+                "action": torch.zeros(shape, dtype=torch.int64),
+                "reward": torch.zeros(shape, dtype=torch.float32),
+                "terminated": torch.zeros(shape, dtype=torch.bool),
+                "truncated": torch.zeros(shape, dtype=torch.bool),
+                "final": torch.zeros(shape, dtype=torch.bool),
+                "ep_pos": torch.zeros(shape, dtype=torch.int64),
+                "valid": torch.zeros(shape, dtype=torch.bool),
+            },
+            batch_size=shape,
+        )
+        # Direct references: the hot path indexes plain tensors, not the TensorDict.
+        self._action = self._meta["action"]
+        self._reward = self._meta["reward"]
+        self._terminated = self._meta["terminated"]
+        self._truncated = self._meta["truncated"]
+        self._final = self._meta["final"]
+        self._ep_pos = self._meta["ep_pos"]
+        self._valid = self._meta["valid"]
+        self._written = torch.zeros(num_envs, dtype=torch.int64)
+        self._ep_pos_next = torch.zeros(num_envs, dtype=torch.int64)
+        self._num_valid = 0
+
+        self._envs = torch.arange(num_envs)
+        # Positions (relative to the pre-add write position) whose validity an add can change.
+        self._window = torch.cat([torch.arange(-n_step, 1), torch.arange(stack + 1) - per_env])
+        self._steps = torch.arange(n_step)
+        self._back = torch.arange(stack - 1, -1, -1)  # frame j is back[j] slots before the newest
+        powers = self.gamma ** torch.arange(n_step + 1, dtype=torch.float64)
+        self._gamma_pow = powers.to(torch.float32)
+        self._discounts = self._gamma_pow[:n_step]
+
+        self._tree = _PriorityTree(rows * num_envs) if prioritized else None
+        self._max_priority = 1.0
+
+    # ------------------------------------------------------------------ info
+    def __len__(self) -> int:
+        """Transitions that can be sampled now."""
+        return self._num_valid
+
+    def __repr__(self) -> str:
+        return (
+            f"ReplayMemory(len={len(self)}, capacity={self.capacity}, num_envs={self.num_envs}, "
+            f"frame_shape={self.frame_shape}, stack={self.stack}, n_step={self.n_step}, "
+            f"prioritized={self.prioritized}, device={self.device})"
+        )
+
+    def nbytes(self) -> int:
+        """Bytes held by the memory: frames, metadata and priority trees."""
+        total = self._frames.nbytes + sum(t.nbytes for t in self._meta.values())
+        total += self._written.nbytes + self._ep_pos_next.nbytes
+        if self._tree is not None:
+            total += self._tree.nbytes
+        return total
+
+    def bytes_per_transition(self) -> float:
+        """:meth:`nbytes` per slot of capacity (an episode end uses one extra slot)."""
+        return self.nbytes() / self.capacity
+
+    # ------------------------------------------------------------------ add
+    def add(
+        self,
+        obs: ArrayLike,
+        action: ArrayLike,
+        reward: ArrayLike,
+        terminated: ArrayLike,
+        truncated: ArrayLike,
+        next_obs: ArrayLike,
+        *,
+        mask: ArrayLike | None = None,
+    ) -> None:
+        """Store one vector step.
+
+        obs/next_obs: uint8 ``[E, stack, *frame_shape]`` (numpy or torch); action int ``[E]``;
+        reward float ``[E]``; terminated/truncated bool ``[E]``. ``next_obs`` is the TRUE next
+        observation (the final one where an episode ended, not the auto-reset one).
+        ``mask`` (bool ``[E]``, optional) leaves out envs whose step is not a transition, e.g.
+        the reset step of a gymnasium vector env with ``autoreset_mode=NEXT_STEP``.
+        """
+        obs_frame = self._newest_frame(obs, "obs")
+        next_frame = self._newest_frame(next_obs, "next_obs")
+        action_t = self._per_env(action, torch.int64, "action")
+        reward_t = self._per_env(reward, torch.float32, "reward")
+        terminated_t = self._per_env(terminated, torch.bool, "terminated")
+        truncated_t = self._per_env(truncated, torch.bool, "truncated")
+        keep = (
+            torch.ones(self.num_envs, dtype=torch.bool)
+            if mask is None
+            else self._per_env(mask, torch.bool, "mask")
+        )
+
+        envs = self._envs
+        written = self._written
+        row = written % self._rows
+        row_next = (written + 1) % self._rows
+        # Both rows are spare (not live) before this add, so writing every env is safe.
+        if self._frames.is_cuda:
+            slots = (torch.stack([row, row_next]) * self.num_envs + envs).to(self.device)
+            self._frames_flat.index_copy_(0, slots[0], obs_frame)
+            self._frames_flat.index_copy_(0, slots[1], next_frame)
+        else:
+            # One copy per frame: as fast as index_copy_ and, unlike it, free of the thread
+            # pool, which stalls for milliseconds when env workers oversubscribe the CPU.
+            for env, r in enumerate(row.tolist()):
+                self._frames[r, env].copy_(obs_frame[env])
+                self._frames[(r + 1) % self._rows, env].copy_(next_frame[env])
+        self._action[row, envs] = action_t
+        self._reward[row, envs] = reward_t
+        self._terminated[row, envs] = terminated_t
+        self._truncated[row, envs] = truncated_t
+        self._final[row, envs] = False
+        self._ep_pos[row, envs] = self._ep_pos_next
+        self._final[row_next, envs] = True
+        self._ep_pos[row_next, envs] = self._ep_pos_next + 1
+
+        ended = (terminated_t | truncated_t) & keep
+        self._written = written + keep + ended
+        self._ep_pos_next = torch.where(ended, 0, self._ep_pos_next + keep)
+        self._refresh_validity(written)
+
+    def _newest_frame(self, x: ArrayLike, name: str) -> torch.Tensor:
+        expected = (self.num_envs, self.stack, *self.frame_shape)
+        shape, dtype = tuple(x.shape), x.dtype
+        if dtype != (np.uint8 if isinstance(x, np.ndarray) else torch.uint8):
+            raise ValueError(f"{name} must hold uint8 frames, got dtype {dtype}")
+        if shape == expected:
+            frame = x[:, -1]
+        elif self.stack == 1 and shape == (self.num_envs, *self.frame_shape):
+            frame = x  # stack=1 observations without a stack axis
+        else:
+            raise ValueError(f"{name} must have shape {expected}, got {shape}")
+        if isinstance(frame, np.ndarray):
+            if not frame.flags.writeable:  # e.g. shared memory of a vector env
+                frame = frame.copy()
+            frame = torch.from_numpy(frame)
+        return frame.to(self.device, non_blocking=True)
+
+    def _per_env(self, x: ArrayLike | float, dtype: torch.dtype, name: str) -> torch.Tensor:
+        t = torch.as_tensor(x)
+        if tuple(t.shape) != (self.num_envs,):
+            raise ValueError(f"{name} must have shape ({self.num_envs},), got {tuple(t.shape)}")
+        return t.to("cpu", dtype)
+
+    def _refresh_validity(self, written_before: torch.Tensor) -> None:
+        """Re-evaluate the positions whose validity this add can change; keep trees in step."""
+        env = self._envs[:, None]
+        pos = written_before[:, None] + self._window
+        valid = self._is_valid(pos, env)
+        row = pos % self._rows
+        was = self._valid[row, env]
+        self._valid[row, env] = valid
+        self._num_valid += int(valid.sum()) - int(was.sum())
+        if self._tree is not None:
+            changed = valid != was
+            if bool(changed.any()):
+                gained = valid[changed].to(torch.float64)  # new: max priority; lost: absent
+                value = gained * self._leaf_value(self._max_priority)
+                self._tree.set((row * self.num_envs + env)[changed], value)
+
+    def _is_valid(self, pos: torch.Tensor, env: torch.Tensor) -> torch.Tensor:
+        """Sampleability of absolute positions ``pos`` of envs ``env`` (broadcastable)."""
+        written = self._written[env]
+        oldest = written - self.capacity_per_env
+        row = pos % self._rows
+        _, alive = self._lookahead(row, env)
+        back = self._ep_pos[row, env].clamp(max=self.stack - 1)
+        return (
+            (pos >= 0)
+            & (pos >= oldest)
+            & (pos + alive.sum(-1) < written)
+            & (pos - back >= oldest)
+            & ~self._final[row, env]
+        )
+
+    def _lookahead(self, row: torch.Tensor, env: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Rows of the n steps from ``row`` and whether each is inside the episode.
+
+        Step j is alive when no step before it ended the episode; stale rows past the written
+        ones can only make ``k`` (the number of alive steps) larger, never valid.
+        """
+        rows = (row[..., None] + self._steps) % self._rows
+        env = env[..., None]
+        done = self._terminated[rows, env] | self._truncated[rows, env]
+        alive = done.cumsum(-1) - done.long() == 0
+        return rows, alive
+
+    # ------------------------------------------------------------------ sample
+    def sample(self, batch_size: int) -> TensorDict:
+        """A batch on ``device``: obs, action, reward, next_obs, discount, weight, index.
+
+        obs/next_obs uint8 ``[B, stack, *frame_shape]``; action int64; reward float32, the
+        n-step discounted sum; discount float32, ``gamma ** k`` for the ``k`` steps summed and 0
+        where the episode terminated within them (truncation bootstraps from the true final
+        observation); weight float32 importance weights (ones unless prioritized); index int64
+        slot ids for :meth:`update_priority`. Sampled with the default torch generator.
+        """
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if self._num_valid == 0:
+            raise ValueError("cannot sample: the replay memory holds no sampleable transition yet")
+        if self._tree is None:
+            index = self._draw_uniform(batch_size)
+            weight = torch.ones(batch_size, dtype=torch.float32)
+        else:
+            index, weight = self._draw_prioritized(batch_size)
+        row = index // self.num_envs
+        env = index % self.num_envs
+
+        rows, alive = self._lookahead(row, env)
+        env_col = env[:, None]
+        steps = alive.sum(-1)
+        reward = (self._reward[rows, env_col] * self._discounts * alive).sum(-1)
+        terminal = (self._terminated[rows, env_col] & alive).any(-1)
+        discount = torch.where(terminal, 0.0, self._gamma_pow[steps])
+
+        ep_pos = self._ep_pos[row, env][:, None]
+        row_col, steps_col = row[:, None], steps[:, None]
+        obs_rows = row_col - torch.minimum(self._back, ep_pos)
+        next_rows = row_col + steps_col - torch.minimum(self._back, ep_pos + steps_col)
+        flat = (torch.cat([obs_rows, next_rows], 1) % self._rows) * self.num_envs + env_col
+        # index_select copies whole frames; advanced indexing of uint8 is ~20x slower on CPU.
+        frames = self._frames_flat.index_select(0, flat.view(-1).to(self.device, non_blocking=True))
+        frames = frames.view(batch_size, 2 * self.stack, *self.frame_shape)
+        return TensorDict(
+            {
+                "obs": frames[:, : self.stack],
+                "action": self._action[row, env],
+                "reward": reward,
+                "next_obs": frames[:, self.stack :],
+                "discount": discount,
+                "weight": weight,
+                "index": index,
+            },
+            batch_size=[batch_size],
+            device=self.device,
+        )
+
+    def _draw_uniform(self, batch_size: int) -> torch.Tensor:
+        valid = self._valid.view(-1)
+        fraction = self._num_valid / valid.numel()
+        if fraction < 0.25:  # mostly empty: pick among the valid slots directly
+            slots = valid.nonzero().squeeze(1)
+            return slots[torch.randint(slots.numel(), (batch_size,))]
+        parts, need = [], batch_size
+        while need > 0:  # rejection sampling; usually one round
+            candidates = torch.randint(valid.numel(), (int(need / fraction * 1.25) + 8,))
+            accepted = candidates[valid[candidates]][:need]
+            parts.append(accepted)
+            need -= accepted.numel()
+        return torch.cat(parts)
+
+    def _draw_prioritized(self, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        tree = self._tree
+        assert tree is not None
+        valid = self._valid.view(-1)
+        index = torch.empty(batch_size, dtype=torch.int64)
+        todo = torch.arange(batch_size)
+        while todo.numel():  # a redraw only follows float rounding at a zero leaf
+            mass = (1.0 - torch.rand(todo.numel(), dtype=torch.float64)) * tree.total()
+            found = tree.find(mass).clamp(max=valid.numel() - 1)
+            index[todo] = found
+            todo = todo[~valid[found]]
+        weight = (tree.get(index) / tree.min()).pow(-self.beta)
+        return index, weight.to(torch.float32)
+
+    # ------------------------------------------------------------------ priorities
+    def _leaf_value(self, priority: float) -> float:
+        return (priority + self.eps) ** self.alpha
+
+    def update_priority(self, index: ArrayLike, priority: ArrayLike | float) -> None:
+        """Set priorities (e.g. |TD error|) of sampled ``index``; no-op unless prioritized.
+
+        Slots that stopped being sampleable since they were sampled are left alone; for a
+        repeated index the last priority wins.
+        """
+        if self._tree is None:
+            return
+        index_t = torch.as_tensor(index).detach().to("cpu", torch.int64).reshape(-1)
+        priority_t = torch.as_tensor(priority).detach().to("cpu", torch.float64).reshape(-1)
+        if priority_t.numel() == 1:
+            priority_t = priority_t.expand(index_t.shape)
+        if priority_t.shape != index_t.shape:
+            raise ValueError(
+                f"priority must be a number or have index's shape {tuple(index_t.shape)}, "
+                f"got {tuple(priority_t.shape)}"
+            )
+        if index_t.numel() == 0:
+            return
+        size = self._valid.numel()
+        if int(index_t.min()) < 0 or int(index_t.max()) >= size:
+            raise ValueError(f"index must be in [0, {size}), got values outside it")
+        if not bool(torch.isfinite(priority_t).all()) or bool((priority_t < 0).any()):
+            raise ValueError("priority must be finite and >= 0")
+        unique, inverse = torch.unique(index_t, return_inverse=True)
+        last = torch.zeros(unique.shape, dtype=torch.int64).scatter_reduce_(
+            0, inverse, torch.arange(index_t.numel()), "amax"
+        )
+        index_t, priority_t = unique, priority_t[last]
+        live = self._valid.view(-1)[index_t]
+        index_t, priority_t = index_t[live], priority_t[live]
+        if index_t.numel() == 0:
+            return
+        self._tree.set(index_t, (priority_t + self.eps) ** self.alpha)
+        self._max_priority = max(self._max_priority, float(priority_t.max()))
+
+    # ------------------------------------------------------------------ save / load
+    def _config(self) -> dict[str, Any]:
+        return {
+            "format": _FORMAT,
+            "version": _FORMAT_VERSION,
+            "capacity": self.capacity,
+            "num_envs": self.num_envs,
+            "frame_shape": list(self.frame_shape),
+            "stack": self.stack,
+            "n_step": self.n_step,
+            "gamma": self.gamma,
+            "prioritized": self.prioritized,
+            "alpha": self.alpha,
+            "eps": self.eps,
+        }
+
+    def save(self, path: Path) -> None:
+        """Write the memory into directory ``path`` (created if missing), fsynced.
+
+        Files: ``replay.json`` (settings), ``frames.u8`` (raw uint8 ``[rows, E, *frame]``),
+        ``state.pt`` (tensors only; loads with ``torch.load(weights_only=True)``).
+        """
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        with open(path / _FRAMES_FILE, "wb") as f:
+            for chunk in self._frames.split(self._rows_per_io_chunk()):
+                f.write(memoryview(chunk.cpu().numpy().reshape(-1)))
+            f.flush()
+            os.fsync(f.fileno())
+        state: dict[str, Any] = {
+            "meta": dict(self._meta.items()),
+            "written": self._written,
+            "ep_pos_next": self._ep_pos_next,
+            "num_valid": self._num_valid,
+            "max_priority": self._max_priority,
+        }
+        if self._tree is not None:
+            state["priorities"] = self._tree.leaves().clone()
+        with open(path / _STATE_FILE, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        with open(path / _CONFIG_FILE, "w", encoding="utf-8") as f:
+            json.dump(self._config(), f, indent=2)
+            f.flush()
+            os.fsync(f.fileno())
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def load(self, path: Path) -> None:
+        """Restore a memory written by :meth:`save` into this one (same settings required)."""
+        path = Path(path)
+        config_file = path / _CONFIG_FILE
+        if not config_file.is_file():
+            raise FileNotFoundError(f"no saved replay memory at {path} (missing {_CONFIG_FILE})")
+        saved = json.loads(config_file.read_text(encoding="utf-8"))
+        if saved.get("format") != _FORMAT or saved.get("version") != _FORMAT_VERSION:
+            raise ValueError(
+                f"{config_file} is not a {_FORMAT} version {_FORMAT_VERSION} file "
+                f"(format={saved.get('format')!r}, version={saved.get('version')!r})"
+            )
+        mine = self._config()
+        for key in _LOAD_MUST_MATCH:
+            if saved.get(key) != mine[key]:
+                raise ValueError(
+                    f"replay memory at {path} was saved with {key}={saved.get(key)!r}, "
+                    f"this memory has {key}={mine[key]!r}"
+                )
+        state = torch.load(path / _STATE_FILE, map_location="cpu", weights_only=True)
+        for key, value in state["meta"].items():
+            target = self._meta[key]
+            if value.shape != target.shape or value.dtype != target.dtype:
+                raise ValueError(f"{path / _STATE_FILE}: field {key!r} does not match this memory")
+            target.copy_(value)
+        self._read_frames(path / _FRAMES_FILE)
+        self._written = state["written"].clone()
+        self._ep_pos_next = state["ep_pos_next"].clone()
+        self._num_valid = int(state["num_valid"])
+        self._max_priority = float(state["max_priority"])
+        if self._tree is not None:
+            self._tree.load(state["priorities"])
+
+    def _rows_per_io_chunk(self) -> int:
+        return max(1, _IO_CHUNK_BYTES // (self._frames[0].nbytes or 1))
+
+    def _read_frames(self, file: Path) -> None:
+        with open(file, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size != self._frames.nbytes:
+                raise ValueError(
+                    f"{file} holds {size} bytes, this memory needs {self._frames.nbytes}"
+                )
+            for chunk in self._frames.split(self._rows_per_io_chunk()):
+                host = (
+                    chunk if chunk.device.type == "cpu" else torch.empty_like(chunk, device="cpu")
+                )
+                if f.readinto(memoryview(host.numpy().reshape(-1))) != host.nbytes:
+                    raise ValueError(f"{file} ended early")
+                if host is not chunk:
+                    chunk.copy_(host)
+
+
+def bench_replay(
+    capacity: int = 100_000,
+    num_envs: int = 8,
+    batch_size: int = 32,
+    device: str = "cpu",
+    *,
+    prioritized: bool = False,
+    n_step: int = 1,
+    adds: int = 1000,
+    samples: int = 300,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Time :class:`ReplayMemory` at 4x84x84: median add (per vector step) and sample cost.
+
+    Fills the memory to capacity first (episodes of ~200 steps) and warms up, so both costs are
+    the steady state after wrap-around. With ``prioritized``, ``update_priority_us`` is
+    reported too. ``bytes_per_transition`` is :meth:`ReplayMemory.bytes_per_transition`.
+    """
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    memory = ReplayMemory(capacity, num_envs, n_step=n_step, device=device, prioritized=prioritized)
+    pool = [rng.integers(0, 256, size=(num_envs, 4, 84, 84), dtype=np.uint8) for _ in range(8)]
+    actions = rng.integers(0, 7, size=(adds + memory.capacity_per_env, num_envs))
+    rewards = rng.normal(size=actions.shape).astype(np.float32)
+    ends = rng.random(actions.shape) < 1 / 200
+    terminated = ends & (rng.random(actions.shape) < 0.5)
+    truncated = ends & ~terminated
+    sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda: None)
+
+    def add(i: int) -> None:
+        memory.add(
+            pool[i % 8], actions[i], rewards[i], terminated[i], truncated[i], pool[(i + 1) % 8]
+        )
+
+    start = time.perf_counter()
+    for i in range(memory.capacity_per_env):
+        add(i)
+    fill_s = time.perf_counter() - start
+
+    for _ in range(20):  # warm-up: the allocator settles on reusing the batch buffers
+        memory.sample(batch_size)
+    add_ns = []
+    for i in range(memory.capacity_per_env, memory.capacity_per_env + adds):
+        t0 = time.perf_counter_ns()
+        add(i)
+        sync()
+        add_ns.append(time.perf_counter_ns() - t0)
+    sample_ns, update_ns = [], []
+    for _ in range(samples):
+        t0 = time.perf_counter_ns()
+        batch = memory.sample(batch_size)
+        sync()
+        sample_ns.append(time.perf_counter_ns() - t0)
+        if prioritized:
+            priority = torch.rand(batch_size, device=memory.device)
+            t0 = time.perf_counter_ns()
+            memory.update_priority(batch["index"], priority)
+            update_ns.append(time.perf_counter_ns() - t0)
+    result: dict[str, Any] = {
+        "capacity": memory.capacity,
+        "num_envs": num_envs,
+        "batch_size": batch_size,
+        "device": str(memory.device),
+        "prioritized": prioritized,
+        "n_step": n_step,
+        "fill_s": fill_s,
+        "add_us": statistics.median(add_ns) / 1e3,
+        "sample_us": statistics.median(sample_ns) / 1e3,
+        "bytes_per_transition": memory.bytes_per_transition(),
+        "nbytes": memory.nbytes(),
+    }
+    if prioritized:
+        result["update_priority_us"] = statistics.median(update_ns) / 1e3
+    return result
