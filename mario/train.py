@@ -461,7 +461,8 @@ class Trainer:
         from mario.play import evaluate_during_training
 
         result = evaluate_during_training(self)
-        metric = result["x_pos_mean"]
+        # best = highest flag rate, then furthest mean x_pos (x_pos < 10,000 in every stage)
+        metric = result["flag_rate"] * 10_000 + result["x_pos_mean"]
         self.tracker.log(self.step, {k: v for k, v in result.items() if k != "video"}, kind="eval")
         if result.get("video"):
             self.tracker.log_video(self.step, Path(result["video"]))
