@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
 import sys
 from dataclasses import asdict, dataclass
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from mario.checkpoint import load_checkpoint
+from mario.checkpoint import CHECKPOINTS, CheckpointError, load_checkpoint
 from mario.config import TrainConfig, build_config
 from mario.env import action_label, action_set, make_env, parse_stage
 from mario.net import MarioNet
@@ -27,7 +28,7 @@ from mario.policy import Policy
 
 if TYPE_CHECKING:
     from mario.train import Trainer
-    from mario.video import VideoWriter
+    from mario.video import VideoFormat, VideoWriter
 
 
 @dataclass
@@ -54,9 +55,20 @@ class Agent:
 
 
 def resolve_device(name: str) -> torch.device:
+    """``auto``, ``cpu``, ``cuda`` or ``cuda:N`` (which must exist); ValueError otherwise."""
     from mario.train import resolve_device as resolve
 
-    return resolve(name)
+    if not (name in ("auto", "cpu", "cuda") or re.fullmatch(r"cuda:\d+", name)):
+        raise ValueError(f"unknown device {name!r}: valid devices are auto, cpu, cuda, cuda:N")
+    device = resolve(name)
+    if device.type == "cuda" and device.index is not None:
+        count = torch.cuda.device_count()
+        if device.index >= count:
+            raise ValueError(
+                f"device {name!r} asked for, but there are {count} CUDA devices "
+                f"(valid: cuda:0..cuda:{count - 1}, cpu)"
+            )
+    return device
 
 
 def load_agent(path: str | Path, *, device: str = "auto", seed: int = 0) -> Agent:
@@ -64,21 +76,25 @@ def load_agent(path: str | Path, *, device: str = "auto", seed: int = 0) -> Agen
     target = Path(path)
     if not target.exists():
         raise ValueError(f"{path}: no such run folder or checkpoint")
+    torch_device = resolve_device(device)  # before the (slow) load
     state, info, warnings = load_checkpoint(target, fallback=True)
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    config = build_config(state["config"])
-    return Agent(
-        _policy_from_state(state, config, device, seed),
-        config,
-        int(state["counters"]["step"]),
-        info.path,
-    )
+    try:
+        config = build_config(state["config"])
+        step = int(state["counters"]["step"])
+        net = _net_from_state(state)
+    except (KeyError, TypeError, RuntimeError) as error:
+        # a state.pt that passed its checksum but is not a mario training state
+        detail = f"no {error}" if isinstance(error, KeyError) else str(error).splitlines()[0]
+        raise CheckpointError(
+            f"{info.state_path}: incompatible: not a mario checkpoint ({detail})"
+        ) from None
+    net.to(torch_device).eval()
+    return Agent(Policy(net, net.n_actions, seed=seed), config, step, info.path)
 
 
-def _policy_from_state(
-    state: dict[str, Any], config: TrainConfig, device: str, seed: int
-) -> Policy:
+def _net_from_state(state: dict[str, Any]) -> MarioNet:
     signature = state["net_signature"]
     net = MarioNet(
         int(signature["n_actions"]),
@@ -86,8 +102,7 @@ def _policy_from_state(
         dueling=bool(signature["dueling"]),
     )
     net.load_state_dict(state["net"])
-    net.to(resolve_device(device)).eval()
-    return Policy(net, net.n_actions, seed=seed)
+    return net
 
 
 def random_agent(actions: str = "simple", seed: int = 0) -> Agent:
@@ -240,6 +255,51 @@ def _agent_from_args(args: argparse.Namespace, actions: str = "simple") -> Agent
     return load_agent(args.path, device=args.device, seed=args.seed)
 
 
+def _replay_output(args: argparse.Namespace, agent: Agent, stage: str) -> tuple[Path, VideoFormat]:
+    """The file ``mario replay`` writes and its format (GIF with --gif or a .gif --out).
+
+    Default: ``RUN/videos/replay-step-N.mp4`` for a checkpoint of a run folder (beside the
+    checkpoint folder otherwise), ``random-STAGE.mp4`` in the working folder for --random.
+    """
+    from mario.video import VideoOutputError
+
+    if args.out:
+        out = Path(args.out)
+        is_gif = out.suffix.lower() == ".gif"
+        if args.gif and not is_gif:
+            raise ValueError(f"--gif writes a GIF: give --out a .gif name, not {args.out!r}")
+        fmt: VideoFormat = "gif" if is_gif else "mp4"
+        if agent.path is not None:
+            parent = agent.path.parent
+            guarded = parent if parent.name == CHECKPOINTS else agent.path
+            if guarded.resolve() in out.resolve().parents:
+                raise ValueError(
+                    f"--out {args.out} is inside the checkpoint folder {guarded}: "
+                    "choose a path outside it"
+                )
+        return out, fmt
+    fmt = "gif" if args.gif else "mp4"
+    if agent.path is None:
+        return Path(f"random-{stage}.{fmt}"), fmt
+    parent = agent.path.parent
+    run_dir = parent.parent if parent.name == CHECKPOINTS else parent
+    videos = run_dir / "videos"
+    try:
+        videos.mkdir(exist_ok=True)
+    except OSError as error:
+        raise VideoOutputError(
+            f"cannot create the video folder {videos}: {error.strerror or error} "
+            "(choose another file with --out)"
+        ) from None
+    return videos / f"replay-step-{agent.step:09d}.{fmt}", fmt
+
+
+def _gif_fps(fps: int) -> int:
+    """The GIF frame rate for ``fps`` input frames: its largest divisor up to 30 (GIF delays are
+    whole 1/100 s and browsers slow down faster ones), so whole frames are dropped evenly."""
+    return max(d for d in range(1, min(30, fps) + 1) if fps % d == 0)
+
+
 def replay_command(args: argparse.Namespace) -> int:
     """``mario replay``: render episodes to an MP4 (or GIF) and print what happened."""
     from mario.video import VideoWriter
@@ -247,22 +307,15 @@ def replay_command(args: argparse.Namespace) -> int:
     agent = _agent_from_args(args)
     stage = args.stage or agent.config.stage
     parse_stage(stage)
-    suffix = ".gif" if args.gif else ".mp4"
-    if args.out:
-        out = Path(args.out)
-    elif agent.path is not None:
-        out = agent.path.parent.parent / "videos" / f"replay-step-{agent.step:09d}{suffix}"
-        out.parent.mkdir(exist_ok=True)
-    else:
-        out = Path(f"random-{stage}{suffix}")
+    out, fmt = _replay_output(args, agent, stage)
     writer = VideoWriter(
         out,
         fps=args.fps,
         scale=args.scale,
-        fmt="gif" if args.gif else "mp4",
+        fmt=fmt,
         overlay=args.overlay,
         agent_view=args.agent_view,
-        gif_fps=min(30, args.fps),
+        gif_fps=_gif_fps(args.fps),
     )
     episodes = []
     with writer:

@@ -330,6 +330,14 @@ class Trainer:
         cfg = self.cfg
         for note in self.notes:
             print(note, file=sys.stderr)
+        if self.step >= cfg.total_steps:
+            self.tracker.close()
+            print(
+                f"run already complete: step {self.step} >= total_steps {cfg.total_steps} "
+                "(raise --total-steps to train on)",
+                flush=True,
+            )
+            return 0
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         seed = cfg.seed + self.step
         if self.env_factory is not None:
@@ -347,6 +355,7 @@ class Trainer:
             clock, clock_step = time.perf_counter(), self.step
             losses: list[float] = []
             qs: list[float] = []
+            last: CheckpointInfo | None = None  # not saved twice for one step
             while self.step < cfg.total_steps and not self.stop_requested:
                 # act
                 if self.step < cfg.burn_in:
@@ -393,13 +402,16 @@ class Trainer:
                     clock, clock_step, losses, qs = now, self.step, [], []
                     next_log += cfg.log_every
                 if next_eval is not None and self.step >= next_eval:
-                    self._evaluate()
+                    last = self._evaluate()  # saves the checkpoint it scores
                     next_eval += cfg.eval_every
                 if self.step >= next_ckpt:
-                    self.save()
+                    if last is None or last.step != self.step:
+                        last = self.save()
                     self.tracker.plot()  # ~2 s: with checkpoints, not with every log
                     next_ckpt += cfg.checkpoint_every
-            info_ckpt = self.save()
+            if last is None or last.step != self.step:
+                last = self.save()
+            info_ckpt = last
             self.tracker.plot()
             reason = "stopped by signal" if self.stop_requested else "finished"
             progress.close()
@@ -457,7 +469,7 @@ class Trainer:
                 flush=True,
             )
 
-    def _evaluate(self) -> None:
+    def _evaluate(self) -> CheckpointInfo:
         from mario.play import evaluate_during_training
 
         result = evaluate_during_training(self)
@@ -470,6 +482,7 @@ class Trainer:
         if metric > self.best_metric:
             self.best_metric = metric
             mark_best(self.run_dir, info, metric)
+        return info
 
 
 def _memory() -> dict[str, float]:
