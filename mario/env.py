@@ -6,7 +6,9 @@ network always sees exactly the preprocessing it was trained with.
 
 from __future__ import annotations
 
+import multiprocessing
 import re
+import signal
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, SupportsFloat
 
@@ -282,7 +284,15 @@ def make_vec_env(
 
     def factory(index: int) -> Callable[[], gym.Env]:
         env_seed = None if seed is None else seed + index
-        return lambda: make_env(stage, seed=env_seed, **env_kwargs)
+
+        def build() -> gym.Env:
+            if multiprocessing.parent_process() is not None:
+                # A worker: Ctrl-C reaches the whole process group, but stopping is the main
+                # process's job (it saves, then closes the workers).
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
+            return make_env(stage, seed=env_seed, **env_kwargs)
+
+        return build
 
     return AsyncVectorEnv(
         [factory(i) for i in range(num_envs)],

@@ -9,6 +9,7 @@ returns 0 within seconds.
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import os
 import shlex
 import signal
@@ -19,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, TextIO
 
 import numpy as np
 import torch
@@ -83,6 +84,37 @@ class RunSetup:
     state: dict[str, Any] | None = None
     checkpoint: CheckpointInfo | None = None
     notes: list[str] = field(default_factory=list)
+    lock: TextIO | None = None
+
+    def release(self) -> None:
+        """Let another trainer use the run folder."""
+        if self.lock is not None:
+            self.lock.close()
+            self.lock = None
+
+
+def lock_run_dir(run_dir: Path) -> TextIO:
+    """Hold ``RUN/.lock`` for this process's lifetime: one trainer per run folder.
+
+    ``flock`` is released by the kernel when the process dies (even by ``kill -9``), so a
+    stale lock never blocks a resume.
+    """
+    handle = open(run_dir / ".lock", "a+")  # noqa: SIM115 - held until the process exits
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        owner = handle.read().strip() or "?"
+        handle.close()
+        raise ConfigError(
+            f"run folder {run_dir} is in use by another trainer (pid {owner}); "
+            "stop it first or choose another --run-dir"
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle
 
 
 def prepare_run(
@@ -143,7 +175,7 @@ def prepare_run(
         check_writable(run_dir)
     except CheckpointError as error:
         raise ConfigError(str(error)) from None
-    return RunSetup(config, run_dir, state, info, notes)
+    return RunSetup(config, run_dir, state, info, notes, lock_run_dir(run_dir))
 
 
 class Trainer:
@@ -160,6 +192,7 @@ class Trainer:
         """``env_factory(seed)`` replaces the game's vector env (tests use a toy env with
         ``n_actions`` actions); it must auto-reset in SAME_STEP mode like make_vec_env."""
         cfg = self.cfg = setup.config
+        self.setup = setup
         self.env_factory = env_factory
         self.run_dir = setup.run_dir
         self.device = resolve_device(cfg.device)
@@ -332,6 +365,7 @@ class Trainer:
             print(note, file=sys.stderr)
         if self.step >= cfg.total_steps:
             self.tracker.close()
+            self.setup.release()
             print(
                 f"run already complete: step {self.step} >= total_steps {cfg.total_steps} "
                 "(raise --total-steps to train on)",
@@ -421,6 +455,7 @@ class Trainer:
             progress.close()
             envs.close()
             self.tracker.close()
+            self.setup.release()
             for s, handler in previous.items():
                 signal.signal(s, handler)
 

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from mario.checkpoint import list_checkpoints, load_checkpoint
+from mario.config import ConfigError
 from mario.play import Agent, Episode
 from mario.policy import Policy
 from mario.tracking import read_metrics
@@ -283,6 +284,10 @@ def test_stage_change_on_resume_is_explicit(tmp_path: Path) -> None:
     assert Trainer(setup).run() == 0
     same = prepare_run({}, resume=str(run))
     assert same.config.stage == "1-1"
+    # one trainer per run folder
+    with pytest.raises(ConfigError, match=r"in use by another trainer \(pid \d+\)"):
+        prepare_run({}, resume=str(run))
+    same.release()
     moved = prepare_run({"stage": "1-2"}, resume=str(run))
     assert moved.config.stage == "1-2"
     assert "continuing training on stage 1-2 (was 1-1)" in moved.notes
