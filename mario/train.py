@@ -390,13 +390,37 @@ class Trainer:
             losses: list[float] = []
             qs: list[float] = []
             last: CheckpointInfo | None = None  # not saved twice for one step
-            while self.step < cfg.total_steps and not self.stop_requested:
-                # act
-                if self.step < cfg.burn_in:
-                    actions = np.random.randint(envs.single_action_space.n, size=cfg.num_envs)
-                else:
-                    actions, _ = self.policy.act(obs, self.epsilon)
-                envs.step_async(actions)
+            # Act first, then store the previous step, log and learn while the emulators run
+            # the next one: only acting and gathering results keep them waiting.
+            pending: tuple[Any, ...] | None = None  # the step just finished, not yet stored
+            while True:
+                running = self.step < cfg.total_steps and not self.stop_requested
+                if running:  # act
+                    if self.step < cfg.burn_in:
+                        actions = np.random.randint(envs.single_action_space.n, size=cfg.num_envs)
+                    else:
+                        actions, _ = self.policy.act(obs, self.epsilon)
+                    envs.step_async(actions)
+                if pending is not None:
+                    self._store(*pending, returns, lengths)
+                    pending = None
+                    progress.update(self.step, self.epsilon, self.recent_returns, self.best_x)
+                    # log, evaluate, checkpoint
+                    if self.step >= next_log:
+                        now = time.perf_counter()
+                        self._log_train(losses, qs, (self.step - clock_step) / (now - clock))
+                        clock, clock_step, losses, qs = now, self.step, [], []
+                        next_log += cfg.log_every
+                    if next_eval is not None and self.step >= next_eval:
+                        last = self._evaluate()  # saves the checkpoint it scores
+                        next_eval += cfg.eval_every
+                    if self.step >= next_ckpt:
+                        if last is None or last.step != self.step:
+                            last = self.save()
+                        self.tracker.plot()  # ~2 s: with checkpoints, not with every log
+                        next_ckpt += cfg.checkpoint_every
+                if not running:
+                    break
                 # learn while the emulators run
                 due = int(max(0, self.step - cfg.burn_in) * cfg.replay_ratio)
                 while self.learner.updates < due and len(self.replay) >= cfg.batch_size:
@@ -407,42 +431,9 @@ class Trainer:
                     losses.append(out["loss"])
                     qs.append(out["q_mean"])
                 next_obs, reward, terminated, truncated, info = envs.step_wait()
-                # store (the true next observation where an episode ended)
-                done = terminated | truncated
-                true_next = next_obs
-                if done.any():
-                    true_next = next_obs.copy()
-                    for i in np.flatnonzero(done):
-                        true_next[i] = info["final_obs"][i]
-                self.replay.add(obs, actions, reward, terminated, truncated, true_next)
+                pending = (obs, actions, next_obs, reward, terminated, truncated, info)
                 obs = next_obs
                 self.step += cfg.num_envs
-                returns += reward
-                lengths += 1
-                for i in np.flatnonzero(done):
-                    final = info["final_info"]
-                    self._episode_end(
-                        float(returns[i]),
-                        int(lengths[i]),
-                        int(final["x_pos"][i]),
-                        bool(final["flag_get"][i]),
-                    )
-                    returns[i], lengths[i] = 0.0, 0
-                progress.update(self.step, self.epsilon, self.recent_returns, self.best_x)
-                # log, evaluate, checkpoint
-                if self.step >= next_log:
-                    now = time.perf_counter()
-                    self._log_train(losses, qs, (self.step - clock_step) / (now - clock))
-                    clock, clock_step, losses, qs = now, self.step, [], []
-                    next_log += cfg.log_every
-                if next_eval is not None and self.step >= next_eval:
-                    last = self._evaluate()  # saves the checkpoint it scores
-                    next_eval += cfg.eval_every
-                if self.step >= next_ckpt:
-                    if last is None or last.step != self.step:
-                        last = self.save()
-                    self.tracker.plot()  # ~2 s: with checkpoints, not with every log
-                    next_ckpt += cfg.checkpoint_every
             if last is None or last.step != self.step:
                 last = self.save()
             info_ckpt = last
@@ -458,6 +449,39 @@ class Trainer:
             self.setup.release()
             for s, handler in previous.items():
                 signal.signal(s, handler)
+
+    def _store(
+        self,
+        obs: np.ndarray,
+        actions: np.ndarray,
+        next_obs: np.ndarray,
+        reward: np.ndarray,
+        terminated: np.ndarray,
+        truncated: np.ndarray,
+        info: dict[str, Any],
+        returns: np.ndarray,
+        lengths: np.ndarray,
+    ) -> None:
+        """Store one vector step (the true next observation where an episode ended) and
+        close the episodes it ended; ``returns`` and ``lengths`` are updated in place."""
+        done = terminated | truncated
+        true_next = next_obs
+        if done.any():
+            true_next = next_obs.copy()
+            for i in np.flatnonzero(done):
+                true_next[i] = info["final_obs"][i]
+        self.replay.add(obs, actions, reward, terminated, truncated, true_next)
+        returns += reward
+        lengths += 1
+        for i in np.flatnonzero(done):
+            final = info["final_info"]
+            self._episode_end(
+                float(returns[i]),
+                int(lengths[i]),
+                int(final["x_pos"][i]),
+                bool(final["flag_get"][i]),
+            )
+            returns[i], lengths[i] = 0.0, 0
 
     def _episode_end(self, ret: float, length: int, x_pos: int, flag: bool) -> None:
         self.episodes += 1

@@ -1,0 +1,100 @@
+"""`mario bench train`: the real training loop on the real game, timed by phase and by part."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from mario.bench_train import BUCKETS, PHASES, bench_train, format_train
+from tests.conftest import run_mario
+
+PARTS = (*BUCKETS, "other")
+
+
+def check_phase(name: str, phase: dict, ratio: float) -> None:
+    assert phase["seconds"] > 0 and phase["steps"] > 0, (name, phase)
+    assert phase["steps_per_s"] > 0 and phase["frames_per_s"] == pytest.approx(
+        4 * phase["steps_per_s"], rel=1e-3
+    )
+    assert all(rate > 0 for rate in phase["steps_per_s_windows"])
+    assert set(phase["share"]) == set(PARTS) and set(phase["ms_per_iteration"]) == set(PARTS)
+    # the parts split the phase's wall time: their shares add up to one
+    assert sum(phase["share"].values()) == pytest.approx(1.0, abs=0.01)
+    assert phase["share"]["wait_envs"] > 0 and phase["share"]["replay_add"] > 0
+    assert 0 < phase["main_cpu_share"] <= 1.05
+    assert phase["bottleneck"] in ("emulators", "learner", "inference", "loop")
+    if name == "collect":  # random actions: no network at all
+        assert phase["share"]["inference"] == 0 and phase["updates"] == 0
+    if name == "act":  # the policy acts, nothing learns
+        assert phase["share"]["inference"] > 0 and phase["updates"] == 0
+    if name == "learn":
+        assert phase["share"]["inference"] > 0 and phase["share"]["update"] > 0
+        assert phase["updates"] > 0 and phase["ms_per_update"] > 0
+        # updates keep pace with the replay ratio: no backlog from the earlier phases
+        assert phase["updates"] <= ratio * phase["steps"] + 4
+        assert phase["learner_limit_steps_per_s"] > 0
+
+
+@pytest.mark.slow
+def test_bench_train_times_the_real_loop(capsys: pytest.CaptureFixture[str]) -> None:
+    threads = torch.get_num_threads()
+    result = bench_train(
+        seconds=1.0,
+        num_envs=2,
+        device="cpu",
+        warmup=0.3,
+        windows=2,
+        baseline_seconds=0.3,
+        repeats=1,
+        overrides={"batch_size": 8},
+    )
+    assert capsys.readouterr().out == ""  # the loop's prints stay out of --json output
+    assert torch.get_num_threads() == threads  # the Trainer's CPU thread setting is undone
+    assert result["machine"]["cores"] >= 1
+    assert result["replay_ratio"] == 0.25 and result["batch_size"] == 8
+    for key in ("raw_frames_per_s", "vector_steps_per_s", "target_steps_per_s"):
+        assert result[key] > 0, key
+    target = 0.8 * result["machine"]["cores"] * result["raw_frames_per_s"] / 4
+    assert result["target_steps_per_s"] == pytest.approx(target, rel=1e-3)
+    assert result["target_ratio"] == pytest.approx(
+        result["train_steps_per_s"] / result["target_steps_per_s"], rel=1e-2
+    )
+    assert result["collect_vs_vector"] > 0
+    assert set(result["phases"]) == set(PHASES)
+    for name, phase in result["phases"].items():
+        check_phase(name, phase, result["replay_ratio"])
+    assert result["train_steps_per_s"] == result["phases"]["learn"]["steps_per_s"]
+    assert result["updates_per_s"] > 0 and result["teardown_s"] >= 0
+    json.dumps(result)  # --json prints it as is
+    text = format_train(result)
+    assert "learn" in text and "target" in text
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "needle"),
+    [
+        ({"seconds": 0}, "seconds"),
+        ({"num_envs": 0}, "num_envs"),
+        ({"windows": 0}, "windows"),
+        ({"replay_ratio": -1.0}, "replay_ratio"),
+        ({"warmup": -1}, "warmup"),
+        ({"device": "tpu"}, "device"),
+        ({"overrides": {"batch_size": 0}}, "batch_size"),
+    ],
+)
+def test_bench_train_rejects_bad_values_before_starting(kwargs: dict, needle: str) -> None:
+    with pytest.raises(ValueError, match=needle):  # ConfigError is a ValueError
+        bench_train(**kwargs)
+
+
+@pytest.mark.slow
+def test_cli_bench_train_prints_one_json_object() -> None:
+    result = run_mario(
+        "bench", "train", "--seconds", "0.5", "--num-envs", "1", "--device", "cpu", "--json"
+    )
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)  # the whole of stdout: nothing else printed there
+    assert data["num_envs"] == 1 and data["train_steps_per_s"] > 0
+    assert data["phases"]["learn"]["updates"] > 0
