@@ -194,7 +194,12 @@ def run(args: Any) -> dict[str, Any]:
         return {"machine": machine(), "rows": bench_learner(device=_device(args.device))}
     from mario.bench_train import bench_train
 
-    return bench_train(seconds=args.seconds, num_envs=args.num_envs, device=_device(args.device))
+    return bench_train(
+        seconds=args.seconds,
+        num_envs=args.num_envs,
+        device=_device(args.device),
+        repeats=args.repeats,
+    )
 
 
 def _device(name: str) -> str:
@@ -208,6 +213,10 @@ def _device(name: str) -> str:
 def format_result(what: str, result: dict[str, Any]) -> str:
     if what == "env":
         return format_env(result)
+    if what == "train":
+        from mario.bench_train import format_train
+
+        return format_train(result)
     lines = [f"machine: {result.get('machine')}"]
     for key, value in result.items():
         if key == "machine":
