@@ -91,6 +91,10 @@ def load_agent(path: str | Path, *, device: str = "auto", seed: int = 0) -> Agen
             f"{info.state_path}: incompatible: not a mario checkpoint ({detail})"
         ) from None
     net.to(torch_device).eval()
+    if torch_device.type == "cpu":
+        # one observation at a time: extra threads only add synchronisation (5x slower on a
+        # busy 2-core machine)
+        torch.set_num_threads(1)
     return Agent(Policy(net, net.n_actions, seed=seed), config, step, info.path)
 
 

@@ -164,6 +164,9 @@ class Tracker:
                 name=run_name,
                 save_code=False,
                 reinit="create_new",
+                # our own line says where the run is and how to sync it; W&B's banner and
+                # end-of-run summary would repeat it in every log (docker logs included)
+                settings=wandb.Settings(quiet=True),
             )
         except BaseException:
             self._file.close()

@@ -8,6 +8,6 @@ bash scripts/setup.sh
 export MPLBACKEND=Agg
 run="checkpoints/quickstart-$(date +%Y%m%d-%H%M%S)"
 .venv/bin/mario train --preset quickstart --run-dir "$run" --wandb-mode "${WANDB_MODE:-auto}" "$@"
-.venv/bin/mario eval "$run" --episodes 3
-.venv/bin/mario replay "$run" --overlay
+.venv/bin/mario eval "$run" --episodes 3 --max-steps 1000
+.venv/bin/mario replay "$run" --overlay --max-steps 1000
 echo "run folder: $run"

@@ -65,7 +65,9 @@ def test_offline_run_logs_and_resumes(tmp_path: Path) -> None:
     for text in (b"train/loss", b"episode/x_pos", b"agent_step", b"batch_size"):
         assert text in data
 
-    # A second process resumes the same W&B run id.
+    # A second process resumes the same W&B run id. W&B names offline run folders by the
+    # second they start in: start the resumed run in a later second than the first one.
+    time.sleep(1.0 - time.time() % 1.0 + 0.05)
     resumed = Tracker(run_dir, config, wandb_mode="offline", run_id=run_id)
     resumed.log(300, {"loss": 0.25})
     resumed.close()
