@@ -170,6 +170,11 @@ def prepare_run(
             Path(config.run_dir) if config.run_dir else DEFAULT_ROOT / f"{config.stage}-{stamp}"
         )
         config.run_dir = str(run_dir)
+    if config.burn_in >= config.total_steps:
+        notes.append(
+            f"warning: burn_in ({config.burn_in}) >= total_steps ({config.total_steps}): this "
+            "run only collects random play and never learns; lower --burn-in"
+        )
     resolve_device(config.device)  # fail before anything is created
     try:
         check_writable(run_dir)
