@@ -176,12 +176,15 @@ class Learner:
         self.updates = 0
         self.target_syncs = 0
 
-    def update(self, batch: Mapping[str, Any]) -> dict[str, Any]:
+    def update(self, batch: Mapping[str, Any], *, sync: bool = True) -> dict[str, Any]:
         """One gradient step on ``batch`` (see :func:`dqn_loss`), then the target update.
 
-        Returns ``loss``, ``q_mean``, ``grad_norm`` (before clipping) as floats (one host
-        sync for all three), ``td_abs`` (N,) as a detached tensor on the net's device, and
-        ``target_synced`` (whether a hard sync happened in this update).
+        Returns ``stats``, a detached (3,) tensor ``[loss, q_mean, grad_norm]`` (grad norm
+        before clipping) on the net's device, ``td_abs`` (N,) likewise, and ``target_synced``
+        (whether a hard sync happened in this update). With ``sync`` (the default) also
+        ``loss``, ``q_mean`` and ``grad_norm`` as floats, at the cost of one wait for the
+        device; a training loop on a GPU passes ``sync=False`` and reads ``stats`` only when
+        it logs, so updates queue up on the device.
         """
         autocast = (
             torch.autocast(device_type="cuda", dtype=torch.bfloat16)
@@ -205,13 +208,12 @@ class Learner:
             self.target_syncs += 1
             synced = True
 
-        loss_f, q_mean_f, grad_norm_f = torch.stack(
-            [loss.detach().float(), info["q_mean"], grad_norm.float()]
-        ).tolist()
+        stats = torch.stack([loss.detach().float(), info["q_mean"], grad_norm.float()])
+        names = ("loss", "q_mean", "grad_norm")
+        floats = dict(zip(names, stats.tolist(), strict=True)) if sync else {}
         return {
-            "loss": loss_f,
-            "q_mean": q_mean_f,
-            "grad_norm": grad_norm_f,
+            **floats,
+            "stats": stats,
             "td_abs": info["td_abs"],
             "target_synced": synced,
         }

@@ -392,8 +392,7 @@ class Trainer:
             next_ckpt = self.step + cfg.checkpoint_every
             next_eval = self.step + cfg.eval_every if cfg.eval_every else None
             clock, clock_step = time.perf_counter(), self.step
-            losses: list[float] = []
-            qs: list[float] = []
+            stats: list[torch.Tensor] = []  # [loss, q_mean, grad_norm] per update, on device
             last: CheckpointInfo | None = None  # not saved twice for one step
             # Act first, then store the previous step, log and learn while the emulators run
             # the next one: only acting and gathering results keep them waiting.
@@ -413,8 +412,8 @@ class Trainer:
                     # log, evaluate, checkpoint
                     if self.step >= next_log:
                         now = time.perf_counter()
-                        self._log_train(losses, qs, (self.step - clock_step) / (now - clock))
-                        clock, clock_step, losses, qs = now, self.step, [], []
+                        self._log_train(stats, (self.step - clock_step) / (now - clock))
+                        clock, clock_step, stats = now, self.step, []
                         next_log += cfg.log_every
                     if next_eval is not None and self.step >= next_eval:
                         last = self._evaluate()  # saves the checkpoint it scores
@@ -430,11 +429,10 @@ class Trainer:
                 due = int(max(0, self.step - cfg.burn_in) * cfg.replay_ratio)
                 while self.learner.updates < due and len(self.replay) >= cfg.batch_size:
                     batch = self.replay.sample(cfg.batch_size)
-                    out = self.learner.update(batch)
+                    out = self.learner.update(batch, sync=False)  # no wait for the GPU
                     if cfg.prioritized:
                         self.replay.update_priority(batch["index"], out["td_abs"])
-                    losses.append(out["loss"])
-                    qs.append(out["q_mean"])
+                    stats.append(out["stats"])
                 next_obs, reward, terminated, truncated, info = envs.step_wait()
                 pending = (obs, actions, next_obs, reward, terminated, truncated, info)
                 obs = next_obs
@@ -506,7 +504,7 @@ class Trainer:
             kind="episode",
         )
 
-    def _log_train(self, losses: list[float], qs: list[float], steps_per_s: float) -> None:
+    def _log_train(self, stats: list[torch.Tensor], steps_per_s: float) -> None:
         metrics: dict[str, Any] = {
             "epsilon": round(self.epsilon, 5),
             "steps_per_s": round(steps_per_s, 2),
@@ -515,9 +513,9 @@ class Trainer:
             "replay_size": len(self.replay),
             "best_x_pos": self.best_x,
         }
-        if losses:
-            metrics["loss"] = float(np.mean(losses))
-            metrics["q_mean"] = float(np.mean(qs))
+        if stats:
+            loss, q_mean, grad_norm = torch.stack(stats).mean(0).tolist()  # one device sync
+            metrics.update(loss=loss, q_mean=q_mean, grad_norm=grad_norm)
         if self.recent_returns:
             metrics["return_mean100"] = float(np.mean(self.recent_returns))
             metrics["x_pos_mean100"] = float(np.mean(self.recent_x))

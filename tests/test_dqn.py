@@ -377,3 +377,19 @@ def test_bench_learner_rows() -> None:
         bench_learner(batch_sizes=(0,))
     with pytest.raises(ValueError, match="steps"):
         bench_learner(steps=0)
+
+
+def test_learner_unsynced_update_returns_the_same_stats_as_tensors() -> None:
+    """sync=False (the training loop's, so GPU updates can queue) changes nothing but the
+    return type: same stats, same learning."""
+    batch = _random_batch(16, 5)
+    results = []
+    for sync in (True, False):
+        torch.manual_seed(0)
+        learner = Learner(MarioNet(5), lr=1e-3)
+        results.append([learner.update(batch, sync=sync) for _ in range(3)])
+    for synced, unsynced in zip(*results, strict=True):
+        assert "loss" not in unsynced and unsynced["stats"].shape == (3,)
+        assert not unsynced["stats"].requires_grad
+        expected = [synced["loss"], synced["q_mean"], synced["grad_norm"]]
+        assert unsynced["stats"].tolist() == pytest.approx(expected, rel=1e-6)
