@@ -37,8 +37,12 @@ class Policy:
     @torch.no_grad()
     def act(
         self, obs: np.ndarray, epsilon: float = 0.0, *, greedy: bool = False
-    ) -> tuple[np.ndarray, np.ndarray | None]:
-        """``(actions int64 (N,), q_values float32 (N, A) or None)`` for ``obs`` (N, ...)."""
+    ) -> tuple[np.ndarray, torch.Tensor | None]:
+        """``(actions int64 (N,), q_values (N, A) or None)`` for ``obs`` (N, ...).
+
+        The Q-values stay on the net's device (training discards them; the replay HUD
+        reads them), so acting copies only the actions back to the host.
+        """
         n = obs.shape[0]
         if self.net is None:
             actions = torch.randint(
@@ -52,4 +56,4 @@ class Policy:
             actions = boltzmann_actions(q, self.temperature, self.generator)
         else:
             actions = select_actions(q, epsilon, self.generator)
-        return actions.cpu().numpy(), q.float().cpu().numpy()
+        return actions.cpu().numpy(), q
