@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from mario.env import MarioEnv, make_env, make_vec_env
+from mario.net import resolve_device
 
 
 def machine() -> dict[str, Any]:
@@ -184,30 +185,23 @@ def run(args: Any) -> dict[str, Any]:
     """Dispatch ``mario bench WHAT`` (``args`` from the CLI)."""
     if args.what == "env":
         return bench_env(seconds=args.seconds, repeats=args.repeats, max_envs=args.max_envs)
+    device = str(resolve_device(args.device))
     if args.what == "replay":
         from mario.replay import bench_replay
 
-        return {"machine": machine(), **bench_replay(device=_device(args.device))}
+        return {"machine": machine(), **bench_replay(device=device)}
     if args.what == "learner":
         from mario.bench_learner import bench_learner
 
-        return {"machine": machine(), "rows": bench_learner(device=_device(args.device))}
+        return {"machine": machine(), "rows": bench_learner(device=device)}
     from mario.bench_train import bench_train
 
     return bench_train(
         seconds=args.seconds,
         num_envs=args.num_envs,
-        device=_device(args.device),
+        device=device,
         repeats=args.repeats,
     )
-
-
-def _device(name: str) -> str:
-    if name == "auto":
-        import torch
-
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return name
 
 
 def format_result(what: str, result: dict[str, Any]) -> str:

@@ -140,12 +140,7 @@ class TrainConfig:
                 f"bad value {self.replay_size!r} for replay_size: too small for "
                 f"{self.num_envs} envs and batch {self.batch_size} (need >= {smallest})"
             )
-        if self.device != "auto" and not (
-            self.device == "cpu" or self.device == "cuda" or self.device.startswith("cuda:")
-        ):
-            raise ConfigError(
-                f"bad value {self.device!r} for device: valid values are auto, cpu, cuda, cuda:N"
-            )
+        # device: checked (and resolved) by mario.net.resolve_device before a run starts
         return self
 
     def to_dict(self) -> dict[str, Any]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import statistics
 import sys
 from dataclasses import asdict, dataclass
@@ -23,7 +22,7 @@ import torch
 from mario.checkpoint import CHECKPOINTS, CheckpointError, load_checkpoint
 from mario.config import TrainConfig, build_config
 from mario.env import action_label, action_set, make_env, parse_stage
-from mario.net import MarioNet
+from mario.net import MarioNet, resolve_device
 from mario.policy import Policy
 
 if TYPE_CHECKING:
@@ -52,23 +51,6 @@ class Agent:
     config: TrainConfig
     step: int | None = None
     path: Path | None = None
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto``, ``cpu``, ``cuda`` or ``cuda:N`` (which must exist); ValueError otherwise."""
-    from mario.train import resolve_device as resolve
-
-    if not (name in ("auto", "cpu", "cuda") or re.fullmatch(r"cuda:\d+", name)):
-        raise ValueError(f"unknown device {name!r}: valid devices are auto, cpu, cuda, cuda:N")
-    device = resolve(name)
-    if device.type == "cuda" and device.index is not None:
-        count = torch.cuda.device_count()
-        if device.index >= count:
-            raise ValueError(
-                f"device {name!r} asked for, but there are {count} CUDA devices "
-                f"(valid: cuda:0..cuda:{count - 1}, cpu)"
-            )
-    return device
 
 
 def load_agent(path: str | Path, *, device: str = "auto", seed: int = 0) -> Agent:
@@ -253,6 +235,7 @@ def _agent_from_args(args: argparse.Namespace, actions: str = "simple") -> Agent
     if args.random and args.path:
         raise ValueError("give either a checkpoint PATH or --random, not both")
     if args.random:
+        resolve_device(args.device)  # a bad --device is an error with or without a network
         return random_agent(actions, seed=args.seed)
     if not args.path:
         raise ValueError("missing PATH: give a run folder or checkpoint, or --random")

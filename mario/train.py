@@ -42,23 +42,13 @@ from mario.checkpoint import (
 from mario.config import ConfigError, TrainConfig, build_config
 from mario.dqn import EpsilonSchedule, Learner
 from mario.env import action_set, make_vec_env
-from mario.net import MarioNet, net_signature
+from mario.net import MarioNet, net_signature, resolve_device
 from mario.policy import Policy
 from mario.replay import ReplayMemory
 from mario.tracking import Tracker, resolve_wandb_mode
 
 DEFAULT_ROOT = Path("checkpoints")
 STATE_FORMAT = 1
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` → CUDA when present, else CPU; an explicit CUDA device must exist."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {name!r} asked for, but no CUDA device is available: use cpu")
-    return device
 
 
 def newest_run(root: Path) -> Path | None:
