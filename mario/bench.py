@@ -193,15 +193,41 @@ def run(args: Any) -> dict[str, Any]:
     if args.what == "learner":
         from mario.bench_learner import bench_learner
 
-        return {"machine": machine(), "rows": bench_learner(device=device)}
+        cuda = device.startswith("cuda")
+        rows = []
+        # bf16 autocast and torch.compile exist only on CUDA: "auto" tries both ways there
+        for compile in _switch(args.compile, cuda):
+            for amp in _switch(args.amp, cuda):
+                rows += bench_learner(
+                    batch_sizes=args.batch_sizes or (32, 64, 128, 256),
+                    device=device,
+                    steps=args.steps,
+                    repeats=args.repeats,
+                    amp=amp,
+                    compile=compile,
+                )
+        return {"machine": machine(), "rows": rows}
     from mario.bench_train import bench_train
 
+    overrides = None
+    if args.preset:
+        from mario.bench_train import preset_overrides
+
+        overrides = preset_overrides(args.preset)
     return bench_train(
         seconds=args.seconds,
         num_envs=args.num_envs,
         device=device,
         repeats=args.repeats,
+        overrides=overrides,
     )
+
+
+def _switch(choice: str, cuda: bool) -> tuple[bool, ...]:
+    """``--amp``/``--compile`` values: off, on, both, or auto (both on CUDA, else off)."""
+    if choice == "auto":
+        choice = "both" if cuda else "off"
+    return {"off": (False,), "on": (True,), "both": (False, True)}[choice]
 
 
 def format_result(what: str, result: dict[str, Any]) -> str:

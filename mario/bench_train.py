@@ -175,6 +175,34 @@ class _Probe:
         cfg.replay_ratio = self.ratio if mode == "learn" else 0.0
 
 
+#: Preset keys that shape a run rather than its speed: the benchmark sets its own.
+RUN_KEYS = frozenset(
+    {
+        "total_steps",
+        "num_envs",
+        "run_dir",
+        "burn_in",
+        "checkpoint_every",
+        "eval_every",
+        "eval_episodes",
+        "log_every",
+        "replay_size",
+        "save_replay",
+        "wandb_mode",
+        "device",
+    }
+)
+
+
+def preset_overrides(name: str) -> dict[str, Any]:
+    """A preset's learning settings (batch, replay ratio, network, bf16, ...) for the benchmark,
+    without the keys that shape a run (:data:`RUN_KEYS`)."""
+    from mario.config import load_yaml
+    from mario.presets import preset_path
+
+    return {k: v for k, v in load_yaml(preset_path(name)).items() if k not in RUN_KEYS}
+
+
 def _check(name: str, value: Any, low: float, *, integer: bool = False, strict: bool) -> None:
     kinds = (int,) if integer else (int, float)
     ok = isinstance(value, kinds) and not isinstance(value, bool)
@@ -316,6 +344,10 @@ def bench_train(
             device=cfg.device,
             replay_ratio=ratio,
             batch_size=cfg.batch_size,
+            amp=cfg.amp,
+            compile=cfg.compile,
+            dueling=cfg.dueling,
+            actions=cfg.actions,
             frame_skip=cfg.frame_skip,
             replay_size=cfg.replay_size,
             seconds=seconds,
@@ -333,6 +365,8 @@ def bench_train(
                 raw_frames_per_s=round(raw, 1),
                 vector_steps_per_s=round(vector, 1),
                 target_steps_per_s=round(target, 1),
+                # what these envs could give if each had a core and nothing else ran
+                env_limit_steps_per_s=round(num_envs * raw / cfg.frame_skip, 1),
             )
 
         schedule: list[tuple[str, float, str | None]] = []
@@ -371,6 +405,10 @@ def bench_train(
         result["learner_limit_steps_per_s"] = learn["learner_limit_steps_per_s"]
     if baseline:
         result["target_ratio"] = round(learn["steps_per_s"] / result["target_steps_per_s"], 3)
+        result["env_limit_ratio"] = {
+            phase: round(phases[phase]["steps_per_s"] / result["env_limit_steps_per_s"], 3)
+            for phase in PHASES
+        }
         # the loop's own cost over the bare vector env, both with random actions
         result["collect_vs_vector"] = round(
             phases["collect"]["steps_per_s"] / result["vector_steps_per_s"], 3
@@ -402,6 +440,11 @@ def format_train(result: dict[str, Any]) -> str:
         )
         shares = "  ".join(f"{k} {v:.0%}" for k, v in phase["share"].items() if v >= 0.005)
         lines.append(f"          time: {shares}")
+    if "env_limit_steps_per_s" in result:
+        lines.append(
+            f"env limit (envs x raw/skip)  : {result['env_limit_steps_per_s']:8.1f} steps/s, "
+            f"ratio by phase {result['env_limit_ratio']}"
+        )
     for key in ("target_ratio", "collect_vs_vector", "learner_limit_steps_per_s", "teardown_s"):
         if key in result:
             lines.append(f"{key}: {result[key]}")

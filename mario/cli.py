@@ -259,6 +259,24 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--repeats", type=_positive_int, default=3)
     bench.add_argument("--max-envs", type=_positive_int, help="env: largest vector size")
     bench.add_argument("--num-envs", type=_positive_int, default=2, help="train: envs")
+    bench.add_argument(
+        "--preset",
+        metavar="NAME",
+        help="train: the learning settings of a preset (batch, replay ratio, network, bf16)",
+    )
+    bench.add_argument(
+        "--batch-sizes", type=_positive_int, nargs="+", help="learner: batch sizes to time"
+    )
+    bench.add_argument(
+        "--steps", type=_positive_int, help="learner: updates per timed run (CUDA 200, CPU 20)"
+    )
+    for flag, what in (("--amp", "bf16 autocast"), ("--compile", "torch.compile")):
+        bench.add_argument(
+            flag,
+            choices=("auto", "off", "on", "both"),
+            default="auto",
+            help=f"learner: {what} off, on or both (auto: both on CUDA, off elsewhere)",
+        )
     bench.add_argument("--device", default="auto")
     bench.add_argument("--json", action="store_true", help="print one JSON object")
     bench.set_defaults(func=_cmd_bench)
