@@ -197,15 +197,18 @@ def run(args: Any) -> dict[str, Any]:
         rows = []
         # bf16 autocast and torch.compile exist only on CUDA: "auto" tries both ways there
         for compile in _switch(args.compile, cuda):
-            for amp in _switch(args.amp, cuda):
-                rows += bench_learner(
-                    batch_sizes=args.batch_sizes or (32, 64, 128, 256),
-                    device=device,
-                    steps=args.steps,
-                    repeats=args.repeats,
-                    amp=amp,
-                    compile=compile,
-                )
+            # the learner captures no CUDA graph when it compiles
+            for graph in (False,) if compile else _switch(args.cuda_graph, cuda):
+                for amp in _switch(args.amp, cuda):
+                    rows += bench_learner(
+                        batch_sizes=args.batch_sizes or (32, 64, 128, 256),
+                        device=device,
+                        steps=args.steps,
+                        repeats=args.repeats,
+                        amp=amp,
+                        compile=compile,
+                        cuda_graph=graph,
+                    )
         return {"machine": machine(), "rows": rows}
     from mario.bench_train import bench_train
 
@@ -224,7 +227,7 @@ def run(args: Any) -> dict[str, Any]:
 
 
 def _switch(choice: str, cuda: bool) -> tuple[bool, ...]:
-    """``--amp``/``--compile`` values: off, on, both, or auto (both on CUDA, else off)."""
+    """``--amp``/``--compile``/``--cuda-graph``: off, on, both, or auto (both on CUDA, else off)."""
     if choice == "auto":
         choice = "both" if cuda else "off"
     return {"off": (False,), "on": (True,), "both": (False, True)}[choice]

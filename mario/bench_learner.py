@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import torch
 
-from mario.dqn import Learner
+from mario.dqn import GRAPH_WARMUP, Learner
 from mario.net import FRAME_SIZE, MarioNet
 
 
@@ -29,18 +29,19 @@ def bench_learner(
     dueling: bool = False,
     amp: bool = False,
     compile: bool = False,
+    cuda_graph: bool = False,
     seed: int = 0,
 ) -> list[dict[str, float | int | str | bool]]:
     """Time ``steps`` learner updates per repeat on a random uint8 batch already on ``device``.
 
     Updates run as the training loop runs them (``update(sync=False)``: on a GPU they queue
     without waiting for each other), with one device sync before and after each repeat.
-    ``steps`` defaults to 200 on CUDA (an update takes about a millisecond there) and 20
-    elsewhere. Returns one row per batch size: ``updates_per_s`` and ``samples_per_s`` are
-    medians over ``repeats``; ``amp``/``compiled`` report what the learner really used (both
-    CUDA only); ``warmup_s`` is the time of the warm-up updates (with ``compile``, mostly
-    compilation). Measures the learner alone: sampling from replay and the host-to-device
-    copy are excluded.
+    ``steps`` defaults to 200 on CUDA and 20 elsewhere. Returns one row per batch size:
+    ``updates_per_s`` and ``samples_per_s`` are medians over ``repeats``;
+    ``amp``/``compiled``/``cuda_graph`` report what the learner really used (all CUDA only);
+    ``warmup_s`` is the time of the warm-up updates (with ``compile`` or ``cuda_graph``, mostly
+    compiling or capturing). Measures the learner alone: sampling from replay and the
+    host-to-device copy are excluded.
     """
     dev = torch.device(device)
     if steps is None:
@@ -61,7 +62,9 @@ def bench_learner(
             # sizes count against dynamo's cache limit and later sizes silently run eager
             torch._dynamo.reset()
         net = MarioNet(n_actions, in_channels, dueling=dueling).to(dev)
-        learner = Learner(net, amp=amp, compile=compile, target_update_every=1_000)
+        learner = Learner(
+            net, amp=amp, compile=compile, cuda_graph=cuda_graph, target_update_every=1_000
+        )
         frames = (batch_size, in_channels, FRAME_SIZE, FRAME_SIZE)
         batch = {
             "obs": torch.randint(
@@ -77,7 +80,8 @@ def bench_learner(
         }
         _synchronize(dev)
         t0 = time.perf_counter()
-        for _ in range(warmup):
+        # a graphed learner runs GRAPH_WARMUP eager updates, then captures: keep both untimed
+        for _ in range(max(warmup, GRAPH_WARMUP + 2) if learner.cuda_graph else warmup):
             learner.update(batch, sync=False)
         _synchronize(dev)
         warmup_s = time.perf_counter() - t0
@@ -101,6 +105,7 @@ def bench_learner(
                 "repeats": repeats,
                 "amp": learner.amp,
                 "compiled": learner.compiled,
+                "cuda_graph": learner.cuda_graph,
                 "warmup_s": round(warmup_s, 3),
             }
         )

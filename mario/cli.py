@@ -270,7 +270,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--steps", type=_positive_int, help="learner: updates per timed run (CUDA 200, CPU 20)"
     )
-    for flag, what in (("--amp", "bf16 autocast"), ("--compile", "torch.compile")):
+    for flag, what in (
+        ("--amp", "bf16 autocast"),
+        ("--compile", "torch.compile"),
+        ("--cuda-graph", "the CUDA-graphed update"),
+    ):
         bench.add_argument(
             flag,
             choices=("auto", "off", "on", "both"),

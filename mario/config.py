@@ -76,6 +76,9 @@ class TrainConfig:
     dueling: bool = _f(False, "dueling Q head")
     amp: bool = _f(False, "bf16 autocast on CUDA")
     compile: bool = _f(False, "torch.compile the network on CUDA")
+    cuda_graph: bool = _f(
+        True, "capture the learner update in a CUDA graph (CUDA only; not with --compile)"
+    )
     # -- exploration
     exploration: str = _f(
         "epsilon", "epsilon-greedy or boltzmann (softmax over Q)", choices=("epsilon", "boltzmann")

@@ -8,7 +8,8 @@
 # Stages, each under its own time limit, in order of value; a failing stage is recorded
 # (rc in summary.txt) and the next one still runs:
 #   setup     nvidia-smi, the carried wheels, imports and versions
-#   learner   mario bench learner (bf16 on/off, eager), batch 32..512
+#   graph     scripts/cuda_graph_check.py: the CUDA-graphed update learns as the eager one
+#   learner   mario bench learner (bf16 on/off, CUDA graph on/off), batch 32..512
 #   train     mario bench train --preset fast-1-1 --num-envs 14: steps/s per phase, the
 #             ratio to 14 x raw frames/s / frame skip, and the bottleneck of each phase
 #   segment1  mario train --preset fast-1-1, stopped by SIGTERM (the trainer saves)
@@ -23,6 +24,7 @@ run=runs/gpu-fast-1-1
 budget=${GPU_CHECK_SECONDS:-540}
 seg1=${SEGMENT1_SECONDS:-150}
 seg2=${SEGMENT2_SECONDS:-45}
+skip=" ${GPU_CHECK_SKIP:-} "  # stage names to leave out, e.g. GPU_CHECK_SKIP="compile"
 device=${GPU_CHECK_DEVICE:-cuda}  # cpu: a dry run of this script on a machine without a GPU
 envs=${GPU_CHECK_ENVS:-14}
 mkdir -p "$out" runs
@@ -37,6 +39,10 @@ mario() { python3 -m mario.cli "$@"; }
 stage() {
   local name=$1 limit=$2 left t0 rc
   shift 2
+  if [[ $skip == *" $name "* ]]; then
+    echo "$name rc=skipped-by-request" >>"$out/summary.txt"
+    return 0
+  fi
   left=$((budget - ($(date +%s) - start) - 15))
   ((limit > left)) && limit=$left
   if ((limit < 10)); then
@@ -74,7 +80,7 @@ PY
 }
 
 learner() {
-  mario bench learner --device $device --compile off --batch-sizes 32 64 128 256 512 --json \
+  mario bench learner --device $device --compile off --batch-sizes ${BATCH_SIZES:-32 64 128 256 512} --json \
     >"$out/learner.json" && python3 -m json.tool "$out/learner.json"
 }
 
@@ -125,15 +131,16 @@ json.dump(a, open(f"{out}/learner.json", "w"))
 PY
   rm -f "$out/learner_compile.json"
   tar -czf "$out/run.tar.gz" --exclude=checkpoints --exclude=wandb "$run" "$run.log" \
-    "$out/resume_check.json" 2>/dev/null
-  rm -f "$out/resume_check.json"
+    "$out/resume_check.json" "$out/graph_check.json" 2>/dev/null
+  rm -f "$out/resume_check.json" "$out/graph_check.json"
   ls -la "$out"
 }
 
 export PYTHONPATH=/tmp/site:$PWD out run device envs
 export -f mario setup learner train_bench segment evaluate compile_bench
 stage setup 90 bash -c setup || { echo "setup failed: nothing else can run"; exit 1; }
-stage learner 60 bash -c learner
+stage graph 60 python3 scripts/cuda_graph_check.py --json "$out/graph_check.json"
+stage learner 90 bash -c learner
 stage train 100 bash -c train_bench
 stage segment1 $((seg1 + 40)) bash -c "segment $seg1 --preset fast-1-1 --run-dir $run --device $device"
 stage resume 60 python3 scripts/resume_check.py "$run" --json "$out/resume_check.json"
