@@ -287,9 +287,12 @@ def make_vec_env(
 
         def build() -> gym.Env:
             if multiprocessing.parent_process() is not None:
-                # A worker: Ctrl-C reaches the whole process group, but stopping is the main
-                # process's job (it saves, then closes the workers).
+                # A worker: Ctrl-C, `timeout`, systemd and `kill -- -PGID` signal the whole
+                # process group, but stopping is the main process's job (it saves, then
+                # closes the workers). A worker whose main process died sees its pipe close
+                # and exits.
                 signal.signal(signal.SIGINT, signal.SIG_IGN)
+                signal.signal(signal.SIGTERM, signal.SIG_IGN)
             return make_env(stage, seed=env_seed, **env_kwargs)
 
         return build

@@ -15,6 +15,7 @@ import shlex
 import signal
 import sys
 import time
+import warnings
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -49,6 +50,16 @@ from mario.tracking import Tracker, resolve_wandb_mode
 
 DEFAULT_ROOT = Path("checkpoints")
 STATE_FORMAT = 1
+#: Seconds after the first stop signal in which another one counts as the same stop.
+REPEAT_WINDOW_S = 1.0
+#: Exit status of a run stopped by a second Ctrl-C without saving (the shell's 128 + SIGINT).
+EXIT_STOPPED_UNSAVED = 130
+
+
+class StopNow(BaseException):
+    """Ctrl-C pressed again while stopping: leave without saving (the newest checkpoint on
+    disk is complete). A BaseException, like KeyboardInterrupt, so no ``except Exception``
+    on the way up swallows it."""
 
 
 def newest_run(root: Path) -> Path | None:
@@ -193,6 +204,7 @@ class Trainer:
         self.device = resolve_device(cfg.device)
         state = setup.state
         self.stop_requested = False
+        self._stop_requested_at = 0.0
         self.best_metric = -float("inf")
 
         # The emulator processes need the cores. Torch's CPU thread pool beside them stalls
@@ -341,14 +353,25 @@ class Trainer:
 
     # -- signals ---------------------------------------------------------------------------
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
-        if self.stop_requested:  # a second signal: stop now (the last checkpoint is intact)
-            raise KeyboardInterrupt
-        self.stop_requested = True
-        print(
-            f"\nreceived {signal.Signals(signum).name}: saving a checkpoint, then exiting",
-            file=sys.stderr,
-            flush=True,
-        )
+        """First SIGINT/SIGTERM: finish the step, save, exit 0. Repeats are expected and
+        ignored: ``timeout``, systemd and ``kill -- -PGID`` signal the trainer and then its
+        process group (the trainer again), and a terminal's Ctrl-C reaches the group too.
+        Only Ctrl-C pressed again, a moment later, stops at once (:class:`StopNow`); a
+        supervisor that will not wait sends SIGKILL, which atomic checkpoints survive."""
+        now = time.monotonic()
+        if not self.stop_requested:
+            self.stop_requested = True
+            self._stop_requested_at = now
+            print(
+                f"\nreceived {signal.Signals(signum).name}: saving a checkpoint, then exiting "
+                "(Ctrl-C again to stop without saving)",
+                file=sys.stderr,
+                flush=True,
+            )
+        elif signum == signal.SIGINT and now - self._stop_requested_at > REPEAT_WINDOW_S:
+            for s in (signal.SIGINT, signal.SIGTERM):  # leaving: cleanup is not interrupted
+                signal.signal(s, signal.SIG_IGN)
+            raise StopNow
 
     @property
     def epsilon(self) -> float:
@@ -370,80 +393,100 @@ class Trainer:
             )
             return 0
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-        seed = cfg.seed + self.step
-        if self.env_factory is not None:
-            envs = self.env_factory(seed)
-        else:
-            envs = make_vec_env(cfg.num_envs, cfg.stage, seed=seed, **cfg.env_kwargs())
+        envs: VectorEnv | None = None
         progress = _Progress(cfg.total_steps, self.step)
         try:
-            obs, _ = envs.reset()
-            returns = np.zeros(cfg.num_envs)
-            lengths = np.zeros(cfg.num_envs, dtype=np.int64)
-            next_log = self.step + cfg.log_every
-            next_ckpt = self.step + cfg.checkpoint_every
-            next_eval = self.step + cfg.eval_every if cfg.eval_every else None
-            clock, clock_step = time.perf_counter(), self.step
-            stats: list[torch.Tensor] = []  # [loss, q_mean, grad_norm] per update, on device
-            last: CheckpointInfo | None = None  # not saved twice for one step
-            # Act first, then store the previous step, log and learn while the emulators run
-            # the next one: only acting and gathering results keep them waiting.
-            pending: tuple[Any, ...] | None = None  # the step just finished, not yet stored
-            while True:
-                running = self.step < cfg.total_steps and not self.stop_requested
-                if running:  # act
-                    if self.step < cfg.burn_in:
-                        actions = np.random.randint(envs.single_action_space.n, size=cfg.num_envs)
-                    else:
-                        actions, _ = self.policy.act(obs, self.epsilon)
-                    envs.step_async(actions)
-                if pending is not None:
-                    self._store(*pending, returns, lengths)
-                    pending = None
-                    progress.update(self.step, self.epsilon, self.recent_returns, self.best_x)
-                    # log, evaluate, checkpoint
-                    if self.step >= next_log:
-                        now = time.perf_counter()
-                        self._log_train(stats, (self.step - clock_step) / (now - clock))
-                        clock, clock_step, stats = now, self.step, []
-                        next_log += cfg.log_every
-                    if next_eval is not None and self.step >= next_eval:
-                        last = self._evaluate()  # saves the checkpoint it scores
-                        next_eval += cfg.eval_every
-                    if self.step >= next_ckpt:
-                        if last is None or last.step != self.step:
-                            last = self.save()
-                        self.tracker.plot()  # ~2 s: with checkpoints, not with every log
-                        next_ckpt += cfg.checkpoint_every
-                if not running:
-                    break
-                # learn while the emulators run
-                due = int(max(0, self.step - cfg.burn_in) * cfg.replay_ratio)
-                while self.learner.updates < due and len(self.replay) >= cfg.batch_size:
-                    batch = self.replay.sample(cfg.batch_size)
-                    out = self.learner.update(batch, sync=False)  # no wait for the GPU
-                    if cfg.prioritized:
-                        self.replay.update_priority(batch["index"], out["td_abs"])
-                    stats.append(out["stats"])
-                next_obs, reward, terminated, truncated, info = envs.step_wait()
-                pending = (obs, actions, next_obs, reward, terminated, truncated, info)
-                obs = next_obs
-                self.step += cfg.num_envs
+            seed = cfg.seed + self.step
+            if self.env_factory is not None:
+                envs = self.env_factory(seed)
+            else:
+                envs = make_vec_env(cfg.num_envs, cfg.stage, seed=seed, **cfg.env_kwargs())
+            last = self._loop(envs, progress)
             if last is None or last.step != self.step:
                 last = self.save()
-            info_ckpt = last
             self.tracker.plot()
             reason = "stopped by signal" if self.stop_requested else "finished"
             progress.close()
-            print(f"{reason} at step {self.step}: checkpoint {info_ckpt.path}", flush=True)
+            print(f"{reason} at step {self.step}: checkpoint {last.path}", flush=True)
             return 0
+        except StopNow:
+            newest = list_checkpoints(self.run_dir)
+            where = (
+                f"the newest checkpoint is step {newest[-1].step} ({newest[-1].path})"
+                if newest
+                else "no checkpoint was saved"
+            )
+            progress.close()
+            print(f"stopped without saving (Ctrl-C twice): {where}", file=sys.stderr, flush=True)
+            return EXIT_STOPPED_UNSAVED
         finally:
             progress.close()
-            envs.close()
+            if envs is not None:
+                with warnings.catch_warnings():  # "close while waiting for step": expected here
+                    warnings.simplefilter("ignore")
+                    envs.close()
             self.tracker.close()
             self.setup.release()
             for s, handler in previous.items():
                 signal.signal(s, handler)
+
+    def _loop(self, envs: VectorEnv, progress: _Progress) -> CheckpointInfo | None:
+        """Act, store, log/evaluate/checkpoint, learn, until the total or a stop signal.
+        Returns the last checkpoint it saved (None if none)."""
+        cfg = self.cfg
+        obs, _ = envs.reset()
+        returns = np.zeros(cfg.num_envs)
+        lengths = np.zeros(cfg.num_envs, dtype=np.int64)
+        next_log = self.step + cfg.log_every
+        next_ckpt = self.step + cfg.checkpoint_every
+        next_eval = self.step + cfg.eval_every if cfg.eval_every else None
+        clock, clock_step = time.perf_counter(), self.step
+        stats: list[torch.Tensor] = []  # [loss, q_mean, grad_norm] per update, on device
+        last: CheckpointInfo | None = None  # not saved twice for one step
+        # Act first, then store the previous step, log and learn while the emulators run
+        # the next one: only acting and gathering results keep them waiting.
+        pending: tuple[Any, ...] | None = None  # the step just finished, not yet stored
+        while True:
+            running = self.step < cfg.total_steps and not self.stop_requested
+            if running:  # act
+                if self.step < cfg.burn_in:
+                    actions = np.random.randint(envs.single_action_space.n, size=cfg.num_envs)
+                else:
+                    actions, _ = self.policy.act(obs, self.epsilon)
+                envs.step_async(actions)
+            if pending is not None:
+                self._store(*pending, returns, lengths)
+                pending = None
+                progress.update(self.step, self.epsilon, self.recent_returns, self.best_x)
+                # log, evaluate, checkpoint
+                if self.step >= next_log:
+                    now = time.perf_counter()
+                    self._log_train(stats, (self.step - clock_step) / (now - clock))
+                    clock, clock_step, stats = now, self.step, []
+                    next_log += cfg.log_every
+                if next_eval is not None and self.step >= next_eval:
+                    last = self._evaluate()  # saves the checkpoint it scores
+                    next_eval += cfg.eval_every
+                if self.step >= next_ckpt:
+                    if last is None or last.step != self.step:
+                        last = self.save()
+                    self.tracker.plot()  # ~2 s: with checkpoints, not with every log
+                    next_ckpt += cfg.checkpoint_every
+            if not running:
+                break
+            # learn while the emulators run
+            due = int(max(0, self.step - cfg.burn_in) * cfg.replay_ratio)
+            while self.learner.updates < due and len(self.replay) >= cfg.batch_size:
+                batch = self.replay.sample(cfg.batch_size)
+                out = self.learner.update(batch, sync=False)  # no wait for the GPU
+                if cfg.prioritized:
+                    self.replay.update_priority(batch["index"], out["td_abs"])
+                stats.append(out["stats"])
+            next_obs, reward, terminated, truncated, info = envs.step_wait()
+            pending = (obs, actions, next_obs, reward, terminated, truncated, info)
+            obs = next_obs
+            self.step += cfg.num_envs
+        return last
 
     def _store(
         self,

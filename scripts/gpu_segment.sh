@@ -15,9 +15,15 @@ export MARIO_NO_PROGRESS=1 WANDB_MODE=offline PYTHONUNBUFFERED=1
 mario() { python -m mario.cli "$@"; }
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
 start=$(date +%s)
-# timeout sends SIGTERM: the trainer saves and exits 0 (timeout itself then returns 124)
+# timeout sends SIGTERM: the trainer saves and exits 0 (timeout itself then returns 124);
+# any other status is a failure and stops the script
+rc=0
 timeout -s TERM "$seconds" python -m mario.cli train --preset fast-1-1 --run-dir "$run" \
-  --resume --wandb-mode offline 2>&1 | tee -a "$run/segments.log" || true
+  --resume --wandb-mode offline 2>&1 | tee -a "$run/segments.log" || rc=$?
+if [ "$rc" != 0 ] && [ "$rc" != 124 ]; then
+  echo "training segment failed with status $rc" >&2
+  exit "$rc"
+fi
 echo "segment wall time: $(( $(date +%s) - start )) s" | tee -a "$run/segments.log"
 mario info "$run" --compact | tee "$out/info.json"
 step=$(python -c "import json,sys; print(json.load(open('$out/info.json'))['step'])")

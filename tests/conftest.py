@@ -38,7 +38,10 @@ def start_mario(
     *args: str,
     cwd: Path | None = None,
     home: Path | None = None,
+    new_session: bool = False,
 ) -> subprocess.Popen[str]:
+    """``mario ARGS`` in the background; ``new_session``: in its own process group (whose id
+    is the process's pid), as under ``timeout``, systemd or a shell job."""
     return subprocess.Popen(
         [MARIO, *args],
         stdout=subprocess.PIPE,
@@ -46,6 +49,7 @@ def start_mario(
         text=True,
         cwd=cwd,
         env=mario_env(home),
+        start_new_session=new_session,
     )
 
 

@@ -58,6 +58,11 @@ def test_bench_train_times_the_real_loop(capsys: pytest.CaptureFixture[str]) -> 
         assert result[key] > 0, key
     target = 0.8 * result["machine"]["cores"] * result["raw_frames_per_s"] / 4
     assert result["target_steps_per_s"] == pytest.approx(target, rel=1e-3)
+    limit = result["num_envs"] * result["raw_frames_per_s"] / 4
+    assert result["env_limit_steps_per_s"] == pytest.approx(limit, rel=1e-3)
+    for phase in PHASES:
+        ratio = result["phases"][phase]["steps_per_s"] / limit
+        assert result["env_limit_ratio"][phase] == pytest.approx(ratio, abs=1e-3)
     assert result["target_ratio"] == pytest.approx(
         result["train_steps_per_s"] / result["target_steps_per_s"], rel=1e-2
     )
@@ -98,3 +103,11 @@ def test_cli_bench_train_prints_one_json_object() -> None:
     data = json.loads(result.stdout)  # the whole of stdout: nothing else printed there
     assert data["num_envs"] == 1 and data["train_steps_per_s"] > 0
     assert data["phases"]["learn"]["updates"] > 0
+
+
+def test_bench_train_takes_a_presets_learning_settings_only() -> None:
+    from mario.bench_train import RUN_KEYS, preset_overrides
+
+    values = preset_overrides("fast-1-1")
+    assert values["batch_size"] == 64 and values["dueling"] is True and values["amp"] is True
+    assert not RUN_KEYS & values.keys()  # its 2M steps, 16 envs, 300k replay stay out

@@ -367,10 +367,14 @@ def test_boltzmann_samples_softmax() -> None:
 
 
 def test_bench_learner_rows() -> None:
-    rows = bench_learner(batch_sizes=(2, 4), steps=1, repeats=1, warmup=0, n_actions=3)
+    rows = bench_learner(
+        batch_sizes=(2, 4), steps=1, repeats=1, warmup=0, n_actions=3, cuda_graph=True
+    )
     assert [r["batch_size"] for r in rows] == [2, 4]
     for r in rows:
         assert r["device"] == "cpu" and r["compiled"] is False
+        assert r["cuda_graph"] is False  # asked for, but CUDA graphs exist only on CUDA
+        assert r["warmup_s"] >= 0 and r["ms_per_update"] == pytest.approx(1e3 / r["updates_per_s"])
         assert r["updates_per_s"] > 0
         assert r["samples_per_s"] == pytest.approx(r["updates_per_s"] * r["batch_size"])
     with pytest.raises(ValueError, match="batch_sizes"):
@@ -393,3 +397,21 @@ def test_learner_unsynced_update_returns_the_same_stats_as_tensors() -> None:
         assert not unsynced["stats"].requires_grad
         expected = [synced["loss"], synced["q_mean"], synced["grad_norm"]]
         assert unsynced["stats"].tolist() == pytest.approx(expected, rel=1e-6)
+
+
+def test_a_checkpoint_of_a_cuda_graphed_learner_loads_on_cpu() -> None:
+    """A GPU run's optimizer state says ``capturable=True`` (CUDA graphs need it), and
+    ``Optimizer.load_state_dict`` copies the saver's flags: the loading learner sets the flag
+    to what it uses itself (off on CPU), and trains on."""
+    torch.manual_seed(0)
+    saver = Learner(MarioNet(3), cuda_graph=True)
+    assert saver.cuda_graph is False  # CPU: eager
+    saver.update(_random_batch(4, 3))
+    state = saver.state_dict()
+    for group in state["optimizer"]["param_groups"]:
+        group["capturable"] = True  # as a graphed CUDA learner saves it
+    loader = Learner(MarioNet(3), cuda_graph=True)
+    loader.load_state_dict(state)
+    assert all(g["capturable"] is False for g in loader.optimizer.param_groups)
+    out = loader.update(_random_batch(4, 3, seed=1))
+    assert math.isfinite(out["loss"]) and loader.updates == 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import time
 from pathlib import Path
@@ -16,7 +17,7 @@ from mario.config import ConfigError
 from mario.play import Agent, Episode
 from mario.policy import Policy
 from mario.tracking import read_metrics
-from mario.train import Trainer, prepare_run
+from mario.train import StopNow, Trainer, prepare_run
 from tests.conftest import assert_one_line_error, run_mario, start_mario
 from tests.toy_env import make_corridor, make_corridor_vec
 
@@ -167,6 +168,66 @@ def test_train_writes_run_folder_and_resumes_after_sigterm(tmp_path: Path, home:
     assert len(list((run / "wandb").glob(f"offline-run-*-{wandb_id}"))) == 2
     steps = [m["step"] for m in read_metrics(run / "metrics.jsonl") if m["kind"] == "train"]
     assert steps[-1] >= total
+
+
+@pytest.mark.slow
+def test_a_process_group_sigterm_saves_once_and_exits_0(tmp_path: Path, home: Path) -> None:
+    """``timeout``, systemd and ``kill -- -PGID`` signal the trainer and then its whole process
+    group: the trainer gets SIGTERM twice and each emulator worker once. On the GPU host
+    that second signal raised KeyboardInterrupt mid-step and the run ended unsaved."""
+    run = tmp_path / "run"
+    proc = start_mario(
+        "train",
+        *SMALL,
+        "--total-steps",
+        "100000",
+        "--checkpoint-every",
+        "200",
+        "--run-dir",
+        str(run),
+        home=home,
+        new_session=True,
+    )
+    try:
+        deadline = time.time() + 240
+        while not list_checkpoints(run) and time.time() < deadline:
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.5)
+        first = list_checkpoints(run)[-1].step
+        time.sleep(1.0)  # into the next steps
+        proc.send_signal(signal.SIGTERM)  # what coreutils timeout does: the child, then
+        os.killpg(proc.pid, signal.SIGTERM)  # the group, the child included
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert err.count("received SIGTERM") == 1, err  # the trainer speaks, the workers don't
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    assert "Calling `close`" not in err, err
+    stopped = list_checkpoints(run)[-1]
+    assert stopped.step > first
+    state, _, _ = load_checkpoint(run)
+    assert state["counters"]["step"] == stopped.step
+
+
+def test_repeated_stop_signals(tmp_path: Path) -> None:
+    """A repeated SIGTERM (a process group's, a supervisor's) never aborts the save; Ctrl-C
+    pressed again after a moment does, as a user expects."""
+    setup = prepare_run({"run_dir": str(tmp_path / "run"), "num_envs": 2, "wandb_mode": "disabled"})
+    trainer = Trainer(setup, env_factory=lambda seed: make_corridor_vec(2, seed), n_actions=3)
+    try:
+        trainer._on_signal(signal.SIGTERM, None)
+        assert trainer.stop_requested
+        trainer._on_signal(signal.SIGTERM, None)  # at once: the group's copy
+        trainer._on_signal(signal.SIGINT, None)  # a terminal's Ctrl-C reaching both: at once
+        trainer._stop_requested_at -= 5.0  # a moment later ...
+        trainer._on_signal(signal.SIGTERM, None)  # ... SIGTERM still waits for the save
+        with pytest.raises(StopNow):
+            trainer._on_signal(signal.SIGINT, None)  # ... Ctrl-C again: stop now
+    finally:
+        trainer.tracker.close()
+        setup.release()
 
 
 @pytest.mark.slow
