@@ -20,15 +20,23 @@ import math
 import os
 import re
 import secrets
+import shlex
 import string
+import tempfile
 import time
 from collections.abc import Iterable
-from netrc import NetrcParseError, netrc
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
-__all__ = ["WANDB_MODES", "Tracker", "plot_metrics", "read_metrics", "resolve_wandb_mode"]
+__all__ = [
+    "WANDB_INIT_TIMEOUT_S",
+    "WANDB_MODES",
+    "Tracker",
+    "WandbConfigError",
+    "plot_metrics",
+    "read_metrics",
+    "resolve_wandb_mode",
+]
 
 WANDB_MODES = ("auto", "online", "offline", "disabled")
 METRICS = "metrics.jsonl"
@@ -38,32 +46,118 @@ _RUN_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _VIDEO_FORMATS = {".mp4": "mp4", ".gif": "gif", ".webm": "webm", ".ogg": "ogg"}
 
 
+#: Default bound on ``wandb.init`` in online mode, in seconds (W&B's own default is 90 and
+#: it retries for longer); ``$WANDB_INIT_TIMEOUT`` or ``Tracker(init_timeout=...)`` change it.
+WANDB_INIT_TIMEOUT_S = 30.0
+
+
+class WandbConfigError(ValueError):
+    """W&B cannot log online as configured (no API key, or one W&B would reject).
+
+    The message is one line: what is wrong and how to fix it.
+    """
+
+
 def _sync_hint(run_dir: Path | None) -> str:
-    where = (
-        f"{run_dir}/wandb/offline-run-*" if run_dir is not None else "RUN_DIR/wandb/offline-run-*"
-    )
-    return f"upload later with `wandb sync {where}`"
+    # The folder is quoted for the shell; the glob stays outside the quotes so it expands.
+    folder = shlex.quote(str(run_dir / "wandb")) if run_dir is not None else "RUN_DIR/wandb"
+    return f"upload later with `wandb sync {folder}/offline-run-*`"
 
 
-def _has_netrc_key() -> bool:
-    """Whether ~/.netrc (or $NETRC) holds a password for the W&B API host. Never reads it out."""
-    host = urlparse(os.environ.get("WANDB_BASE_URL") or "https://api.wandb.ai").hostname
-    path = Path(os.environ.get("NETRC") or Path.home() / ".netrc")
-    if not host or not path.is_file():
-        return False
+def _one_line(error: BaseException, limit: int = 240) -> str:
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# ``import wandb`` creates two empty folders, /tmp/tmp*wandb-media and
+# /tmp/tmp*wandb-artifacts, that only an atexit hook removes: a process killed by a signal
+# (say SIGTERM while wandb.init waits, before the trainer's own handler is installed) leaves
+# them behind. So they exist only while this process has a W&B run open (wandb stages media
+# there): removed right after the import and when the last Tracker closes.
+_open_runs = 0
+
+
+def _wandb_staging_dirs() -> list[tempfile.TemporaryDirectory[str]]:
+    from wandb.sdk.artifacts.artifact import Artifact
+    from wandb.sdk.data_types import _private
+
+    found = (getattr(_private, "MEDIA_TMP", None), getattr(Artifact, "_TMP_DIR", None))
+    return [d for d in found if isinstance(d, tempfile.TemporaryDirectory)]
+
+
+def _sync_staging_dirs(change: int = 0) -> None:
+    """Count runs opened (+1) or closed (-1); make wandb's staging folders exist iff one is."""
+    global _open_runs
+    _open_runs += change
+    for folder in _wandb_staging_dirs():
+        if _open_runs > 0:
+            os.makedirs(folder.name, mode=0o700, exist_ok=True)
+        else:
+            folder.cleanup()  # also detaches its exit-time finalizer; safe to repeat
+
+
+def _wandb_key_problem() -> str | None:
+    """What keeps ``wandb.init`` from logging online: None when W&B has an API key (or an
+    identity token file) for the server it would use, else a short phrase.
+
+    Follows wandb's own lookup (``wbauth.authenticate_session`` minus its prompt):
+    ``$WANDB_API_KEY``, ``$WANDB_IDENTITY_TOKEN_FILE``, the netrc file (``$NETRC`` or
+    ``~/.netrc``, where ``wandb login`` writes the key under the server's host[:port]),
+    then the W&B settings files. The server is ``$WANDB_BASE_URL``, else the one
+    ``wandb login --host`` saved in the settings file, else W&B's default (which is no
+    longer api.wandb.ai). Local files only: no prompt, no network.
+
+    The settings are loaded into a fresh ``wandb.Settings`` the way wandb loads its global
+    ones, not through wandb's process-wide singleton: that would keep these values (and a
+    thread) for the rest of the process, including for a Tracker made after an
+    environment change.
+    """
+    from wandb import env
+    from wandb.errors import AuthenticationError
+    from wandb.sdk.lib import wbauth
+    from wandb.sdk.wandb_settings import Settings
+
+    _sync_staging_dirs()
     try:
-        auth = netrc(str(path)).authenticators(host)
-    except (OSError, NetrcParseError):
-        return False
-    return bool(auth and auth[2])
+        settings = Settings()
+        config_dir = os.environ.get(env.CONFIG_DIR)
+        system = Path(config_dir).expanduser() if config_dir else Path.home() / ".config/wandb"
+        settings.settings_system = str(system / "settings")
+        settings.update_from_system_settings()
+        settings.update_from_env_vars(dict(os.environ))
+        host = wbauth.HostUrl(settings.base_url, app_url=settings.app_url)
+    except ValueError as e:  # pydantic's ValidationError is a ValueError too
+        return f"the W&B settings are invalid: {_one_line(e)}"
+    api_key = os.environ.get(env.API_KEY)
+    if api_key and os.environ.get(env.IDENTITY_TOKEN_FILE):
+        return f"both {env.API_KEY} and {env.IDENTITY_TOKEN_FILE} are set"
+    if os.environ.get(env.IDENTITY_TOKEN_FILE):
+        return None
+    source = env.API_KEY
+    if not api_key:
+        try:
+            api_key = wbauth.read_netrc_auth(host=host)
+        except AuthenticationError as e:
+            return f"the W&B API key in the netrc file is not valid ({e})"
+        source = "the netrc file"
+    if not api_key and settings.api_key:
+        api_key, source = settings.api_key, "the W&B settings"
+    if not api_key:
+        return f"no W&B API key for {host.url} in {env.API_KEY}, the netrc file or the W&B settings"
+    problem = wbauth.check_api_key(api_key)
+    if problem:
+        return f"the W&B API key in {source} is not valid ({problem})"
+    return None
 
 
 def resolve_wandb_mode(requested: str, run_dir: Path | None = None) -> tuple[str, str | None]:
     """Turn a requested W&B mode into the one to use, with a one-line note for the user.
 
-    ``auto``: ``$WANDB_MODE`` if set, else online when ``$WANDB_API_KEY`` is set or the
-    netrc file has a key for the W&B host, else offline. Offline comes with a message that
-    says how to upload the run later.
+    ``auto``: ``$WANDB_MODE`` if set, else online when W&B has an API key for its server
+    (see :func:`_wandb_key_problem`), else offline. Offline comes with a message that says
+    how to upload the run later. ``online`` without a usable key raises
+    :class:`WandbConfigError` (W&B itself would fail only after seconds, with a traceback).
+    Reads local settings only: it never prompts or touches the network.
     """
     if requested not in WANDB_MODES:
         raise ValueError(f"wandb mode {requested!r} is not one of {', '.join(WANDB_MODES)}")
@@ -74,10 +168,17 @@ def resolve_wandb_mode(requested: str, run_dir: Path | None = None) -> tuple[str
         env_mode = "offline" if env_mode == "dryrun" else env_mode
         if env_mode in ("online", "offline", "disabled"):
             mode, reason = env_mode, " (from WANDB_MODE)"
-        elif os.environ.get("WANDB_API_KEY") or _has_netrc_key():
-            mode = "online"
         else:
-            mode, reason = "offline", " (no W&B API key in WANDB_API_KEY or ~/.netrc)"
+            problem = _wandb_key_problem()
+            mode, reason = ("online", "") if problem is None else ("offline", f" ({problem})")
+    elif requested == "online":
+        problem = _wandb_key_problem()
+        if problem is not None:
+            raise WandbConfigError(
+                f"--wandb-mode online: {problem}; run `wandb login`, set WANDB_API_KEY, "
+                "or use --wandb-mode offline (upload later with `wandb sync`) or --wandb-mode "
+                "disabled"
+            )
     if mode == "offline":
         return mode, f"W&B is offline{reason}; {_sync_hint(run_dir)}"
     if mode == "disabled" and requested == "auto":
@@ -115,6 +216,12 @@ class Tracker:
     Only ``config`` is sent as the run's config; the environment is never logged.
     ``start_step`` (the step of the checkpoint a resumed run starts from) marks the start
     of this process's history in metrics.jsonl; without it the first logged step does.
+
+    Online, ``wandb.init`` may wait ``init_timeout`` seconds (default ``$WANDB_INIT_TIMEOUT``,
+    else :data:`WANDB_INIT_TIMEOUT_S`); if it fails for any reason (server unreachable, key
+    refused) the run logs offline instead, in the same folder with the same run id, and
+    ``notes`` gets a line saying so, with the ``wandb sync`` command that uploads it.
+    ``wandb_mode`` is then "offline". Print ``notes`` after construction.
     """
 
     def __init__(
@@ -127,6 +234,7 @@ class Tracker:
         project: str = "mario",
         run_name: str | None = None,
         start_step: int | None = None,
+        init_timeout: float | None = None,
     ) -> None:
         if wandb_mode not in ("online", "offline", "disabled"):
             raise ValueError(
@@ -140,6 +248,7 @@ class Tracker:
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.wandb_mode = wandb_mode
+        self.notes: list[str] = []
         self.metrics_path = self.run_dir / METRICS
         _drop_partial_last_line(self.metrics_path)
         self._file = open(self.metrics_path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115
@@ -152,13 +261,14 @@ class Tracker:
             return
         import wandb  # slow import; not needed when disabled
 
-        (self.run_dir / "wandb").mkdir(exist_ok=True)
-        try:
-            self._run = wandb.init(
+        _sync_staging_dirs()
+
+        def init(mode: str, **settings: Any) -> Any:
+            return wandb.init(
                 dir=self.run_dir,
                 id=self.run_id,
                 resume="allow",
-                mode=wandb_mode,
+                mode=mode,
                 config=config,
                 project=project,
                 name=run_name,
@@ -166,11 +276,35 @@ class Tracker:
                 reinit="create_new",
                 # our own line says where the run is and how to sync it; W&B's banner and
                 # end-of-run summary would repeat it in every log (docker logs included)
-                settings=wandb.Settings(quiet=True),
+                settings=wandb.Settings(quiet=True, **settings),
             )
+
+        (self.run_dir / "wandb").mkdir(exist_ok=True)
+        try:
+            if wandb_mode == "online":
+                if init_timeout is None and not os.environ.get("WANDB_INIT_TIMEOUT"):
+                    init_timeout = WANDB_INIT_TIMEOUT_S
+                timeout = {} if init_timeout is None else {"init_timeout": init_timeout}
+                try:
+                    self._run = init("online", **timeout)
+                except Exception as e:
+                    # The failed start may leave wandb's service half set up for this run:
+                    # tear it down so the offline run starts clean.
+                    wandb.teardown()
+                    self._run = init("offline")
+                    self.wandb_mode = "offline"
+                    sync = shlex.quote(str(Path(self._run.dir).parent.absolute()))
+                    self.notes.append(
+                        f"W&B was unreachable ({type(e).__name__}: {_one_line(e)}); logging "
+                        f"offline instead, upload later with `wandb sync {sync}`"
+                    )
+            else:
+                self._run = init(wandb_mode)
         except BaseException:
             self._file.close()
+            _sync_staging_dirs()
             raise
+        _sync_staging_dirs(+1)
         self._run.define_metric("agent_step")
         self._run.define_metric("*", step_metric="agent_step")
 
@@ -242,11 +376,14 @@ class Tracker:
             import wandb
 
             run, self._run = self._run, None
-            run.finish(exit_code=exit_code)
-            # finish() returns before W&B's service has written the run's files; teardown
-            # waits for it (the atexit hook that would do so is unreliable with
-            # multiprocessing, and the next Tracker simply starts a new service).
-            wandb.teardown(exit_code=exit_code)
+            try:
+                run.finish(exit_code=exit_code)
+                # finish() returns before W&B's service has written the run's files;
+                # teardown waits for it (the atexit hook that would do so is unreliable
+                # with multiprocessing, and the next Tracker simply starts a new service).
+                wandb.teardown(exit_code=exit_code)
+            finally:
+                _sync_staging_dirs(-1)
         if not self._file.closed:
             self._file.close()
 

@@ -3,6 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import shlex
+import signal
+import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -11,9 +18,16 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-from mario.tracking import Tracker, plot_metrics, read_metrics, resolve_wandb_mode
+from mario.tracking import (
+    Tracker,
+    WandbConfigError,
+    plot_metrics,
+    read_metrics,
+    resolve_wandb_mode,
+)
 
-SECRET = "sk-test-0123456789abcdef-not-a-real-key"
+SECRET = "sk-test-0123456789abcdef-not-a-real-key"  # also too short for W&B to accept
+FAKE_KEY = "0123456789abcdef0123456789abcdef0123fake"  # W&B's format (40 chars); not a key
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
@@ -23,9 +37,18 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "home"
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))
-    for var in ("WANDB_API_KEY", "WANDB_MODE", "WANDB_BASE_URL", "NETRC", "WANDB_RUN_ID"):
+    for var in (
+        "WANDB_API_KEY",
+        "WANDB_IDENTITY_TOKEN_FILE",
+        "WANDB_MODE",
+        "WANDB_BASE_URL",
+        "WANDB_INIT_TIMEOUT",
+        "NETRC",
+        "WANDB_RUN_ID",
+    ):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.setenv("WANDB_ERROR_REPORTING", "false")  # wandb-core: no telemetry upload
     monkeypatch.setenv("WANDB_CONFIG_DIR", str(home / ".config" / "wandb"))
     monkeypatch.setenv("WANDB_CACHE_DIR", str(home / ".cache" / "wandb"))
     monkeypatch.setenv("WANDB_DATA_DIR", str(home / ".local" / "wandb"))
@@ -242,24 +265,183 @@ def test_resolve_wandb_mode(isolated_env: Path, monkeypatch: pytest.MonkeyPatch)
     assert message is not None and "\n" not in message
     assert "wandb sync /runs/r1/wandb/offline-run-*" in message
 
-    monkeypatch.setenv("WANDB_API_KEY", SECRET)
+    monkeypatch.setenv("WANDB_API_KEY", FAKE_KEY)
     assert resolve_wandb_mode("auto") == ("online", None)
+    assert resolve_wandb_mode("online") == ("online", None)
     mode, message = resolve_wandb_mode("offline")
-    assert mode == "offline" and message is not None and SECRET not in message
+    assert mode == "offline" and message is not None and FAKE_KEY not in message
     assert resolve_wandb_mode("disabled") == ("disabled", None)
     monkeypatch.delenv("WANDB_API_KEY")
 
+    # A netrc key for api.wandb.ai (older `wandb login`) still counts for W&B's cloud.
     netrc = isolated_env / ".netrc"
-    netrc.write_text(f"machine api.wandb.ai\n  login user\n  password {SECRET}\n")
+    netrc.write_text(f"machine api.wandb.ai\n  login user\n  password {FAKE_KEY}\n")
     netrc.chmod(0o600)
     assert resolve_wandb_mode("auto") == ("online", None)
-    netrc.write_text(f"machine example.com\n  login user\n  password {SECRET}\n")
+    netrc.write_text(f"machine example.com\n  login user\n  password {FAKE_KEY}\n")
     assert resolve_wandb_mode("auto")[0] == "offline"
 
     monkeypatch.setenv("WANDB_MODE", "disabled")
     mode, message = resolve_wandb_mode("auto")
     assert mode == "disabled" and message is not None and "WANDB_MODE" in message
-    assert resolve_wandb_mode("online") == ("online", None)
+    with pytest.raises(WandbConfigError):  # an explicit online still needs a key
+        resolve_wandb_mode("online")
 
     with pytest.raises(ValueError, match="'cloud' is not one of auto, online, offline"):
         resolve_wandb_mode("cloud")
+
+
+def test_online_without_a_key_fails_fast(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import wandb  # noqa: F401  (importing wandb is not what is timed)
+
+    run_dir = tmp_path / "run"
+    t0 = time.perf_counter()
+    with pytest.raises(WandbConfigError) as info:
+        resolve_wandb_mode("online", run_dir)
+    elapsed = time.perf_counter() - t0
+    assert elapsed < 1.0, f"took {elapsed:.2f} s"
+    message = str(info.value)
+    assert isinstance(info.value, ValueError) and "\n" not in message
+    for text in ("no W&B API key", "`wandb login`", "WANDB_API_KEY", "--wandb-mode offline"):
+        assert text in message
+    assert "disabled" in message
+    assert not run_dir.exists()
+
+    # A key W&B would refuse (wrong format) fails the same way, without showing the key;
+    # auto logs offline and says why.
+    monkeypatch.setenv("WANDB_API_KEY", SECRET)
+    with pytest.raises(WandbConfigError, match="API key in WANDB_API_KEY is not valid") as info:
+        resolve_wandb_mode("online")
+    assert SECRET not in str(info.value)
+    mode, message = resolve_wandb_mode("auto")
+    assert mode == "offline" and message is not None
+    assert "not valid" in message and SECRET not in message
+
+
+def _closed_port() -> int:
+    """A local TCP port nothing listens on (so W&B is unreachable there, and offline)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_auto_finds_the_key_wandb_login_writes(
+    isolated_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from wandb.sdk.lib import urls, wbauth
+
+    # `wandb login KEY` for W&B's default server writes the key under that server's host,
+    # which is no longer api.wandb.ai (wandb's own function; no network).
+    wbauth.write_netrc_auth(host=urls.DEFAULT_BASE_URL, api_key=FAKE_KEY)
+    assert resolve_wandb_mode("auto") == ("online", None)
+    monkeypatch.setenv("NETRC", str(tmp_path / "other-netrc"))  # wandb reads $NETRC instead
+    assert resolve_wandb_mode("auto")[0] == "offline"
+    monkeypatch.delenv("NETRC")
+    (isolated_env / ".netrc").unlink()
+
+    # The real CLI for a self-hosted server: the key goes under host:port and the server into
+    # W&B's settings file, with no WANDB_BASE_URL set afterwards.
+    server = f"http://127.0.0.1:{_closed_port()}"
+    login = subprocess.run(
+        [sys.executable, "-m", "wandb", "login", "--no-verify", "--host", server, FAKE_KEY],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert login.returncode == 0, login.stderr
+    assert resolve_wandb_mode("auto") == ("online", None)
+
+    monkeypatch.setenv("WANDB_BASE_URL", "https://wandb.example.com")  # no key for this one
+    mode, message = resolve_wandb_mode("auto", tmp_path)
+    assert mode == "offline" and message is not None
+    assert "no W&B API key for https://wandb.example.com" in message and FAKE_KEY not in message
+
+
+def test_unreachable_server_falls_back_to_offline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WANDB_API_KEY", FAKE_KEY)
+    monkeypatch.setenv("WANDB_BASE_URL", f"http://127.0.0.1:{_closed_port()}")
+    for var in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("WANDB_X_DISABLE_STATS", "true")  # no cloud-metadata probes either
+    monkeypatch.setenv("WANDB_X_DISABLE_MACHINE_INFO", "true")
+    assert resolve_wandb_mode("auto") == ("online", None)  # a key: W&B would go online
+
+    run_dir = tmp_path / "my run"
+    timeout = 3.0
+    t0 = time.perf_counter()
+    tracker = Tracker(run_dir, {"lr": 0.5}, wandb_mode="online", init_timeout=timeout)
+    elapsed = time.perf_counter() - t0
+    print(f"online init failed over to offline in {elapsed:.1f} s")
+    assert elapsed < timeout + 15, f"took {elapsed:.1f} s"
+    assert tracker.wandb_mode == "offline"
+    offline = tracker.wandb_run_dir
+    assert offline is not None and offline.name.startswith("offline-run-")
+    assert offline.parent == run_dir / "wandb" and offline.name.endswith(tracker.run_id)
+    (note,) = tracker.notes
+    assert "\n" not in note and "unreachable" in note and FAKE_KEY not in note
+    assert f"`wandb sync {shlex.quote(str(offline))}`" in note
+    tracker.log(10, {"loss": 0.5})
+    tracker.close()
+
+    (folder,) = _offline_dirs(run_dir, tracker.run_id)
+    data = (folder / f"run-{tracker.run_id}.wandb").read_bytes()
+    assert b"train/loss" in data and b"agent_step" in data
+    assert [r["kind"] for r in read_metrics(run_dir / "metrics.jsonl")] == ["session", "train"]
+    assert FAKE_KEY.encode() not in _all_bytes(run_dir)
+
+
+def test_sync_hint_quotes_a_run_dir_with_spaces(tmp_path: Path) -> None:
+    run_dir = tmp_path / "my runs" / "run 1"
+    offline = run_dir / "wandb" / "offline-run-20260101_000000-abc123"
+    offline.mkdir(parents=True)
+    _, message = resolve_wandb_mode("offline", run_dir)
+    assert message is not None
+    match = re.search(r"`wandb sync ([^`]+)`", message)
+    assert match is not None
+    # The shell sees one argument per offline folder: the quoted path plus the expanded glob.
+    shell = subprocess.run(
+        ["sh", "-c", f"printf '%s\\n' {match.group(1)}"], capture_output=True, text=True
+    )
+    assert shell.stdout.splitlines() == [str(offline)]
+
+
+_STOPPED_EARLY = """
+import os, signal, sys
+from pathlib import Path
+
+import numpy as np
+
+from mario.tracking import Tracker, resolve_wandb_mode
+
+run_dir, stage = Path(sys.argv[1]), sys.argv[2]
+mode, _ = resolve_wandb_mode("auto", run_dir)  # imports wandb; no key: offline
+if stage == "closed":
+    tracker = Tracker(run_dir, {}, wandb_mode=mode)
+    import wandb
+
+    wandb.Image(np.zeros((8, 8, 3), dtype=np.uint8))  # wandb stages media while a run is open
+    tracker.log(1, {"loss": 1.0})
+    tracker.close()
+print("stopping", flush=True)
+os.kill(os.getpid(), signal.SIGTERM)  # no handler: no atexit hooks, as in an early stop
+"""
+
+
+@pytest.mark.parametrize("stage", ["resolved", "closed"])
+def test_a_stopped_process_leaves_no_wandb_temp_dirs(tmp_path: Path, stage: str) -> None:
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    proc = subprocess.run(
+        [sys.executable, "-c", _STOPPED_EARLY, str(tmp_path / "run"), stage],
+        env={**os.environ, "TMPDIR": str(tmp)},  # wandb makes its folders via tempfile
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == -signal.SIGTERM, proc.stderr
+    assert proc.stdout.strip() == "stopping"
+    assert sorted(p.name for p in tmp.iterdir()) == []
