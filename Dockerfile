@@ -111,4 +111,4 @@ STOPSIGNAL SIGTERM
 ENTRYPOINT ["/usr/bin/tini", "--", "mario"]
 # Resume by default: the first start creates /app/checkpoints/run, every later start (restart
 # policy, docker start, a new container on the same volume) continues from its newest checkpoint.
-CMD ["train", "--run-dir", "/app/checkpoints/run", "--resume"]
+CMD ["train", "--run-dir", "/app/checkpoints/run", "--resume", "--idle-when-done"]

@@ -29,7 +29,6 @@ import shutil
 import tempfile
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -37,6 +36,26 @@ from typing import Any, BinaryIO
 
 import numpy as np
 import torch
+
+from mario.run_folder import (
+    BEST,
+    FORMAT_VERSION,
+    MANIFEST,
+    OLD_DIR,
+    REPLAY,
+    STATE,
+    STEP_DIR,
+    CheckpointError,
+    CheckpointInfo,
+    RunDirError,
+    candidates,
+    checkpoints_dir,
+    info_for,
+    list_checkpoints,
+    resolve_checkpoint,
+    scan,
+    verify_files,
+)
 
 __all__ = [
     "FORMAT_VERSION",
@@ -54,17 +73,7 @@ __all__ = [
     "set_rng_state",
 ]
 
-FORMAT_VERSION = 1
-CHECKPOINTS = "checkpoints"
-STATE = "state.pt"
-REPLAY = "replay"
-MANIFEST = "MANIFEST.json"
-BEST = "best.json"
-
-_STEP_DIR = re.compile(r"^step-(\d{9,})$")
-_OLD_DIR = re.compile(r"^\.old-step-(\d{9,})-(\d+)$")
 _TMP_DIR = re.compile(r"^\.(?:tmp|old|del)-.*-(\d+)$")
-_CHUNK = 1 << 20
 
 _DISTRIBUTIONS = (
     "torch",
@@ -77,32 +86,6 @@ _DISTRIBUTIONS = (
     "mario",
     "wandb",
 )
-
-
-class CheckpointError(Exception):
-    """A checkpoint is missing, corrupt, truncated or incompatible (the message names the file)."""
-
-
-class RunDirError(CheckpointError):
-    """The run folder cannot be created or written."""
-
-
-@dataclass(frozen=True)
-class CheckpointInfo:
-    """A checkpoint folder whose save finished (it has a valid MANIFEST.json)."""
-
-    path: Path
-    step: int
-    manifest: dict[str, Any]
-
-    @property
-    def state_path(self) -> Path:
-        return self.path / STATE
-
-    @property
-    def replay_path(self) -> Path | None:
-        """The ``replay/`` folder, or None when none was saved or it was pruned."""
-        return self.path / REPLAY if self.manifest.get("replay") else None
 
 
 # --------------------------------------------------------------------------- fs helpers
@@ -172,22 +155,19 @@ class _HashingWriter:
         self._f = f
         self.sha256 = hashlib.sha256()
         self.size = 0
+        self.error: OSError | None = None
 
     def write(self, data: bytes | memoryview) -> int:
         self.sha256.update(data)
         self.size += len(data)
-        return self._f.write(data)
+        try:
+            return self._f.write(data)
+        except OSError as err:  # torch.save turns it into "enforce fail ...": keep the cause
+            self.error = err
+            raise
 
     def flush(self) -> None:
         self._f.flush()
-
-
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 # --------------------------------------------------------------------------- state checks
@@ -221,146 +201,6 @@ def _check_loadable(value: Any, where: str) -> None:
     )
 
 
-# --------------------------------------------------------------------------- manifest
-
-
-def _read_manifest(ckpt: Path) -> dict[str, Any] | None:
-    """The parsed manifest, or None when it is missing or not a valid manifest."""
-    try:
-        data = json.loads((ckpt / MANIFEST).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if not isinstance(data, dict) or not isinstance(data.get("step"), int):
-        return None
-    files = data.get("files")
-    if not isinstance(files, list) or not any(
-        isinstance(e, dict) and e.get("path") == STATE and isinstance(e.get("sha256"), str)
-        for e in files
-    ):
-        return None
-    return data
-
-
-def _info_for(path: Path, step_from_name: int | None) -> CheckpointInfo | None:
-    manifest = _read_manifest(path)
-    if manifest is None:
-        return None
-    if step_from_name is not None and manifest["step"] != step_from_name:
-        return None
-    return CheckpointInfo(path=path, step=int(manifest["step"]), manifest=manifest)
-
-
-def _verify(info: CheckpointInfo) -> None:
-    """Check format, presence, size and (for state.pt) sha256 of every listed file."""
-    version = info.manifest.get("format_version")
-    if version != FORMAT_VERSION:
-        raise CheckpointError(
-            f"{info.path / MANIFEST}: incompatible checkpoint format_version {version!r} "
-            f"(this version of mario reads {FORMAT_VERSION})"
-        )
-    for entry in info.manifest["files"]:
-        file = info.path / entry["path"]
-        try:
-            size = file.stat().st_size
-        except FileNotFoundError:
-            raise CheckpointError(f"{file}: missing (listed in {MANIFEST})") from None
-        if size != entry.get("size"):
-            kind = "truncated" if size < entry.get("size", 0) else "corrupt"
-            raise CheckpointError(
-                f"{file}: {kind}: {size} bytes, {MANIFEST} says {entry.get('size')}"
-            )
-        if "sha256" in entry and _sha256_file(file) != entry["sha256"]:
-            raise CheckpointError(f"{file}: corrupt: sha256 does not match {MANIFEST}")
-
-
-# --------------------------------------------------------------------------- listing
-
-
-def _checkpoints_dir(run_dir: Path) -> Path:
-    return Path(run_dir) / CHECKPOINTS
-
-
-def _scan(ckpt_dir: Path) -> list[CheckpointInfo]:
-    """Finished checkpoints, oldest first, including an ``.old-*`` copy orphaned by a crash."""
-    if not ckpt_dir.is_dir():
-        return []
-    by_step: dict[int, CheckpointInfo] = {}
-    orphans: dict[int, CheckpointInfo] = {}
-    for child in ckpt_dir.iterdir():
-        if (m := _STEP_DIR.match(child.name)) and child.is_dir():
-            if info := _info_for(child, int(m.group(1))):
-                by_step[info.step] = info
-        elif (
-            (m := _OLD_DIR.match(child.name))
-            and child.is_dir()
-            and (info := _info_for(child, int(m.group(1))))
-        ):
-            # A same-step replacement moved the old copy aside and crashed before the new
-            # one was renamed in: the old copy is still a complete checkpoint.
-            orphans[info.step] = info
-    for step, info in orphans.items():
-        by_step.setdefault(step, info)
-    return [by_step[s] for s in sorted(by_step)]
-
-
-def list_checkpoints(run_dir: Path, *, verify: bool = False) -> list[CheckpointInfo]:
-    """Complete checkpoints of a run, oldest first.
-
-    Without ``verify`` a checkpoint is complete when its save finished (a valid
-    MANIFEST.json, which is written last) — cheap, no file is read. With ``verify`` the
-    listed files must also exist with their sizes and state.pt must match its sha256
-    (reads every state.pt).
-    """
-    found = _scan(_checkpoints_dir(run_dir))
-    if not verify:
-        return found
-    good = []
-    for info in found:
-        try:
-            _verify(info)
-        except CheckpointError:
-            continue
-        good.append(info)
-    return good
-
-
-def _candidates(path: Path) -> tuple[list[CheckpointInfo], bool]:
-    """Checkpoints for ``path``, newest first, and whether ``path`` named a whole run."""
-    path = Path(path)
-    if not path.exists():
-        raise CheckpointError(f"{path}: missing (no such file or folder)")
-    if path.is_file():
-        if path.name != STATE:
-            raise CheckpointError(
-                f"{path}: not a checkpoint (expected a run folder, a checkpoint folder or "
-                f"its {STATE})"
-            )
-        path = path.parent
-    if (path / MANIFEST).exists() or _STEP_DIR.match(path.name):
-        info = _info_for(path, None)
-        if info is None:
-            raise CheckpointError(
-                f"{path / MANIFEST}: missing or corrupt: the save of this checkpoint did not finish"
-            )
-        return [info], False
-    ckpt_dir = path / CHECKPOINTS
-    if not ckpt_dir.is_dir() and path.name == CHECKPOINTS:
-        ckpt_dir = path
-    found = _scan(ckpt_dir)
-    if not found:
-        raise CheckpointError(f"{ckpt_dir}: missing: no complete checkpoint (step-*/{MANIFEST})")
-    return found[::-1], True
-
-
-def resolve_checkpoint(path: Path) -> CheckpointInfo:
-    """The checkpoint that ``path`` names.
-
-    ``path`` may be a run folder (its newest complete checkpoint), its ``checkpoints/``
-    folder, a checkpoint folder, or a checkpoint's state.pt.
-    """
-    return _candidates(path)[0][0]
-
-
 def load_checkpoint(
     path: Path, *, fallback: bool = False
 ) -> tuple[dict[str, Any], CheckpointInfo, list[str]]:
@@ -370,11 +210,11 @@ def load_checkpoint(
     to load) is skipped for the previous one; each skip adds a one-line warning naming the
     file. Returns ``(state, info, warnings)``.
     """
-    candidates, is_run = _candidates(path)
+    found, is_run = candidates(path)
     warnings: list[str] = []
-    for info in candidates:
+    for info in found:
         try:
-            _verify(info)
+            verify_files(info)
             state = _torch_load(info.state_path)
         except CheckpointError as err:
             if not (fallback and is_run):
@@ -382,9 +222,7 @@ def load_checkpoint(
             warnings.append(f"skipped checkpoint step {info.step}: {err}")
             continue
         return state, info, warnings
-    raise CheckpointError(
-        f"{candidates[0].path.parent}: no intact checkpoint: " + "; ".join(warnings)
-    )
+    raise CheckpointError(f"{found[0].path.parent}: no intact checkpoint: " + "; ".join(warnings))
 
 
 def _torch_load(file: Path) -> dict[str, Any]:
@@ -410,13 +248,16 @@ def save_checkpoint(
     keep_last: int = 3,
     is_best: bool = False,
     keep_replay_last: int = 1,
+    meta: dict[str, Any] | None = None,
 ) -> CheckpointInfo:
     """Write ``state`` (and the replay, via ``write_replay(folder)``) as checkpoint ``step``.
 
     The checkpoint appears atomically; saving an existing step replaces it atomically.
     Afterwards the newest ``keep_last`` checkpoints and the best one are kept, and only the
-    newest ``keep_replay_last`` keep their ``replay/`` folder. ``is_best`` marks this one
-    best (without a metric; use :func:`mark_best` to record one).
+    newest ``keep_replay_last`` keep their ``replay/`` folder; pruning never deletes the
+    checkpoint just written nor any newer one. ``is_best`` marks this one best (without a
+    metric; use :func:`mark_best` to record one). ``meta`` (JSON values) goes into the
+    manifest, where :mod:`mario.run_folder` reads it without torch.
     """
     if isinstance(step, bool) or not isinstance(step, int) or step < 0:
         raise ValueError(f"step must be an int >= 0, got {step!r}")
@@ -428,7 +269,7 @@ def save_checkpoint(
         raise ValueError(f"state must be a dict, got {type(state).__name__}")
     _check_loadable(state, "")
 
-    ckpt_dir = _checkpoints_dir(run_dir)
+    ckpt_dir = checkpoints_dir(run_dir)
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     _clean_leftovers(ckpt_dir)
 
@@ -438,7 +279,12 @@ def save_checkpoint(
     try:
         with open(tmp / STATE, "wb") as f:
             writer = _HashingWriter(f)
-            torch.save(state, writer)  # type: ignore[arg-type]  # needs only write/flush
+            try:
+                torch.save(state, writer)  # type: ignore[arg-type]  # needs only write/flush
+            except RuntimeError:
+                if writer.error is not None:  # e.g. ENOSPC: raise it as what it is
+                    raise writer.error from None
+                raise
             f.flush()
             os.fsync(f.fileno())
         files: list[dict[str, Any]] = [
@@ -457,6 +303,7 @@ def save_checkpoint(
             "files": files,
             "replay": has_replay,
             "versions": package_versions(),
+            "meta": meta or {},
         }
         with open(tmp / MANIFEST, "w", encoding="utf-8") as f:
             json.dump(manifest, f, indent=2, sort_keys=True)
@@ -481,7 +328,7 @@ def save_checkpoint(
     info = CheckpointInfo(path=final, step=step, manifest=manifest)
     if is_best:
         _write_best(Path(run_dir), info, None)
-    _prune(Path(run_dir), keep_last=keep_last, keep_replay_last=keep_replay_last)
+    _prune(Path(run_dir), keep_last=keep_last, keep_replay_last=keep_replay_last, written=step)
     return info
 
 
@@ -491,11 +338,11 @@ def _clean_leftovers(ckpt_dir: Path) -> None:
         m = _TMP_DIR.match(child.name)
         if m is None or not child.is_dir() or _pid_alive(int(m.group(1))):
             continue
-        old = _OLD_DIR.match(child.name)
+        old = OLD_DIR.match(child.name)
         if (
             old
             and not (ckpt_dir / f"step-{old.group(1)}").exists()
-            and _info_for(child, int(old.group(1))) is not None
+            and info_for(child, int(old.group(1))) is not None
         ):
             os.rename(child, ckpt_dir / f"step-{old.group(1)}")
             _fsync_dir(ckpt_dir)
@@ -532,11 +379,13 @@ def mark_best(run_dir: Path, info: CheckpointInfo, metric: float) -> None:
     _write_best(Path(run_dir), info, metric)
 
 
-def _prune(run_dir: Path, *, keep_last: int, keep_replay_last: int) -> None:
-    ckpt_dir = _checkpoints_dir(run_dir)
-    found = [i for i in _scan(ckpt_dir) if _STEP_DIR.match(i.path.name)]
+def _prune(run_dir: Path, *, keep_last: int, keep_replay_last: int, written: int) -> None:
+    ckpt_dir = checkpoints_dir(run_dir)
+    found = [i for i in scan(ckpt_dir) if STEP_DIR.match(i.path.name)]
     best = _best_step(run_dir)
-    keep = {i.step for i in found[-keep_last:]}
+    # the newest, and never the one just written or anything newer (a folder that holds a
+    # newer run's checkpoints is the trainer's bug to refuse; pruning must not hide it)
+    keep = {i.step for i in found[-keep_last:]} | {i.step for i in found if i.step >= written}
     if best is not None:
         keep.add(best)
     for info in found:

@@ -61,24 +61,85 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
             )
 
 
-def _cmd_train(args: argparse.Namespace, argv: Sequence[str]) -> Callable[[], int]:
+_TRAIN_FLAGS = ("command", "config", "preset", "resume", "idle_when_done", "func")
+
+
+def _cmd_train(args: argparse.Namespace, argv: Sequence[str]) -> int | Callable[[], int]:
     """Validate everything, then hand back the training loop to run outside the error net."""
     from mario.config import load_yaml
     from mario.presets import preset_path
-    from mario.train import Trainer, prepare_run
 
-    overrides = {
-        k: v
-        for k, v in vars(args).items()
-        if k not in ("command", "config", "preset", "resume", "func")
-    }
+    overrides = {k: v for k, v in vars(args).items() if k not in _TRAIN_FLAGS}
     yaml_values: dict[str, Any] = {}
     if args.preset:
         yaml_values.update(load_yaml(preset_path(args.preset)))
     if args.config:
         yaml_values.update(load_yaml(Path(args.config)))
+    if args.resume is not None and _run_is_complete(args, overrides, yaml_values):
+        return _finish(args, 0, "the run is complete")
+
+    from mario.train import EXIT_DISK_FULL, EXIT_DIVERGED, Trainer, prepare_run
+
     setup = prepare_run(overrides, yaml_values=yaml_values, resume=args.resume)
-    return Trainer(setup, argv=list(argv)).run
+    trainer = Trainer(setup, argv=list(argv))
+
+    def run() -> int:
+        status = trainer.run()
+        if status in (EXIT_DIVERGED, EXIT_DISK_FULL):
+            return _finish(args, status, "a restart would not help (see the line above)")
+        if status == 0 and not trainer.stop_requested:
+            return _finish(args, status, "the run is complete")
+        return status
+
+    return run
+
+
+def _run_is_complete(
+    args: argparse.Namespace, overrides: dict[str, Any], yaml_values: dict[str, Any]
+) -> bool:
+    """Whether ``--resume`` continues a run that already reached its total: told from the
+    newest checkpoint's manifest (its config is there), before torch is even imported, with
+    the options checked as a real resume would and nothing written. A container restarted
+    after its run finished costs a fraction of a second."""
+    from mario.config import build_config, check_resumable
+    from mario.run_folder import list_checkpoints, newest_run
+
+    given = overrides.get("run_dir") or yaml_values.get("run_dir")
+    if args.resume == "auto":
+        target = Path(given) if given else newest_run(Path("checkpoints"))
+    else:  # a run folder continued in place (a checkpoint, or another --run-dir: not here)
+        target = None if given else Path(args.resume)
+    found = list_checkpoints(target) if target is not None else []
+    saved = found[-1].manifest.get("meta", {}).get("config") if found else None
+    if not isinstance(saved, dict):  # none, or saved by an older version: the full path
+        return False
+    config = build_config(saved, **{**yaml_values, **overrides})
+    check_resumable(saved, config, found[-1].path)
+    if found[-1].step < config.total_steps:
+        return False
+    print(
+        f"run already complete: step {found[-1].step} of {found[-1].run_dir} reached its "
+        f"total_steps {config.total_steps} (raise --total-steps to train on)",
+        flush=True,
+    )
+    return True
+
+
+def _finish(args: argparse.Namespace, status: int, why: str) -> int:
+    """Exit with ``status``, or with ``--idle-when-done`` first wait for a stop signal: a
+    container whose restart policy restarts every exit (``unless-stopped``) then neither
+    loops on a run that a restart cannot help nor stops resuming after crashes and reboots."""
+    if getattr(args, "idle_when_done", False):
+        import signal
+
+        print(
+            f"mario train: {why}; waiting for a stop signal (--idle-when-done)",
+            file=sys.stderr,
+            flush=True,
+        )
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        signal.sigwait({signal.SIGINT, signal.SIGTERM})
+    return status
 
 
 # --------------------------------------------------------------------------- info
@@ -104,7 +165,7 @@ def _cmd_info(args: argparse.Namespace, argv: Sequence[str]) -> int:
                 "versions": state["versions"],
                 "created": state["created"],
                 "path": str(info.path),
-                "run_dir": str(info.path.parent.parent),
+                "run_dir": str(info.run_dir),
                 "has_replay": info.replay_path is not None,
                 "network": state["net_signature"],
             },
@@ -199,6 +260,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="continue a run: a run folder or checkpoint; without PATH the run "
         "in --run-dir, else the newest run under checkpoints/ (a new run if "
         "there is none)",
+    )
+    train.add_argument(
+        "--idle-when-done",
+        action="store_true",
+        help="when the run is complete or cannot go on (bad input, diverged, disk full), wait "
+        "for a stop signal instead of exiting: for containers that restart every exit",
     )
     _add_config_options(train)
     train.set_defaults(func=_cmd_train)
@@ -298,7 +365,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except _user_errors() as error:
         message = " ".join(str(error).split()) or type(error).__name__
         print(f"{prog}: error: {message}", file=sys.stderr)
-        return EXIT_USAGE
+        return _finish(args, EXIT_USAGE, "bad input: a restart would not help")
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130

@@ -8,6 +8,7 @@ from ``configs/``), then command-line overrides. Unknown keys and bad values rai
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -123,7 +124,14 @@ class TrainConfig:
         for name in positive:
             if getattr(self, name) < 1:
                 raise ConfigError(f"bad value {getattr(self, name)!r} for {name}: must be >= 1")
-        for name in ("noop_max", "max_episode_steps", "eval_every", "burn_in", "replay_ratio"):
+        for name in (
+            "noop_max",
+            "max_episode_steps",
+            "eval_every",
+            "burn_in",
+            "replay_ratio",
+            "seed",
+        ):
             if getattr(self, name) < 0:
                 raise ConfigError(f"bad value {getattr(self, name)!r} for {name}: must be >= 0")
         if not 0.0 < self.gamma <= 1.0:
@@ -197,9 +205,13 @@ def coerce(name: str, value: Any) -> Any:
     elif kind is float:
         if not isinstance(value, bool):
             try:
-                return float(value)
+                number = float(value)
             except (TypeError, ValueError):
                 pass
+            else:
+                if math.isfinite(number):
+                    return number
+                raise ConfigError(f"bad value {value!r} for {name}: must be a finite number")
     elif isinstance(value, str):
         return value
     raise ConfigError(f"bad value {value!r} for {name}: expected {kind.__name__}")
@@ -211,6 +223,10 @@ def load_yaml(path: Path) -> dict[str, Any]:
         data = yaml.safe_load(Path(path).read_text())
     except FileNotFoundError:
         raise ConfigError(f"config file {str(path)!r} does not exist") from None
+    except UnicodeDecodeError:
+        raise ConfigError(
+            f"cannot read config file {str(path)!r}: not a text (YAML) file"
+        ) from None
     except (OSError, yaml.YAMLError) as error:
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ConfigError(f"cannot read config file {str(path)!r}: {first}") from None
@@ -228,3 +244,13 @@ def build_config(base: dict[str, Any] | None = None, **overrides: Any) -> TrainC
         for key, value in source.items():
             values[key] = coerce(key, value)
     return TrainConfig(**values).validate()
+
+
+def check_resumable(saved: dict[str, Any], config: TrainConfig, checkpoint: Path) -> None:
+    """Raise ConfigError if ``config`` changes what a checkpoint's network was built for
+    (``saved``: the checkpoint's config)."""
+    if config.actions != saved["actions"] or config.stack != saved["stack"]:
+        raise ConfigError(
+            f"checkpoint {checkpoint} was trained with actions={saved['actions']!r}, "
+            f"stack={saved['stack']}: a run can't change its network's inputs or outputs"
+        )

@@ -19,11 +19,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from mario.checkpoint import CHECKPOINTS, CheckpointError, load_checkpoint
+from mario.checkpoint import CheckpointError, load_checkpoint
 from mario.config import TrainConfig, build_config
 from mario.env import action_label, action_set, make_env, parse_stage
 from mario.net import MarioNet, resolve_device
 from mario.policy import Policy
+from mario.run_folder import CHECKPOINTS, run_dir_of
 
 if TYPE_CHECKING:
     from mario.train import Trainer
@@ -268,9 +269,7 @@ def _replay_output(args: argparse.Namespace, agent: Agent, stage: str) -> tuple[
     fmt = "gif" if args.gif else "mp4"
     if agent.path is None:
         return Path(f"random-{stage}.{fmt}"), fmt
-    parent = agent.path.parent
-    run_dir = parent.parent if parent.name == CHECKPOINTS else parent
-    videos = run_dir / "videos"
+    videos = run_dir_of(agent.path) / "videos"
     try:
         videos.mkdir(exist_ok=True)
     except OSError as error:

@@ -67,6 +67,8 @@ _LOAD_MUST_MATCH = (
 )
 
 ArrayLike = np.ndarray | torch.Tensor
+# action int64, reward float32, terminated/truncated/final/valid bool, ep_pos int64
+_META_BYTES_PER_SLOT = 8 + 4 + 1 + 1 + 1 + 1 + 8
 
 
 class _PriorityTree:
@@ -266,6 +268,19 @@ class ReplayMemory:
         if self._tree is not None:
             total += self._tree.nbytes
         return total
+
+    @staticmethod
+    def planned_bytes(
+        capacity: int, num_envs: int, frame_shape: tuple[int, ...], *, prioritized: bool = False
+    ) -> tuple[int, int]:
+        """``(frame bytes on the device, metadata bytes on the host)`` that a memory with
+        these settings allocates (what :meth:`nbytes` will say), without allocating it."""
+        slots = (capacity // num_envs + 2) * num_envs
+        frames = slots * int(np.prod(frame_shape))
+        meta = slots * _META_BYTES_PER_SLOT + 16 * num_envs
+        if prioritized:
+            meta += 2 * 2 * (1 << max(1, (slots - 1).bit_length())) * 8  # sum and min trees
+        return frames, meta
 
     def bytes_per_transition(self) -> float:
         """:meth:`nbytes` per slot of capacity (an episode end uses one extra slot)."""

@@ -9,6 +9,7 @@ returns 0 within seconds.
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import fcntl
 import os
 import shlex
@@ -40,40 +41,43 @@ from mario.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from mario.config import ConfigError, TrainConfig, build_config
+from mario.config import ConfigError, TrainConfig, build_config, check_resumable
 from mario.dqn import EpsilonSchedule, Learner
 from mario.env import action_set, make_vec_env
 from mario.net import MarioNet, net_signature, resolve_device
 from mario.policy import Policy
+from mario.preflight import check_resources, checkpoint_bytes, gib
 from mario.replay import ReplayMemory
+from mario.run_folder import CHECKPOINTS, MANIFEST, STEP_DIR, newest_run
 from mario.tracking import Tracker, resolve_wandb_mode
 
 DEFAULT_ROOT = Path("checkpoints")
 STATE_FORMAT = 1
 #: Seconds after the first stop signal in which another one counts as the same stop.
-REPEAT_WINDOW_S = 1.0
+REPEAT_WINDOW_S = 0.5
 #: Exit status of a run stopped by a second Ctrl-C without saving (the shell's 128 + SIGINT).
 EXIT_STOPPED_UNSAVED = 130
+
+
+#: Exit status when training diverged (NaN/inf): nothing was saved over good checkpoints.
+EXIT_DIVERGED = 3
+#: Exit status when the disk filled up during a save.
+EXIT_DISK_FULL = 4
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+class Diverged(Exception):
+    """The loss or the weights became NaN/inf; the message is one line for the user."""
+
+
+class DiskFull(Exception):
+    """A save ran out of disk; the message says what was kept and the space needed."""
 
 
 class StopNow(BaseException):
     """Ctrl-C pressed again while stopping: leave without saving (the newest checkpoint on
     disk is complete). A BaseException, like KeyboardInterrupt, so no ``except Exception``
     on the way up swallows it."""
-
-
-def newest_run(root: Path) -> Path | None:
-    """The run folder under ``root`` with the newest complete checkpoint, if any."""
-    best: tuple[float, Path] | None = None
-    if not root.is_dir():
-        return None
-    for run in root.iterdir():
-        checkpoints = list_checkpoints(run) if run.is_dir() else []
-        if checkpoints:
-            mtime = checkpoints[-1].path.stat().st_mtime
-            if best is None or mtime > best[0]:
-                best = (mtime, run)
-    return best[1] if best else None
 
 
 @dataclass
@@ -86,6 +90,10 @@ class RunSetup:
     checkpoint: CheckpointInfo | None = None
     notes: list[str] = field(default_factory=list)
     lock: TextIO | None = None
+    fork_of: CheckpointInfo | None = None
+    """The checkpoint a forked run started from (a new folder and W&B run); None otherwise."""
+    wandb_mode: str = "disabled"
+    """``online``, ``offline`` or ``disabled``: ``config.wandb_mode`` resolved."""
 
     def release(self) -> None:
         """Let another trainer use the run folder."""
@@ -124,64 +132,99 @@ def prepare_run(
     yaml_values: dict[str, Any] | None = None,
     resume: str | None = None,
 ) -> RunSetup:
-    """Resolve the config and the run folder; load the checkpoint to resume from.
+    """Resolve the config and the run folder, load the checkpoint to resume from, and check
+    that the machine can hold the run; nothing is written but the folder and its lock.
 
-    ``resume``: ``None`` (new run), ``"auto"`` (the run in ``--run-dir``, else the newest run
-    under ``checkpoints/``; a new run when there is none), or a run folder / checkpoint path.
+    ``resume``: ``None`` (a new run), ``"auto"`` (the run in ``--run-dir``, else the newest
+    run under ``checkpoints/``; a new run when there is none), or a run folder / checkpoint.
     Values from the checkpoint's config are the base; ``yaml_values`` and ``overrides``
-    (only what the user gave explicitly) replace them. Raises ConfigError / CheckpointError.
+    (only what the user gave explicitly) replace them.
+
+    Run folders are never mixed: a new run refuses a folder that holds checkpoints, and
+    resuming a checkpoint that is not its run's newest (which would abandon the newer ones),
+    or any checkpoint into another ``--run-dir``, *forks*: the run continues from it in a
+    new folder, with a new W&B run. Raises ConfigError / CheckpointError.
     """
     notes: list[str] = []
-    state: dict[str, Any] | None = None
-    info: CheckpointInfo | None = None
-    if resume is not None:
-        target: Path | None
-        if resume == "auto":
-            given = overrides.get("run_dir") or (yaml_values or {}).get("run_dir")
-            target = Path(given) if given else newest_run(DEFAULT_ROOT)
-            if target is not None and not list_checkpoints(target):
-                target = None
-            if target is None:
-                notes.append("nothing to resume: starting a new run")
-        else:
-            target = Path(resume)
-            if not target.exists():
-                raise CheckpointError(f"{resume}: no such run folder or checkpoint")
-        if target is not None:
-            state, info, warnings = load_checkpoint(target, fallback=True)
-            notes.extend(f"warning: {w}" for w in warnings)
+    yaml_values = yaml_values or {}
+    given = overrides.get("run_dir") or yaml_values.get("run_dir")
+    state, info = _load_resume(resume, given, notes)
+    fork_of: CheckpointInfo | None = None
     if state is not None and info is not None:
         saved = dict(state["config"])
-        old_stage = saved["stage"]
-        config = build_config(saved, **{**(yaml_values or {}), **overrides})
-        if config.actions != saved["actions"] or config.stack != saved["stack"]:
-            raise ConfigError(
-                f"checkpoint {info.path} was trained with actions={saved['actions']!r}, "
-                f"stack={saved['stack']}: a run can't change its network's inputs or outputs"
-            )
-        if config.stage != old_stage:
-            notes.append(f"continuing training on stage {config.stage} (was {old_stage})")
-        run_dir = info.path.parent.parent
-        config.run_dir = str(run_dir)
-        notes.append(f"resuming {run_dir} from step {state['counters']['step']}")
+        config = build_config(saved, **{**yaml_values, **overrides})
+        check_resumable(saved, config, info.path)
+        if config.stage != saved["stage"]:
+            notes.append(f"continuing training on stage {config.stage} (was {saved['stage']})")
+        run_dir = info.run_dir
+        if given and Path(given).resolve() != run_dir.resolve():
+            fork_of, run_dir = info, Path(given)
+        elif resume not in (None, "auto") and _is_checkpoint(Path(resume)):
+            newest = list_checkpoints(run_dir, verify=True)
+            if newest and newest[-1].step > info.step:
+                raise ConfigError(
+                    f"checkpoint {info.path} (step {info.step}) is not the newest of its run "
+                    f"(step {newest[-1].step}): continuing it in {run_dir} would abandon the "
+                    "newer ones. Continue it in a new run folder with --run-dir NEW, or the "
+                    f"newest with --resume {run_dir}"
+                )
+        if fork_of is None:
+            notes.append(f"resuming {run_dir} from step {state['counters']['step']}")
+        else:
+            notes.append(f"forking {info.path} (step {info.step}) into the new run {run_dir}")
     else:
-        config = build_config(yaml_values or {}, **overrides)
+        config = build_config(yaml_values, **overrides)
         stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-        run_dir = (
-            Path(config.run_dir) if config.run_dir else DEFAULT_ROOT / f"{config.stage}-{stamp}"
+        run_dir = Path(given) if given else DEFAULT_ROOT / f"{config.stage}-{stamp}"
+    if (state is None or fork_of is not None) and (held := list_checkpoints(run_dir)):
+        raise ConfigError(
+            f"run folder {run_dir} already holds a run (newest checkpoint: step "
+            f"{held[-1].step}): continue it with --resume {run_dir}, or start a new run in "
+            "another --run-dir"
         )
-        config.run_dir = str(run_dir)
+    config.run_dir = str(run_dir)
     if config.burn_in >= config.total_steps:
         notes.append(
             f"warning: burn_in ({config.burn_in}) >= total_steps ({config.total_steps}): this "
             "run only collects random play and never learns; lower --burn-in"
         )
-    resolve_device(config.device)  # fail before anything is created
+    device = resolve_device(config.device)  # fail before anything is created
     try:
         check_writable(run_dir)
+        check_writable(run_dir / CHECKPOINTS)
     except CheckpointError as error:
         raise ConfigError(str(error)) from None
-    return RunSetup(config, run_dir, state, info, notes, lock_run_dir(run_dir))
+    check_resources(config, run_dir, device, len(action_set(config.actions)))
+    wandb_mode, message = resolve_wandb_mode(config.wandb_mode, run_dir)  # online needs a key
+    if message:
+        notes.append(message)
+    lock = lock_run_dir(run_dir)
+    return RunSetup(config, run_dir, state, info, notes, lock, fork_of, wandb_mode)
+
+
+def _is_checkpoint(path: Path) -> bool:
+    """Whether ``path`` names one checkpoint (its folder or state.pt), not a run folder."""
+    return path.is_file() or (path / MANIFEST).exists() or bool(STEP_DIR.match(path.name))
+
+
+def _load_resume(
+    resume: str | None, given: str | None, notes: list[str]
+) -> tuple[dict[str, Any] | None, CheckpointInfo | None]:
+    """The state and checkpoint ``--resume`` names (None, None: a new run)."""
+    if resume is None:
+        return None, None
+    if resume == "auto":
+        target = Path(given) if given else newest_run(DEFAULT_ROOT)
+        if target is None or not list_checkpoints(target):
+            notes.append("nothing to resume: starting a new run")
+            return None, None
+    else:
+        target = Path(resume)
+        if not target.exists():
+            raise CheckpointError(f"{resume}: no such run folder or checkpoint")
+    state, info, warnings = load_checkpoint(target, fallback=True)
+    notes.extend(f"warning: {w}" for w in warnings)
+    return state, info
 
 
 class Trainer:
@@ -257,25 +300,24 @@ class Trainer:
         wandb_run_id = None
         if state is not None:
             self._restore(state, setup.checkpoint)
-            wandb_run_id = state.get("wandb_run_id")
+            if setup.fork_of is None:  # a fork is a new run in W&B too
+                wandb_run_id = state.get("wandb_run_id")
 
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
         with open(self.run_dir / "command.txt", "a") as f:
             command = shlex.join(["mario", *(argv if argv is not None else sys.argv[1:])])
             f.write(f"{dt.datetime.now().isoformat(timespec='seconds')}  {command}\n")
-        mode, message = resolve_wandb_mode(cfg.wandb_mode, self.run_dir)
-        if message:
-            self.notes.append(message)
         self.tracker = Tracker(
             self.run_dir,
             cfg.to_dict(),
-            wandb_mode=mode,
+            wandb_mode=setup.wandb_mode,
             run_id=wandb_run_id,
             project=cfg.wandb_project,
             run_name=self.run_dir.name,
             start_step=self.step if state is not None else None,
         )
+        self.notes.extend(self.tracker.notes)  # e.g. W&B unreachable: logging offline
 
     # -- checkpoints -----------------------------------------------------------------------
     def _state(self) -> dict[str, Any]:
@@ -336,20 +378,71 @@ class Trainer:
             self.notes.append("no saved replay memory: refilling it from scratch")
 
     def save(self) -> CheckpointInfo:
+        """Save a checkpoint, unless training diverged (:class:`Diverged`: nothing is written
+        over the good ones). A full disk (:class:`DiskFull`) keeps what fits: the checkpoint
+        without its replay memory, else nothing, and ends the run."""
+        self._check_finite()
         metric = float(np.mean(self.recent_returns)) if self.recent_returns else -float("inf")
         is_best = not self.cfg.eval_every and metric > self.best_metric
+        try:
+            info = self._save(with_replay=self.cfg.save_replay)
+        except OSError as error:
+            if error.errno not in _DISK_FULL:
+                raise
+            state_bytes, replay_bytes = checkpoint_bytes(self.cfg, self.net.n_actions)
+            newest = list_checkpoints(self.run_dir)
+            kept = f"step {newest[-1].step}" if newest else "none"
+            try:
+                if not self.cfg.save_replay:
+                    raise
+                info = self._save(with_replay=False)
+            except OSError as again:
+                if again.errno not in _DISK_FULL:
+                    raise
+                raise DiskFull(
+                    f"disk full in {self.run_dir}: could not save step {self.step} (a checkpoint "
+                    f"needs about {gib(state_bytes + replay_bytes)}); the newest checkpoint on "
+                    f"disk is {kept}. Free space, then resume"
+                ) from None
+            raise DiskFull(
+                f"disk full in {self.run_dir}: saved step {self.step} without its replay memory "
+                f"(which needs about {gib(replay_bytes)} more). Free space, then resume: the "
+                "replay memory refills"
+            ) from None
         if is_best:
             self.best_metric = metric
-        info = save_checkpoint(
+            mark_best(self.run_dir, info, metric)
+        return info
+
+    def _save(self, *, with_replay: bool) -> CheckpointInfo:
+        return save_checkpoint(
             self.run_dir,
             self.step,
             self._state(),
-            write_replay=self.replay.save if self.cfg.save_replay else None,
+            write_replay=self.replay.save if with_replay else None,
             keep_last=self.cfg.keep_checkpoints,
+            meta={"config": self.cfg.to_dict()},  # read without torch by a restart
         )
-        if is_best:
-            mark_best(self.run_dir, info, metric)
-        return info
+
+    def _check_finite(self, stats: list[torch.Tensor] | None = None) -> None:
+        """Raise :class:`Diverged` if the weights (or the given update stats) hold NaN/inf:
+        one device sync, at logs and before every save."""
+        params = [p.detach() for p in self.net.online.parameters()]
+        finite = torch.stack([torch.isfinite(p).all() for p in params]).all()
+        if stats:
+            finite = finite & torch.isfinite(torch.stack(stats)).all()
+        if not bool(finite):
+            newest = list_checkpoints(self.run_dir)
+            kept = (
+                f"the newest checkpoint, step {newest[-1].step}, is from before"
+                if newest
+                else "no checkpoint was saved"
+            )
+            raise Diverged(
+                f"training diverged at step {self.step}: the loss or the weights became "
+                f"NaN/inf, so nothing was saved over the good checkpoints ({kept}). Lower "
+                "--lr (or --grad-clip), then resume or start again"
+            )
 
     # -- signals ---------------------------------------------------------------------------
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
@@ -409,6 +502,10 @@ class Trainer:
             progress.close()
             print(f"{reason} at step {self.step}: checkpoint {last.path}", flush=True)
             return 0
+        except (Diverged, DiskFull) as error:
+            progress.close()
+            print(f"mario train: error: {error}", file=sys.stderr, flush=True)
+            return EXIT_DIVERGED if isinstance(error, Diverged) else EXIT_DISK_FULL
         except StopNow:
             newest = list_checkpoints(self.run_dir)
             where = (
@@ -548,6 +645,7 @@ class Trainer:
             "replay_size": len(self.replay),
             "best_x_pos": self.best_x,
         }
+        self._check_finite(stats)
         if stats:
             loss, q_mean, grad_norm = torch.stack(stats).mean(0).tolist()  # one device sync
             metrics.update(loss=loss, q_mean=q_mean, grad_norm=grad_norm)

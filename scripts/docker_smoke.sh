@@ -7,6 +7,8 @@
 #   - `stop` delivers SIGTERM to the trainer, which saves a complete checkpoint and exits 0
 #     within the grace period (not 137 = killed);
 #   - starting again on the same folder resumes the run (step counter continues, same W&B run);
+#   - a restart on a finished run writes nothing and waits for the stop (--idle-when-done)
+#     instead of exiting, so `restart: unless-stopped` does not loop;
 #   - `mario replay` writes an MP4 to the host folder that decodes.
 # Prints PASS/FAIL per check and a timing summary; exits non-zero when a check fails.
 #
@@ -40,7 +42,8 @@ failures=0
 passes=0
 timings=()
 ID="$$"
-CONTAINERS=("mario-smoke-sig-$ID" "mario-smoke-train1-$ID" "mario-smoke-train2-$ID")
+CONTAINERS=("mario-smoke-sig-$ID" "mario-smoke-train1-$ID" "mario-smoke-train2-$ID"
+    "mario-smoke-done-$ID")
 WORK="$(mktemp -d /tmp/mario-docker-smoke.XXXXXX)"
 OUT="$WORK/checkpoints"   # bind-mounted as /app/checkpoints
 
@@ -217,8 +220,8 @@ user="$(cfg '{{.Config.User}}')"
 check "image USER is non-root ($user)" test -n "$user" -a "${user%%:*}" != 0 -a "${user%%:*}" != root
 check "ENTRYPOINT is exec form with mario ($(cfg '{{json .Config.Entrypoint}}'))" \
     grep -q '"mario"' <<<"$(cfg '{{json .Config.Entrypoint}}')"
-check "default CMD trains with --resume ($(cfg '{{json .Config.Cmd}}'))" \
-    grep -q -- '"--resume"' <<<"$(cfg '{{json .Config.Cmd}}')"
+check "default CMD trains with --resume --idle-when-done ($(cfg '{{json .Config.Cmd}}'))" \
+    grep -q -- '"--resume", *"--idle-when-done"' <<<"$(cfg '{{json .Config.Cmd}}')"
 check "STOPSIGNAL is SIGTERM" test "$(cfg '{{.Config.StopSignal}}')" = SIGTERM
 check "no W&B key baked into the image" \
     test -z "$(cfg '{{range .Config.Env}}{{println .}}{{end}}' | grep -i '^WANDB_API_KEY=' || true)"
@@ -235,7 +238,7 @@ t, r = c["services"]["train"], c["services"]["replay"]
 dev = t["deploy"]["resources"]["reservations"]["devices"][0]
 assert dev["driver"] == "nvidia" and "gpu" in dev["capabilities"], dev
 assert any(str(v).endswith(":/app/checkpoints") for v in t["volumes"]), t["volumes"]
-assert "--resume" in t["command"], t["command"]
+assert "--resume" in t["command"] and "--idle-when-done" in t["command"], t["command"]
 assert t["restart"] == "unless-stopped" and t["stop_grace_period"], t
 assert "WANDB_API_KEY" in t["environment"], t["environment"]
 assert "tools" in r["profiles"] and r["command"][0] == "replay", r
@@ -303,6 +306,30 @@ other="$(printf '%s\n' "${offline_dirs[@]}" | grep -v -- "-$wandb1\$" || true)"
 check "W&B offline folders (${#offline_dirs[@]}, one per start) all belong to run $wandb1" \
     test "${#offline_dirs[@]}" -ge 2 -a -z "$other"
 phase_end "resume + stop 2"
+
+# ---------------------------------------------------------------- restart of a finished run
+phase_start "restart of a finished run (--idle-when-done)"
+c3="${CONTAINERS[3]}"
+tree() { find "$OUT/run" -type f ! -name .lock -printf '%P %s %T@\n' | sort | md5sum; }
+before_tree="$(tree)"
+podman run -d --name "$c3" --user "$RUN_UID:$RUN_GID" -v "$OUT:/app/checkpoints" "$IMAGE" \
+    train --run-dir /app/checkpoints/run --resume --idle-when-done --total-steps "$step2" >/dev/null
+t=$(now)
+until grep -q "waiting for a stop signal" <<<"$(podman logs "$c3" 2>&1)" || ! running "$c3" ||
+    (($(awk -v a="$t" -v b="$(now)" 'BEGIN { print int(b - a) }') > 60)); do sleep 0.5; done
+sleep 2
+check "a finished run is recognised ($(podman logs "$c3" 2>&1 | grep -m1 'already complete'))" \
+    grep -q "run already complete: step $step2" <<<"$(podman logs "$c3" 2>&1)"
+check "and the container waits instead of exiting (nothing for the restart policy to loop on)" \
+    running "$c3"
+check "nothing in the run folder was written" test "$(tree)" = "$before_tree"
+t=$(now)
+podman stop -t "$STOP_TIMEOUT" "$c3" >/dev/null
+took="$(elapsed "$t")"
+code="$(podman inspect --format '{{.State.ExitCode}}' "$c3")"
+check "stop ends it at once (${took}s) with exit 0" \
+    awk -v x="$took" -v code="$code" 'BEGIN { exit !(x < 5 && code == 0) }'
+phase_end "finished-run restart"
 
 # ---------------------------------------------------------------------------------- replay
 phase_start "replay video"

@@ -1,0 +1,108 @@
+"""What a run will need against what the machine has, checked before anything starts.
+
+A run that cannot fit should fail in its first second with one line naming the figures, not
+after forking 10,000 emulators, at the first checkpoint (disk full) or by the kernel's OOM
+killer (exit 137, no message). The estimates are deliberately simple and a little generous;
+each raises :class:`~mario.config.ConfigError` (bad input: exit 2).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import torch
+
+from mario.config import ConfigError, TrainConfig
+from mario.net import MarioNet
+from mario.replay import ReplayMemory
+
+#: More emulator processes than this many per core only slow each other down.
+MAX_ENVS_PER_CORE = 8
+#: Host memory of the trainer process besides its replay memory (torch, the network, buffers).
+TRAINER_BYTES = 1 << 30
+#: Host memory of one emulator process (Python, NumPy, the emulator, its pipeline).
+ENV_BYTES = 160 << 20
+#: Checkpoint files besides state.pt and the replay memory (manifest, JSON, slack).
+CHECKPOINT_SLACK_BYTES = 16 << 20
+
+
+def gib(n: float) -> str:
+    return f"{n / 2**30:.2f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"
+
+
+def available_memory() -> int | None:
+    """Bytes this process may still allocate: MemAvailable, or less under a cgroup limit
+    (a container's ``--memory``). None when neither can be read."""
+    figures = []
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    figures.append(int(line.split()[1]) * 1024)
+    except OSError:
+        pass
+    cgroup = Path("/sys/fs/cgroup")
+    try:
+        limit = (cgroup / "memory.max").read_text().strip()
+        if limit != "max":
+            used = int((cgroup / "memory.current").read_text())
+            figures.append(int(limit) - used)
+    except (OSError, ValueError):
+        pass
+    return min(figures) if figures else None
+
+
+def checkpoint_bytes(cfg: TrainConfig, n_actions: int) -> tuple[int, int]:
+    """``(state.pt bytes, replay bytes)`` of one checkpoint of this run: weights of both
+    heads and Adam's two moments (float32), and the replay memory when it is saved."""
+    net = MarioNet(n_actions, cfg.stack, dueling=cfg.dueling)
+    online = sum(p.numel() for p in net.online.parameters())
+    state = 4 * online * 4 + CHECKPOINT_SLACK_BYTES  # online + target + 2 Adam moments
+    replay = sum(_replay_bytes(cfg)) if cfg.save_replay else 0
+    return state, replay
+
+
+def _replay_bytes(cfg: TrainConfig) -> tuple[int, int]:
+    return ReplayMemory.planned_bytes(
+        cfg.replay_size, cfg.num_envs, (cfg.resize, cfg.resize), prioritized=cfg.prioritized
+    )
+
+
+def check_resources(cfg: TrainConfig, run_dir: Path, device: torch.device, n_actions: int) -> None:
+    """Refuse a run the machine cannot hold: emulator processes against the CPUs, the replay
+    memory against host (or GPU) memory, one checkpoint against the run folder's free disk."""
+    cores = len(os.sched_getaffinity(0))
+    if cfg.num_envs > MAX_ENVS_PER_CORE * cores:
+        raise ConfigError(
+            f"bad value {cfg.num_envs} for num_envs: this machine has {cores} CPU cores, so at "
+            f"most {MAX_ENVS_PER_CORE * cores} emulator processes ({MAX_ENVS_PER_CORE} per core; "
+            "about one per core is fastest)"
+        )
+    frames, meta = _replay_bytes(cfg)
+    on_gpu = device.type == "cuda"
+    host = TRAINER_BYTES + cfg.num_envs * ENV_BYTES + meta + (0 if on_gpu else frames)
+    free = available_memory()
+    if free is not None and host > free:
+        raise ConfigError(
+            f"bad value {cfg.replay_size} for replay_size: the replay memory needs "
+            f"{gib(frames + meta)} (~7 KB a transition) and the run about {gib(host)} of host "
+            f"memory in all, but {gib(free)} is available; lower --replay-size or --num-envs"
+        )
+    if on_gpu:
+        gpu_free, _ = torch.cuda.mem_get_info(device)
+        if frames > 0.9 * gpu_free:
+            raise ConfigError(
+                f"bad value {cfg.replay_size} for replay_size: its frames need {gib(frames)} of "
+                f"GPU memory and {device} has {gib(gpu_free)} free; lower --replay-size"
+            )
+    state, replay = checkpoint_bytes(cfg, n_actions)
+    disk = shutil.disk_usage(run_dir).free
+    if state + replay > disk:
+        what = f" (replay memory {gib(replay)})" if replay else ""
+        raise ConfigError(
+            f"run folder {run_dir} has {gib(disk)} free on its disk, and a checkpoint needs "
+            f"about {gib(state + replay)}{what}: free space, choose another --run-dir, lower "
+            "--replay-size or pass --no-save-replay"
+        )

@@ -1,0 +1,356 @@
+"""Never lose a run: each way a run could be lost or looped without a crash, reproduced.
+
+Every test here failed before its fix (docs/RELIABILITY.md lists the guarantees and these
+tests). Real `mario train` processes on the real emulator; the disk-full cases run on a small
+tmpfs mounted for the test (root, or a mount namespace, is needed to mount it).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+
+from mario.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
+from mario.train import EXIT_DISK_FULL, EXIT_DIVERGED, Trainer, prepare_run
+from tests.conftest import assert_one_line_error, run_mario, start_mario
+from tests.toy_env import make_corridor_vec
+
+# The issue's reproduction settings: one env, short burn-in, a checkpoint every 100 steps.
+TINY = [
+    "--preset",
+    "quickstart",
+    "--num-envs",
+    "1",
+    "--device",
+    "cpu",
+    "--burn-in",
+    "100",
+    "--checkpoint-every",
+    "100",
+    "--replay-size",
+    "2000",
+    "--log-every",
+    "100",
+    "--wandb-mode",
+    "disabled",
+]
+
+
+def snapshot(run: Path) -> dict[str, bytes]:
+    """Every file of a run folder (but the lock) and its bytes."""
+    return {
+        str(p.relative_to(run)): p.read_bytes()
+        for p in sorted(run.rglob("*"))
+        if p.is_file() and p.name != ".lock"
+    }
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A run with checkpoints 100 (best), 200, 300 and 400 that reached its total."""
+    run = tmp_path_factory.mktemp("finished") / "run"
+    result = run_mario("train", *TINY, "--total-steps", "400", "--run-dir", str(run))
+    assert result.returncode == 0, result.stderr
+    assert [c.step for c in list_checkpoints(run)] == [200, 300, 400] or [
+        c.step for c in list_checkpoints(run)
+    ] == [100, 200, 300, 400]
+    return run
+
+
+@pytest.fixture
+def run_copy(finished: Path, tmp_path: Path) -> Path:
+    copy = tmp_path / "run"
+    shutil.copytree(finished, copy, ignore=shutil.ignore_patterns(".lock"))
+    return copy
+
+
+# ------------------------------------------------------------------- 1. forgetting --resume
+
+
+@pytest.mark.slow
+def test_a_new_run_refuses_a_folder_that_holds_one(run_copy: Path) -> None:
+    before = snapshot(run_copy)
+    result = run_mario("train", *TINY, "--total-steps", "400", "--run-dir", str(run_copy))
+    assert_one_line_error(result, "already holds a run", "step 400", f"--resume {run_copy}")
+    assert snapshot(run_copy) == before
+
+
+# ------------------------------------------------- 2. resuming an older checkpoint: a fork
+
+
+@pytest.mark.slow
+def test_resuming_an_older_checkpoint_forks_into_a_new_folder(
+    run_copy: Path, tmp_path: Path
+) -> None:
+    before = snapshot(run_copy)
+    old = list_checkpoints(run_copy)[-3].path  # step 200
+    in_place = run_mario("train", "--resume", str(old), "--total-steps", "250")
+    assert_one_line_error(in_place, "not the newest", "--run-dir NEW", f"--resume {run_copy}")
+    assert snapshot(run_copy) == before
+
+    fork = tmp_path / "fork"
+    result = run_mario(
+        "train", "--resume", str(old), "--total-steps", "250", "--run-dir", str(fork)
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"forking {old} (step 200) into the new run {fork}" in result.stderr
+    assert snapshot(run_copy) == before  # the original run is untouched
+    assert [c.step for c in list_checkpoints(fork)] == [250]
+    info = {p: json.loads(run_mario("info", str(p)).stdout) for p in (run_copy, fork)}
+    assert info[run_copy]["step"] == 400 and info[fork]["step"] == 250
+    assert info[fork]["wandb_run_id"] != info[run_copy]["wandb_run_id"]  # a new W&B run
+
+    # --resume A --run-dir B is a fork too (it was silently ignored), and B must be new
+    again = run_mario("train", "--resume", str(run_copy), "--run-dir", str(fork))
+    assert_one_line_error(again, f"run folder {fork} already holds a run")
+
+
+def test_pruning_never_deletes_the_checkpoint_just_written_or_newer(tmp_path: Path) -> None:
+    state = {"x": torch.zeros(1)}
+    for step in (100, 200, 300, 400):
+        info = save_checkpoint(tmp_path, step, state, keep_last=3, is_best=step == 100)
+    assert [c.step for c in list_checkpoints(tmp_path)] == [100, 200, 300, 400]
+    info = save_checkpoint(tmp_path, 150, state, keep_last=3)
+    assert info.path.is_dir()
+    assert [c.step for c in list_checkpoints(tmp_path)] == [100, 150, 200, 300, 400]
+
+
+# ------------------------------------------------------------------- 3. disk full
+
+
+def _mount_tmpfs(path: Path, size: str, *options: str) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    opts = ",".join((f"size={size}", *options))
+    result = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(path)], capture_output=True, text=True
+    )
+    assert result.returncode == 0, f"mounting a test tmpfs needs root: {result.stderr}"
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[list[Path]]:
+    """Mount points of tmpfs file systems the test mounts; unmounted afterwards."""
+    mounts: list[Path] = []
+    yield mounts
+    for path in reversed(mounts):
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def test_a_run_folder_without_room_for_a_checkpoint_is_refused(
+    tmp_path: Path, small_disk: list[Path]
+) -> None:
+    disk = tmp_path / "disk"
+    _mount_tmpfs(disk, "30m")
+    small_disk.append(disk)
+    result = run_mario("train", *TINY, "--run-dir", str(disk / "run"))
+    assert_one_line_error(result, "free on its disk", "a checkpoint needs", "--no-save-replay")
+    assert not list_checkpoints(disk / "run")
+
+    # a read-only RUN/checkpoints is found at start too (it was found at the first save)
+    run = tmp_path / "ro-run"
+    (run / "checkpoints").mkdir(parents=True)
+    _mount_tmpfs(run / "checkpoints", "10m", "ro")
+    small_disk.append(run / "checkpoints")
+    result = run_mario("train", *TINY, "--run-dir", str(run))
+    assert_one_line_error(result, str(run / "checkpoints"), "not writable")
+
+
+def _fill(disk: Path, leave_mb: int) -> None:
+    """Fill ``disk`` with a file until ``leave_mb`` MiB are free."""
+    free = shutil.disk_usage(disk).free - leave_mb * 2**20
+    with open(disk / "filler", "wb") as f:
+        f.truncate(0)
+        block = b"\0" * 2**20
+        for _ in range(max(0, free // 2**20)):
+            f.write(block)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("leave_mb", "kept"), [(35, "without its replay memory"), (5, None)])
+def test_a_full_disk_during_a_save_keeps_what_fits_and_exits_4(
+    tmp_path: Path, small_disk: list[Path], leave_mb: int, kept: str | None
+) -> None:
+    """A checkpoint here is ~27 MB of state plus ~14 MB of replay memory."""
+    disk = tmp_path / "disk"
+    _mount_tmpfs(disk, "200m")
+    small_disk.append(disk)
+    run = disk / "run"
+    proc = start_mario("train", *TINY, "--total-steps", "100000", "--run-dir", str(run))
+    try:
+        deadline = time.time() + 240
+        while not list_checkpoints(run) and time.time() < deadline:
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.2)
+        first = list_checkpoints(run)[-1].step
+        _fill(disk, leave_mb)
+        _, err = proc.communicate(timeout=240)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == EXIT_DISK_FULL, err
+    lines = [line for line in err.splitlines() if "error" in line]
+    assert len(lines) == 1 and "disk full" in lines[0] and "Traceback" not in err, err
+    state, info, _ = load_checkpoint(run)  # the newest complete checkpoint loads
+    if kept:  # the weights, optimizer and counters of the last step, without the replay
+        assert kept in lines[0] and info.step > first and info.replay_path is None
+        assert "MiB more" in lines[0]
+    else:  # nothing fitted: the previous checkpoint is still the newest, intact
+        assert "could not save" in lines[0] and info.step == first
+    assert state["counters"]["step"] == info.step
+
+
+# ------------------------------------------------------------------- 4. non-finite numbers
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("--lr", "inf"), ("--lr", "nan"), ("--replay-ratio", "nan"), ("--gamma", "-inf")],
+)
+def test_non_finite_options_are_refused(
+    tmp_path: Path, home: Path, option: str, value: str
+) -> None:
+    result = run_mario("train", f"{option}={value}", "--run-dir", str(tmp_path / "r"), home=home)
+    assert_one_line_error(result, f"bad value {value!r}", "finite")
+    yaml = tmp_path / "c.yaml"
+    yaml.write_text("lr: .inf\n")
+    assert_one_line_error(run_mario("train", "--config", str(yaml), home=home), "finite")
+
+
+def test_a_diverging_run_stops_before_saving_over_good_checkpoints(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = tmp_path / "run"
+    setup = prepare_run(
+        {
+            "run_dir": str(run),
+            "num_envs": 2,
+            "burn_in": 100,
+            "checkpoint_every": 100,
+            "log_every": 50,
+            "total_steps": 2000,
+            "replay_size": 1000,
+            "batch_size": 8,
+            "replay_ratio": 0.5,
+            "lr": 1e12,  # finite, and enough to blow the weights up within a few updates
+            "grad_clip": 1e30,
+            "wandb_mode": "disabled",
+        }
+    )
+    trainer = Trainer(setup, env_factory=lambda seed: make_corridor_vec(2, seed), n_actions=3)
+    assert trainer.run() == EXIT_DIVERGED
+    err = capsys.readouterr().err
+    assert "training diverged at step" in err and "NaN/inf" in err, err
+    saved = list_checkpoints(run)
+    assert saved and saved[-1].step < trainer.step  # nothing saved at the end
+    for info in saved:
+        state, _, _ = load_checkpoint(info.path)
+        assert all(torch.isfinite(t).all() for t in state["net"].values()), info.step
+    metrics = (run / "metrics.jsonl").read_text()
+    assert "NaN" not in metrics and "Infinity" not in metrics
+
+
+# ------------------------------------------------------- 7. a finished run under a restart
+
+
+@pytest.mark.slow
+def test_a_finished_run_restarts_as_a_no_op(run_copy: Path) -> None:
+    before = snapshot(run_copy)
+    result = run_mario("train", "--run-dir", str(run_copy), "--resume")
+    assert result.returncode == 0, result.stderr
+    assert "run already complete: step 400" in result.stdout
+    assert snapshot(run_copy) == before  # no command.txt line, no config.yaml, no metrics
+    assert not (run_copy / "wandb").exists()
+
+    # in a container (--idle-when-done) it waits for the stop instead of exiting
+    proc = start_mario("train", "--run-dir", str(run_copy), "--resume", "--idle-when-done")
+    try:
+        time.sleep(3)
+        assert proc.poll() is None, proc.communicate()
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "run already complete" in out and "waiting for a stop signal" in err
+    assert snapshot(run_copy) == before
+
+
+def test_bad_input_in_a_container_waits_instead_of_looping(tmp_path: Path, home: Path) -> None:
+    proc = start_mario("train", "--lr", "fast", "--idle-when-done", home=home)
+    try:
+        time.sleep(2)
+        assert proc.poll() is None, proc.communicate()
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 2 and "bad value 'fast' for lr" in err
+
+
+# ------------------------------------------------------------------------ 8. upper bounds
+
+
+def test_limits_are_checked_before_anything_starts(tmp_path: Path, home: Path) -> None:
+    cores = len(os.sched_getaffinity(0))
+    binary = tmp_path / "binary.yaml"
+    binary.write_bytes(bytes(range(256)))
+    cases = [
+        (["--num-envs", "10000"], [f"{cores} CPU cores", "emulator processes"]),
+        (["--replay-size", str(10**12)], ["replay_size", "GiB", "available"]),
+        (["--seed", "-1"], ["bad value -1 for seed", ">= 0"]),
+        (["--config", str(binary)], [str(binary), "not a text (YAML) file"]),
+    ]
+    for args, needles in cases:
+        result = run_mario("train", *args, "--run-dir", str(tmp_path / "r"), home=home)
+        assert_one_line_error(result, *needles)
+    assert not list_checkpoints(tmp_path / "r")
+
+
+# ------------------------------------------------------------------------ 9. signals
+
+
+@pytest.mark.slow
+def test_ctrl_c_twice_during_a_save_stops_in_one_line(tmp_path: Path) -> None:
+    """A save of a 200k-transition replay memory (1.4 GB) takes seconds: the second Ctrl-C,
+    a second after the first, lands in it."""
+    run = tmp_path / "run"
+    args = [*TINY, "--replay-size", "200000", "--total-steps", "100000", "--run-dir", str(run)]
+    proc = start_mario("train", *args)
+    try:
+        deadline = time.time() + 240
+        while not list_checkpoints(run) and time.time() < deadline:
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.2)
+        first = list_checkpoints(run)[-1].step
+        proc.send_signal(signal.SIGINT)
+        sent = time.monotonic()
+        while not list((run / "checkpoints").glob(".tmp-*")) and proc.poll() is None:
+            time.sleep(0.01)
+        time.sleep(max(0.0, sent + 1.0 - time.monotonic()))
+        assert list((run / "checkpoints").glob(".tmp-*")), "the save ended within 1 s"
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    # the save was abandoned (or, if the signal landed after its rename, it is complete):
+    # either way the line names the newest complete checkpoint, and it loads
+    state, info, _ = load_checkpoint(run)
+    assert info.step >= first and math.isfinite(float(state["counters"]["step"]))
+    line = f"stopped without saving (Ctrl-C twice): the newest checkpoint is step {info.step}"
+    assert line in err, err
+    assert not list((run / "checkpoints").glob(".tmp-*"))  # no half-written leftovers
