@@ -80,6 +80,14 @@ class TrainConfig:
     cuda_graph: bool = _f(
         True, "capture the learner update in a CUDA graph (CUDA only; not with --compile)"
     )
+    # -- exploration from save states (mario/archive.py)
+    archive_share: float = _f(
+        0.0, "share of training episodes started from archived save states (0: off)"
+    )
+    archive_cell: int = _f(64, "archive cell width in x pixels")
+    archive_backoff: int = _f(3, "cells before a deadly one that a start may be chosen")
+    archive_repeat: int = _f(4, "archived episodes in a row from one cell (a switch replays)")
+    archive_max_cells: int = _f(512, "archive size bound (cells per env process)")
     # -- exploration
     exploration: str = _f(
         "epsilon", "epsilon-greedy or boltzmann (softmax over Q)", choices=("epsilon", "boltzmann")
@@ -108,7 +116,14 @@ class TrainConfig:
                 raise ConfigError(
                     f"bad value {value!r} for {f.name}: valid values are {', '.join(choices)}"
                 )
+        if not 0.0 <= self.archive_share <= 1.0:
+            raise ConfigError(
+                f"bad value {self.archive_share!r} for archive_share: must be in [0, 1]"
+            )
         positive = (
+            "archive_cell",
+            "archive_repeat",
+            "archive_max_cells",
             "total_steps",
             "num_envs",
             "checkpoint_every",
@@ -131,6 +146,7 @@ class TrainConfig:
             "burn_in",
             "replay_ratio",
             "seed",
+            "archive_backoff",
         ):
             if getattr(self, name) < 0:
                 raise ConfigError(f"bad value {getattr(self, name)!r} for {name}: must be >= 0")
@@ -156,6 +172,19 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def train_env_kwargs(self) -> dict[str, Any]:
+        """:meth:`env_kwargs` plus the training-only start archive (never in evaluation)."""
+        kwargs = self.env_kwargs()
+        if self.archive_share > 0:
+            kwargs["archive"] = {
+                "share": self.archive_share,
+                "repeat": self.archive_repeat,
+                "cell_size": self.archive_cell,
+                "backoff": self.archive_backoff,
+                "max_cells": self.archive_max_cells,
+            }
+        return kwargs
 
     def env_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of :func:`mario.make_env` for this config's pipeline."""

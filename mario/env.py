@@ -76,6 +76,15 @@ class MarioEnv(gym.Env[np.ndarray, int]):
     ``frame_callback``, when set, receives the screen (a view into the emulator: copy it to
     keep it) after every emulator frame and after reset. Replay videos use it to record all
     60 frames per second while the agent acts every ``frame_skip`` frames.
+
+    Save states: the emulator is deterministic, so the buttons pressed on every frame since
+    the stage's real start (:attr:`history`, the random idle frames included) determine the
+    game state. ``reset(options={"start": prefix})`` starts the episode from the state such a
+    prefix reaches instead of the real start: a second emulator replays it once (the real
+    start stays in the first one's save slot) and parks the state in its own save slot, so
+    further episodes from the same prefix cost nothing. :attr:`rebuild_frames` counts the
+    emulator frames replays took. Only training uses this (``mario.archive``); evaluation and
+    replays always start at the real start.
     """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 60}
@@ -101,7 +110,15 @@ class MarioEnv(gym.Env[np.ndarray, int]):
         self.render_mode = render_mode
         self.frame_callback: FrameCallback | None = None
         self._bytes = [sum(BUTTON_BITS[b] for b in combo) for combo in buttons]
-        self._nes = SafeSuperMarioBrosEnv(target=target)
+        self._target = target
+        self._home = SafeSuperMarioBrosEnv(target=target)  # its save slot: the real start
+        self._nes = self._home  # the emulator the episode runs on
+        self._parked: SafeSuperMarioBrosEnv | None = None  # its save slot: a prefix's state
+        self._parked_prefix: bytes | None = None
+        self.history = bytearray()
+        """Button byte of every emulator frame since the real start."""
+        self.rebuild_frames = 0
+        """Emulator frames spent replaying prefixes to build start states."""
         self.action_space = gym.spaces.Discrete(len(buttons))
         self.observation_space = gym.spaces.Box(0, 255, (240, 256, 3), np.uint8)
 
@@ -110,19 +127,47 @@ class MarioEnv(gym.Env[np.ndarray, int]):
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
+        start = (options or {}).get("start")
+        if start is None:
+            self._nes = self._home
+            self.history = bytearray()
+        else:
+            self._nes = self._park(bytes(start))
+            self.history = bytearray(start)
         self._nes.reset()
         if self.noop_max:
             # A random number of idle frames at the start: the game itself is deterministic,
             # so this is what makes seeds (and evaluation episodes) differ.
             for _ in range(int(self.np_random.integers(0, self.noop_max + 1))):
                 self._nes.advance(0)
+                self.history.append(0)
         self._emit()
         return self.observe()
+
+    def _park(self, prefix: bytes) -> SafeSuperMarioBrosEnv:
+        """The emulator whose save slot holds the state ``prefix`` reaches (built once)."""
+        if self._parked is not None and self._parked_prefix == prefix:
+            return self._parked
+        if self._parked is not None:
+            self._parked.close()
+        self._parked, self._parked_prefix = None, None
+        nes = SafeSuperMarioBrosEnv(target=self._target)  # a fresh one: the real start
+        nes.reset()
+        for byte in prefix:  # the same code path as play: rewards, RAM hacks and all
+            if nes.advance(byte)[1]:
+                nes.close()
+                raise ValueError("start prefix ends the episode: not a start state")
+        nes._backup()
+        self.rebuild_frames += len(prefix)
+        self._parked, self._parked_prefix = nes, prefix
+        return nes
 
     def step(self, action: int) -> tuple[np.ndarray, SupportsFloat, bool, bool, dict[str, Any]]:
         # The library builds info before its post-step RAM hacks (skipping a death or level
         # change); keep that info, as the stock env returns it, not one read afterwards.
-        _, reward, done, info = self._nes.step(self._button_byte(action))
+        byte = self._button_byte(action)
+        _, reward, done, info = self._nes.step(byte)
+        self.history.append(byte)
         self._emit()
         return np.ascontiguousarray(self._nes.screen), reward, done, False, _plain(info)
 
@@ -131,13 +176,16 @@ class MarioEnv(gym.Env[np.ndarray, int]):
         return np.ascontiguousarray(self._nes.screen)
 
     def close(self) -> None:
-        if self._nes._env is not None:
-            self._nes.close()
+        for nes in (self._home, self._parked):
+            if nes is not None and nes._env is not None:
+                nes.close()
 
     # -- fast path for SkipFrame (wrappers.FrameAdvancer) ----------------------------------
     def advance(self, action: int) -> tuple[float, bool, bool]:
         """One frame with no observation or info built (frames nobody observes)."""
-        reward, done = self._nes.advance(self._button_byte(action))
+        byte = self._button_byte(action)
+        reward, done = self._nes.advance(byte)
+        self.history.append(byte)
         self._emit()
         return reward, done, False
 
@@ -209,6 +257,7 @@ def make_env(
     max_pool: bool = False,
     noop_max: int = 0,
     render_mode: str | None = "rgb_array",
+    archive: dict[str, Any] | None = None,
 ) -> gym.Env:
     """Build the game env with the pixel pipeline.
 
@@ -222,6 +271,8 @@ def make_env(
     ``max_episode_steps`` counts agent steps and ends episodes with ``truncated``.
     ``noop_max`` > 0 starts each episode with a random number (up to it) of idle frames.
     ``render()`` always returns the full-colour frame.
+    ``archive`` (training only): keyword arguments of :class:`mario.archive.ArchiveStarts`,
+    which starts a share of episodes from save states the agent reached.
     """
     check_pipeline_args(
         frame_skip=frame_skip, resize=resize, stack=stack, max_episode_steps=max_episode_steps
@@ -237,6 +288,10 @@ def make_env(
         env = FrameStack(env, stack)
     if max_episode_steps is not None:
         env = gym.wrappers.TimeLimit(env, max_episode_steps)
+    if archive is not None:
+        from mario.archive import ArchiveStarts
+
+        env = ArchiveStarts(env, seed=seed, **archive)
     if seed is not None:
         env = _SeedFirstReset(env, seed)
     return env

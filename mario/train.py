@@ -29,6 +29,7 @@ import torch
 import yaml
 from gymnasium.vector import VectorEnv
 
+from mario.archive import merge_states
 from mario.checkpoint import (
     CheckpointError,
     CheckpointInfo,
@@ -293,6 +294,10 @@ class Trainer:
         )
         self.step = 0
         self.episodes = 0
+        self.archive_state: dict[str, Any] | None = None  # merged start archive (archive.py)
+        self.archive_episodes = 0  # episodes started from it
+        self.rebuild_frames = 0  # emulator frames spent replaying archived states
+        self._log_mark = (0, 0, 0, 0)  # episodes, archive episodes, rebuild frames, step
         self.recent_returns: deque[float] = deque(maxlen=100)
         self.recent_x: deque[int] = deque(maxlen=100)
         self.best_x = 0
@@ -344,6 +349,7 @@ class Trainer:
                 "best_x": self.best_x,
                 "best_metric": self.best_metric,
             },
+            "archive": self.archive_state,
             "config": self.cfg.to_dict(),
             "stage": self.cfg.stage,
             "actions": self.cfg.actions,
@@ -369,6 +375,7 @@ class Trainer:
         self.recent_returns.extend(stats.get("recent_returns", []))
         self.recent_x.extend(stats.get("recent_x", []))
         self.best_x = int(stats.get("best_x", 0))
+        self.archive_state = state.get("archive")
         self.best_metric = float(stats.get("best_metric", -float("inf")))
         replay_dir = info.replay_path if info is not None else None
         if replay_dir is not None and replay_dir.is_dir():
@@ -486,6 +493,7 @@ class Trainer:
             )
             return 0
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        self._log_mark = (self.episodes, self.archive_episodes, self.rebuild_frames, self.step)
         envs: VectorEnv | None = None
         progress = _Progress(cfg.total_steps, self.step)
         try:
@@ -493,8 +501,12 @@ class Trainer:
             if self.env_factory is not None:
                 envs = self.env_factory(seed)
             else:
-                envs = make_vec_env(cfg.num_envs, cfg.stage, seed=seed, **cfg.env_kwargs())
+                envs = make_vec_env(cfg.num_envs, cfg.stage, seed=seed, **cfg.train_env_kwargs())
+            if cfg.archive_share > 0 and self.archive_state is not None:
+                envs.call("load_archive", self.archive_state, True)  # resume: counts too
             last = self._loop(envs, progress)
+            if cfg.archive_share > 0:
+                self._sync_archive(envs)
             if last is None or last.step != self.step:
                 last = self.save()
             self.tracker.plot()
@@ -583,7 +595,17 @@ class Trainer:
             pending = (obs, actions, next_obs, reward, terminated, truncated, info)
             obs = next_obs
             self.step += cfg.num_envs
+            due = self.step >= min(next_log, next_ckpt, next_eval or next_log)
+            if cfg.archive_share > 0 and due:
+                self._sync_archive(envs)  # no step is pending here: the workers can answer
         return last
+
+    def _sync_archive(self, envs: VectorEnv) -> None:
+        """Merge the workers' start archives, hand every worker the merged cells, and keep
+        the merged archive for the next checkpoint and the metrics."""
+        merged = merge_states(list(envs.call("archive_state")))
+        envs.call("load_archive", merged, False)
+        self.archive_state = merged
 
     def _store(
         self,
@@ -608,6 +630,8 @@ class Trainer:
         self.replay.add(obs, actions, reward, terminated, truncated, true_next)
         returns += reward
         lengths += 1
+        if "rebuild_frames" in info:  # per process, cumulative (archive starts)
+            self.rebuild_frames = int(np.sum(info["rebuild_frames"]))
         for i in np.flatnonzero(done):
             final = info["final_info"]
             self._episode_end(
@@ -615,26 +639,32 @@ class Trainer:
                 int(lengths[i]),
                 int(final["x_pos"][i]),
                 bool(final["flag_get"][i]),
+                start_x=int(final["start_x"][i]) if final.get("from_archive", [0])[i] else None,
             )
             returns[i], lengths[i] = 0.0, 0
 
-    def _episode_end(self, ret: float, length: int, x_pos: int, flag: bool) -> None:
+    def _episode_end(
+        self, ret: float, length: int, x_pos: int, flag: bool, start_x: int | None = None
+    ) -> None:
+        """Count and log a finished episode. Episodes started from an archived state
+        (``start_x``) stay out of the real-start statistics (recent returns, best x)."""
         self.episodes += 1
-        self.recent_returns.append(ret)
-        self.recent_x.append(x_pos)
-        self.best_x = max(self.best_x, x_pos)
-        self.tracker.log(
-            self.step,
-            {
-                "return": ret,
-                "length": length,
-                "x_pos": x_pos,
-                "flag_get": flag,
-                "stage": self.cfg.stage,
-                "episodes": self.episodes,
-            },
-            kind="episode",
-        )
+        metrics: dict[str, Any] = {
+            "return": ret,
+            "length": length,
+            "x_pos": x_pos,
+            "flag_get": flag,
+            "stage": self.cfg.stage,
+            "episodes": self.episodes,
+        }
+        if start_x is None:
+            self.recent_returns.append(ret)
+            self.recent_x.append(x_pos)
+            self.best_x = max(self.best_x, x_pos)
+        else:
+            self.archive_episodes += 1
+            metrics.update(from_archive=True, start_x=start_x)
+        self.tracker.log(self.step, metrics, kind="episode")
 
     def _log_train(self, stats: list[torch.Tensor], steps_per_s: float) -> None:
         metrics: dict[str, Any] = {
@@ -652,6 +682,20 @@ class Trainer:
         if self.recent_returns:
             metrics["return_mean100"] = float(np.mean(self.recent_returns))
             metrics["x_pos_mean100"] = float(np.mean(self.recent_x))
+        if self.cfg.archive_share > 0:
+            episodes, from_archive, rebuilt, step = self._log_mark
+            cells = self.archive_state["cells"] if self.archive_state else []
+            metrics.update(
+                archive_cells=len(cells),
+                archive_frontier_x=max((c["x"] for c in cells), default=0),
+                # of the episodes that ended since the last log
+                archive_episode_share=(self.archive_episodes - from_archive)
+                / max(1, self.episodes - episodes),
+                # emulator frames replayed to build start states, per agent step
+                archive_rebuild_frames_per_step=(self.rebuild_frames - rebuilt)
+                / max(1, self.step - step),
+            )
+        self._log_mark = (self.episodes, self.archive_episodes, self.rebuild_frames, self.step)
         metrics.update(_memory())
         self.tracker.log(self.step, metrics, kind="train")
         if not sys.stderr.isatty():

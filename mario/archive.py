@@ -1,0 +1,275 @@
+"""Exploration from save states: start some training episodes where the agent keeps dying.
+
+From the stage's real start, an agent gets a handful of tries per hour at the obstacle that
+kills it; most of each episode replays the easy start. This module keeps a bounded archive of
+game states the agent itself reached (Go-Explore's "return, then explore"; the backward
+curriculum of "Learning Montezuma's Revenge from a single demonstration") and starts a share
+of the training episodes from them, weighted toward the cells where episodes end in death.
+
+* A *cell* is ``(world, stage, x // cell_size)``; its state is stored as the prefix of button
+  bytes, one per emulator frame, that reaches it from the real start (the emulator is
+  deterministic, so :class:`mario.env.MarioEnv` rebuilds it by replaying). For each cell the
+  archive keeps the shortest prefix seen: more game time left, a cheaper rebuild.
+* Choosing a start: a *target* cell with probability proportional to its recent deaths (a
+  count that decays with every episode) plus a small floor, then the archived cell up to
+  ``backoff`` cells before it, so the agent gets a run-up to the obstacle.
+* Honest by construction: the archive holds only what the agent's own episodes reached (no
+  recorded inputs, no level knowledge: cells are x positions); the network still sees pixels
+  only; evaluation, ``mario eval`` and replays never use it and start at the real start.
+
+:class:`ArchiveStarts` is the Gymnasium wrapper that does this inside each emulator process;
+the trainer merges the workers' archives now and then (:func:`merge_states`) and saves the
+merged archive with its checkpoints.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+CellKey = tuple[int, int, int]
+"""``(world, stage, x // cell_size)``."""
+
+
+@dataclass
+class Cell:
+    key: CellKey
+    prefix: bytes
+    """Button byte of every emulator frame from the real start to the cell."""
+    x: int
+    """x position when the prefix first reached the cell."""
+    deaths: float = 0.0
+    """Count of episodes that ended by death in this cell, decayed by ``decay`` per episode."""
+    starts: int = 0
+    """Episodes started from this cell's state."""
+
+
+class CellArchive:
+    """Cells the agent reached, their shortest prefixes and where episodes die."""
+
+    def __init__(
+        self,
+        *,
+        cell_size: int = 64,
+        max_cells: int = 512,
+        backoff: int = 3,
+        decay: float = 0.995,
+        floor: float = 0.05,
+    ) -> None:
+        if cell_size < 1 or max_cells < 1 or backoff < 0 or not 0.0 < decay <= 1.0:
+            raise ValueError(
+                f"bad archive settings: cell_size={cell_size}, max_cells={max_cells}, "
+                f"backoff={backoff}, decay={decay} (need >= 1, >= 1, >= 0, (0, 1])"
+            )
+        self.cell_size = cell_size
+        self.max_cells = max_cells
+        self.backoff = backoff
+        self.decay = decay
+        self.floor = floor
+        self.cells: dict[CellKey, Cell] = {}
+        self._death_scale = 1.0  # deaths are stored divided by this (lazy decay: O(1))
+
+    def __len__(self) -> int:
+        return len(self.cells)
+
+    def key(self, info: dict[str, Any]) -> CellKey:
+        return (int(info["world"]), int(info["stage"]), int(info["x_pos"]) // self.cell_size)
+
+    @property
+    def frontier_x(self) -> int:
+        """The largest x of an archived cell (0 when empty)."""
+        return max((c.x for c in self.cells.values()), default=0)
+
+    def wants(self, key: CellKey, length: int) -> bool:
+        """Whether a prefix of ``length`` frames to ``key`` would be kept (saves a copy)."""
+        cell = self.cells.get(key)
+        return cell is None or length < len(cell.prefix)
+
+    def observe(self, key: CellKey, x: int, prefix: bytes) -> bool:
+        """Offer the state ``prefix`` reaches for ``key``: kept if the cell is new or the
+        prefix shorter. Returns whether the archive changed."""
+        cell = self.cells.get(key)
+        if cell is not None:
+            if len(prefix) >= len(cell.prefix):
+                return False
+            cell.prefix, cell.x = prefix, x
+            return True
+        self.cells[key] = Cell(key, prefix, x)
+        if len(self.cells) > self.max_cells:
+            self._evict()
+        return True
+
+    def _evict(self) -> None:
+        """Drop the cell least worth returning to: fewest recent deaths, then smallest x."""
+        worst = min(self.cells.values(), key=lambda c: (c.deaths, c.x))
+        del self.cells[worst.key]
+
+    def record_end(self, key: CellKey, *, died: bool) -> None:
+        """An episode ended in ``key``: every death count decays; a death adds one to the
+        archived cell at or before ``key`` (the very cell may be new: entered and died in)."""
+        self._death_scale /= self.decay
+        if self._death_scale > 1e12:  # renormalise before the stored counts lose precision
+            for cell in self.cells.values():
+                cell.deaths /= self._death_scale
+            self._death_scale = 1.0
+        if not died:
+            return
+        world, stage, index = key
+        for i in range(index, -1, -1):
+            cell = self.cells.get((world, stage, i))
+            if cell is not None:
+                cell.deaths += self._death_scale
+                return
+
+    def choose(self, rng: np.random.Generator) -> Cell | None:
+        """A start cell: a death-weighted target, then a cell up to ``backoff`` before it."""
+        if not self.cells:
+            return None
+        cells = list(self.cells.values())
+        deaths = np.array([c.deaths / self._death_scale for c in cells])
+        weights = deaths + self.floor * max(1.0, float(deaths.sum())) / len(cells)
+        target = cells[int(rng.choice(len(cells), p=weights / weights.sum()))]
+        world, stage, index = target.key
+        back = int(rng.integers(0, self.backoff + 1))
+        for i in range(index - back, index + 1):  # the nearest archived cell at or after it
+            cell = self.cells.get((world, stage, i))
+            if cell is not None:
+                cell.starts += 1
+                return cell
+        return None  # unreachable: the target itself is archived
+
+    def state_dict(self) -> dict[str, Any]:
+        """Plain values only (a checkpoint loads it with ``torch.load(weights_only=True)``)."""
+        return {
+            "cell_size": self.cell_size,
+            "cells": [
+                {
+                    "key": list(c.key),
+                    "prefix": c.prefix,
+                    "x": c.x,
+                    "deaths": c.deaths / self._death_scale,
+                    "starts": c.starts,
+                }
+                for c in self.cells.values()
+            ],
+        }
+
+    def load_state_dict(self, state: dict[str, Any], *, counts: bool = True) -> None:
+        """Add ``state``'s cells (a shorter prefix wins); with ``counts`` also take its death
+        and start counts (on resume), else keep this archive's own (a sync between workers)."""
+        if int(state["cell_size"]) != self.cell_size:
+            raise ValueError(
+                f"archive cell_size {state['cell_size']} does not match {self.cell_size}"
+            )
+        for item in state["cells"]:
+            key = (int(item["key"][0]), int(item["key"][1]), int(item["key"][2]))
+            self.observe(key, int(item["x"]), bytes(item["prefix"]))
+            cell = self.cells.get(key)
+            if counts and cell is not None:
+                cell.deaths = float(item["deaths"]) * self._death_scale
+                cell.starts = int(item["starts"])
+
+
+def merge_states(states: list[dict[str, Any]]) -> dict[str, Any]:
+    """One archive from several workers': every cell with its shortest prefix, and the mean
+    of the workers' counts (so that loading it into each worker keeps the totals' scale)."""
+    if not states:
+        return {"cell_size": 64, "cells": []}
+    merged: dict[tuple[int, ...], dict[str, Any]] = {}
+    sums: dict[tuple[int, ...], list[float]] = {}
+    for state in states:
+        for item in state["cells"]:
+            key = tuple(int(k) for k in item["key"])
+            best = merged.get(key)
+            if best is None or len(item["prefix"]) < len(best["prefix"]):
+                merged[key] = dict(item)
+            total = sums.setdefault(key, [0.0, 0.0])
+            total[0] += float(item["deaths"])
+            total[1] += float(item["starts"])
+    n = len(states)
+    cells = []
+    for key, item in merged.items():
+        deaths, starts = sums[key]
+        cells.append({**item, "deaths": deaths / n, "starts": math.ceil(starts / n)})
+    return {"cell_size": int(states[0]["cell_size"]), "cells": cells}
+
+
+class ArchiveStarts(gym.Wrapper):
+    """Start a share of episodes from archived states (outermost wrapper of a training env).
+
+    Every step's ``info`` gets ``from_archive`` (this episode started from an archived
+    state), ``start_x`` (its x there, 0 at the real start) and ``rebuild_frames`` (emulator
+    frames spent replaying prefixes in this process so far) for the trainer's metrics.
+    ``repeat``: archived episodes in a row from the same cell (each switch of cell replays a
+    prefix in the emulator; the same cell again costs nothing).
+    """
+
+    def __init__(
+        self,
+        env: gym.Env,
+        *,
+        share: float,
+        repeat: int = 4,
+        seed: int | None = None,
+        **archive: Any,
+    ) -> None:
+        super().__init__(env)
+        if not 0.0 <= share <= 1.0 or repeat < 1:
+            raise ValueError(f"share must be in [0, 1] and repeat >= 1, got {share}, {repeat}")
+        self.share = share
+        self.repeat = repeat
+        self.archive = CellArchive(**archive)
+        self._rng = np.random.default_rng(seed)
+        self._cell: Cell | None = None
+        self._left = 0  # archived episodes still to start from self._cell
+        self._seen: set[CellKey] = set()
+        self._from_archive = False
+        self._start_x = 0
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[Any, dict[str, Any]]:
+        if seed is not None:
+            self._rng = np.random.default_rng([seed, 0xA4C])
+        cell = None
+        if self.archive.cells and self._rng.random() < self.share:
+            if self._left <= 0 or self._cell is None or self._cell.key not in self.archive.cells:
+                self._cell, self._left = self.archive.choose(self._rng), self.repeat
+            cell, self._left = self._cell, self._left - 1
+        options = dict(options or {})
+        if cell is not None:
+            options["start"] = cell.prefix
+        obs, info = self.env.reset(seed=seed, options=options)
+        self._from_archive = cell is not None
+        self._start_x = cell.x if cell is not None else 0
+        self._seen = {self.archive.key(info)}
+        return obs, self._annotate(info)
+
+    def step(self, action: Any) -> tuple[Any, Any, bool, bool, dict[str, Any]]:
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        key = self.archive.key(info)
+        if terminated or truncated:
+            self.archive.record_end(key, died=terminated and not info.get("flag_get", False))
+        if not terminated and key not in self._seen:  # a cell entered first this episode
+            self._seen.add(key)
+            history: bytearray = self.env.unwrapped.history  # type: ignore[attr-defined]
+            if self.archive.wants(key, len(history)):
+                self.archive.observe(key, int(info["x_pos"]), bytes(history))
+        return obs, reward, terminated, truncated, self._annotate(info)
+
+    def _annotate(self, info: dict[str, Any]) -> dict[str, Any]:
+        info["from_archive"] = self._from_archive
+        info["start_x"] = self._start_x
+        info["rebuild_frames"] = self.env.unwrapped.rebuild_frames  # type: ignore[attr-defined]
+        return info
+
+    # -- called by the trainer through the vector env ---------------------------------------
+    def archive_state(self) -> dict[str, Any]:
+        return self.archive.state_dict()
+
+    def load_archive(self, state: dict[str, Any], counts: bool = False) -> None:
+        self.archive.load_state_dict(state, counts=counts)
