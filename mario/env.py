@@ -135,9 +135,10 @@ class MarioEnv(gym.Env[np.ndarray, int]):
             self._nes = self._park(bytes(start))
             self.history = bytearray(start)
         self._nes.reset()
-        if self.noop_max:
+        if self.noop_max and start is None:
             # A random number of idle frames at the start: the game itself is deterministic,
-            # so this is what makes seeds (and evaluation episodes) differ.
+            # so this is what makes seeds (and evaluation episodes) differ. (Not at a saved
+            # state: idling there can kill Mario before the episode begins.)
             for _ in range(int(self.np_random.integers(0, self.noop_max + 1))):
                 self._nes.advance(0)
                 self.history.append(0)
