@@ -1,0 +1,175 @@
+"""Exploration from save states: exact state rebuilds, the cell archive, the wrapper, resume."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mario.archive import ArchiveStarts, CellArchive, merge_states
+from mario.checkpoint import load_checkpoint
+from mario.config import build_config
+from mario.env import MarioEnv, make_env
+from mario.tracking import read_metrics
+from tests.conftest import run_mario
+
+
+def _play(env: MarioEnv, steps: int, seed: int = 0) -> dict:
+    rng = np.random.default_rng(seed)
+    info: dict = {}
+    for _ in range(steps):
+        _, _, terminated, _, info = env.step(int(rng.integers(0, env.action_space.n)))
+        assert not terminated
+    return info
+
+
+def test_a_prefix_rebuilds_the_exact_state_and_the_real_start_stays() -> None:
+    env = MarioEnv("1-1", "right_only", noop_max=30)
+    fresh_start, _ = env.reset(seed=5)
+    info = _play(env, 150)
+    prefix, ram, screen = bytes(env.history), env._nes.ram.copy(), env.render().copy()
+    assert len(prefix) >= 150 and info["x_pos"] > 100
+
+    other = MarioEnv("1-1", "right_only", noop_max=30)
+    obs, rebuilt = other.reset(options={"start": prefix})
+    assert np.array_equal(obs, screen) and np.array_equal(other._nes.ram, ram)
+    assert rebuilt["x_pos"] == info["x_pos"] and other.rebuild_frames == len(prefix)
+    for action in np.random.default_rng(1).integers(0, 5, 60):  # and it plays on identically
+        a, b = env.step(int(action)), other.step(int(action))
+        assert np.array_equal(a[0], b[0]) and a[1:4] == b[1:4]
+        if a[2]:
+            break
+    other.reset(options={"start": prefix})  # parked: no second replay
+    assert other.rebuild_frames == len(prefix)
+    obs, start = other.reset(seed=5)  # the real start, untouched by all this
+    assert np.array_equal(obs, fresh_start) and start["x_pos"] == 40
+
+
+def test_cells_keep_the_shortest_prefix_and_deaths_decay() -> None:
+    archive = CellArchive(cell_size=64, max_cells=4, backoff=2, decay=0.5)
+    assert archive.observe((1, 1, 3), 200, b"\0" * 100)
+    assert not archive.observe((1, 1, 3), 210, b"\0" * 120)  # longer: kept the old one
+    assert archive.observe((1, 1, 3), 205, b"\0" * 90) and archive.cells[(1, 1, 3)].x == 205
+    archive.observe((1, 1, 5), 330, b"\0" * 200)
+    archive.record_end((1, 1, 6), died=True)  # a death in a new cell counts at the one before
+    state = archive.state_dict()
+    assert [c["deaths"] for c in state["cells"]] == [0.0, 1.0]
+    archive.record_end((1, 1, 1), died=False)  # every episode end decays the counts
+    assert archive.state_dict()["cells"][1]["deaths"] == pytest.approx(0.5)
+    for i in range(10, 14):  # bounded: the least deadly, leftmost cells go first
+        archive.observe((1, 1, i), 64 * i, b"\0" * 300)
+    assert len(archive) == 4 and (1, 1, 5) in archive.cells
+
+    copy = CellArchive(cell_size=64, max_cells=4, backoff=2, decay=0.5)
+    copy.load_state_dict(archive.state_dict())
+    assert copy.state_dict() == archive.state_dict()
+    with pytest.raises(ValueError, match="cell_size"):
+        CellArchive(cell_size=32).load_state_dict(archive.state_dict())
+
+
+def test_starts_are_chosen_shortly_before_where_episodes_die() -> None:
+    archive = CellArchive(cell_size=64, backoff=3, floor=0.05)
+    for i in range(1, 40):
+        archive.observe((1, 1, i), 64 * i, bytes(i))
+    for _ in range(50):
+        archive.record_end((1, 1, 28), died=True)
+    rng = np.random.default_rng(0)
+    chosen = [archive.choose(rng).key[2] for _ in range(1000)]  # type: ignore[union-attr]
+    near = np.mean([25 <= i <= 28 for i in chosen])
+    assert near > 0.9, near  # the deadly cell or up to 3 before it; a few anywhere
+    assert len(set(chosen)) > 4
+
+
+def test_merging_workers_archives() -> None:
+    a, b = CellArchive(), CellArchive()
+    a.observe((1, 1, 2), 130, b"\0" * 50)
+    b.observe((1, 1, 2), 140, b"\0" * 40)
+    b.observe((1, 1, 9), 600, b"\0" * 400)
+    a.record_end((1, 1, 2), died=True)
+    merged = merge_states([a.state_dict(), b.state_dict()])
+    cells = {tuple(c["key"]): c for c in merged["cells"]}
+    assert len(cells[(1, 1, 2)]["prefix"]) == 40  # the shortest
+    assert cells[(1, 1, 2)]["deaths"] == pytest.approx(0.5)  # the workers' mean
+    assert set(cells) == {(1, 1, 2), (1, 1, 9)}
+
+
+def test_the_wrapper_starts_from_archived_states_and_reports_them() -> None:
+    env = make_env("1-1", actions="right_only", seed=3, archive={"share": 1.0, "repeat": 2})
+    obs, info = env.reset()
+    assert info["from_archive"] is False and info["start_x"] == 0  # nothing archived yet
+    rng = np.random.default_rng(0)
+    while True:
+        obs, _, terminated, truncated, info = env.step(int(rng.integers(0, 5)))
+        assert info["from_archive"] is False
+        if terminated or truncated:
+            break
+    archive: CellArchive = env.get_wrapper_attr("archive")
+    assert len(archive) >= 3
+    starts = []
+    for _ in range(2):  # two archived episodes from one cell: one replay
+        obs, info = env.reset()
+        assert info["from_archive"] is True and info["start_x"] > 40
+        assert abs(info["x_pos"] - info["start_x"]) <= 1
+        starts.append((info["start_x"], info["rebuild_frames"]))
+    assert starts[0] == starts[1] and starts[0][1] > 0
+    assert obs.shape == (4, 84, 84) and obs.dtype == np.uint8
+
+
+def test_evaluation_never_gets_the_archive() -> None:
+    cfg = build_config({"archive_share": 0.5})
+    assert "archive" not in cfg.env_kwargs() and cfg.train_env_kwargs()["archive"]["share"] == 0.5
+    assert "archive" not in build_config({}).train_env_kwargs()
+
+
+@pytest.mark.slow
+def test_training_with_the_archive_logs_saves_and_resumes_it(tmp_path: Path, home: Path) -> None:
+    run = tmp_path / "run"
+    args = [
+        "--preset",
+        "quickstart",
+        "--num-envs",
+        "2",
+        "--burn-in",
+        "300",
+        "--max-episode-steps",
+        "150",
+        "--replay-size",
+        "3000",
+        "--log-every",
+        "400",
+        "--checkpoint-every",
+        "800",
+        "--archive-share",
+        "0.5",
+        "--wandb-mode",
+        "disabled",
+        "--run-dir",
+        str(run),
+    ]
+    result = run_mario("train", *args, "--total-steps", "1600", home=home)
+    assert result.returncode == 0, result.stderr
+    train = [m for m in read_metrics(run / "metrics.jsonl") if m["kind"] == "train"]
+    assert all("archive_cells" in m and "archive_episode_share" in m for m in train)
+    assert train[-1]["archive_cells"] > 3 and train[-1]["archive_frontier_x"] > 100
+    episodes = [m for m in read_metrics(run / "metrics.jsonl") if m["kind"] == "episode"]
+    assert any(m.get("from_archive") for m in episodes)
+    assert any(not m.get("from_archive") for m in episodes)
+    state, _, _ = load_checkpoint(run)
+    saved = state["archive"]
+    assert saved["cell_size"] == 64 and len(saved["cells"]) == train[-1]["archive_cells"]
+    assert all(isinstance(c["prefix"], bytes) for c in saved["cells"])
+
+    resumed = run_mario("train", "--resume", str(run), "--total-steps", "2000", home=home)
+    assert resumed.returncode == 0, resumed.stderr
+    after = [m for m in read_metrics(run / "metrics.jsonl") if m["kind"] == "train"][-1]
+    assert after["step"] == 2000 and after["archive_cells"] >= len(saved["cells"])
+    assert json.loads(run_mario("info", str(run), home=home).stdout)["step"] == 2000
+
+
+def test_archive_options_are_validated(tmp_path: Path, home: Path) -> None:
+    result = run_mario("train", "--archive-share", "1.5", "--run-dir", str(tmp_path), home=home)
+    assert result.returncode == 2 and "archive_share" in result.stderr
+    with pytest.raises(ValueError, match="share"):
+        ArchiveStarts(MarioEnv(), share=-0.1)
