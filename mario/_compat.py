@@ -44,7 +44,7 @@ def _rom_header(self: _rom.ROM) -> np.ndarray:
     return self.raw_data[:16].astype(np.int64)
 
 
-_rom.ROM.header = property(_rom_header)  # type: ignore[assignment]
+_rom.ROM.header = property(_rom_header)
 
 
 class SafeSuperMarioBrosEnv(SuperMarioBrosEnv):
@@ -53,6 +53,8 @@ class SafeSuperMarioBrosEnv(SuperMarioBrosEnv):
     Only the properties that do arithmetic on RAM bytes are overridden; the game logic
     (rewards, death and flag detection, the skipping of cut-scenes) is the library's own.
     """
+
+    done: bool
 
     def _byte(self, address: int) -> int:
         return int(self.ram[address])

@@ -120,9 +120,9 @@ class CellArchive:
             return
         world, stage, index = key
         for i in range(index, -1, -1):
-            cell = self.cells.get((world, stage, i))
-            if cell is not None:
-                cell.deaths += self._death_scale
+            found = self.cells.get((world, stage, i))
+            if found is not None:
+                found.deaths += self._death_scale
                 return
 
     def choose(self, rng: np.random.Generator) -> Cell | None:
@@ -235,7 +235,7 @@ class ArchiveStarts(gym.Wrapper):
     ) -> tuple[Any, dict[str, Any]]:
         if seed is not None:
             self._rng = np.random.default_rng([seed, 0xA4C])
-        cell = None
+        cell: Cell | None = None
         if self.archive.cells and self._rng.random() < self.share:
             if self._left <= 0 or self._cell is None or self._cell.key not in self.archive.cells:
                 self._cell, self._left = self.archive.choose(self._rng), self.repeat

@@ -71,14 +71,17 @@ __all__ = [
     "rng_state",
     "save_checkpoint",
     "set_rng_state",
+    "upgrade_state",
 ]
 
 _TMP_DIR = re.compile(r"^\.(?:tmp|old|del)-.*-(\d+)$")
+#: Layout of a training state (``state.pt``): 2 bundles each part of a run (``algorithm``,
+#: ``counters``, ``rng``, ...); 1 was the DQN-only trainer's flat layout (read, upgraded).
+STATE_FORMAT = 2
 
 _DISTRIBUTIONS = (
     "torch",
     "numpy",
-    "torchrl",
     "tensordict",
     "gymnasium",
     "nes-py",
@@ -223,6 +226,28 @@ def load_checkpoint(
             continue
         return state, info, warnings
     raise CheckpointError(f"{found[0].path.parent}: no intact checkpoint: " + "; ".join(warnings))
+
+
+def upgrade_state(state: dict[str, Any], where: Path) -> dict[str, Any]:
+    """A training state in the current layout (:data:`STATE_FORMAT`): format 1 (the DQN-only
+    trainer's) is converted; an unknown format is a CheckpointError naming it."""
+    fmt = state.get("format")
+    if fmt == STATE_FORMAT:
+        return state
+    if fmt == 1:
+        moved = ("net", "learner", "policy_rng", "exploration")
+        upgraded = {k: v for k, v in state.items() if k not in moved}
+        upgraded.update(
+            format=STATE_FORMAT,
+            algo="dqn",
+            algorithm={k: state[k] for k in ("net", "learner", "policy_rng")},
+            status={"epsilon": state["exploration"]["epsilon"]},
+        )
+        return upgraded
+    raise CheckpointError(
+        f"{where}: incompatible training state format {fmt!r} (this version of mario reads "
+        f"formats 1 and {STATE_FORMAT}: update mario to load it)"
+    )
 
 
 def _torch_load(file: Path) -> dict[str, Any]:

@@ -8,7 +8,6 @@ exits with status 2 and leaves existing checkpoints untouched.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -37,12 +36,24 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 
 
 def _add_config_options(parser: argparse.ArgumentParser) -> None:
-    from mario.config import TrainConfig, field_type
+    from mario.config import all_keys, build_config, field_of, field_type, key_choices, sections_of
 
-    for f in dataclasses.fields(TrainConfig):
-        flag = "--" + f.name.replace("_", "-")
-        kind = field_type(f.name)
-        help_text = f"{f.metadata['help']} (default: {f.default})"
+    defaults = {name: build_config({"algo": name}) for name in ("dqn", "ppo")}
+    for key in all_keys():
+        flag = "--" + key.replace("_", "-")
+        kind = field_type(key)
+        if key == "algo":
+            help_text = "learning algorithm: dqn (Double DQN) or ppo (default: dqn)"
+        else:
+            _, f = field_of(key)
+            owners = [s for s in sections_of(key) if s in ("dqn", "ppo")]
+            if len(owners) == 2:
+                shown = ", ".join(f"{o} {getattr(getattr(defaults[o], o), key)}" for o in owners)
+                help_text = f"{f.metadata['help']} (default: {shown})"
+            elif owners:
+                help_text = f"{owners[0].upper()}: {f.metadata['help']} (default: {f.default})"
+            else:
+                help_text = f"{f.metadata['help']} (default: {f.default})"
         if kind is bool:
             parser.add_argument(
                 flag,
@@ -56,7 +67,7 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
                 type=str,
                 default=argparse.SUPPRESS,
                 metavar=kind.__name__.upper(),
-                choices=f.metadata.get("choices"),
+                choices=key_choices(key) or None,
                 help=help_text,
             )
 
@@ -78,16 +89,17 @@ def _cmd_train(args: argparse.Namespace, argv: Sequence[str]) -> int | Callable[
     if args.resume is not None and _run_is_complete(args, overrides, yaml_values):
         return _finish(args, 0, "the run is complete")
 
-    from mario.train import EXIT_DISK_FULL, EXIT_DIVERGED, Trainer, prepare_run
+    from mario.run_setup import prepare_run
+    from mario.runner import EXIT_DISK_FULL, EXIT_DIVERGED, Runner
 
     setup = prepare_run(overrides, yaml_values=yaml_values, resume=args.resume)
-    trainer = Trainer(setup, argv=list(argv))
+    runner = Runner(setup, argv=list(argv))
 
     def run() -> int:
-        status = trainer.run()
+        status = runner.run()
         if status in (EXIT_DIVERGED, EXIT_DISK_FULL):
             return _finish(args, status, "a restart would not help (see the line above)")
-        if status == 0 and not trainer.stop_requested:
+        if status == 0 and not runner.stop_requested:
             return _finish(args, status, "the run is complete")
         return status
 
@@ -101,7 +113,7 @@ def _run_is_complete(
     newest checkpoint's manifest (its config is there), before torch is even imported, with
     the options checked as a real resume would and nothing written. A container restarted
     after its run finished costs a fraction of a second."""
-    from mario.config import build_config, check_resumable
+    from mario.config import build_config, check_algo, check_resumable
     from mario.run_folder import list_checkpoints, newest_run
 
     given = overrides.get("run_dir") or yaml_values.get("run_dir")
@@ -113,13 +125,14 @@ def _run_is_complete(
     saved = found[-1].manifest.get("meta", {}).get("config") if found else None
     if not isinstance(saved, dict):  # none, or saved by an older version: the full path
         return False
+    check_algo(saved, overrides.get("algo", yaml_values.get("algo")), found[-1].path)
     config = build_config(saved, **{**yaml_values, **overrides})
     check_resumable(saved, config, found[-1].path)
-    if found[-1].step < config.total_steps:
+    if found[-1].step < config.run.total_steps:
         return False
     print(
         f"run already complete: step {found[-1].step} of {found[-1].run_dir} reached its "
-        f"total_steps {config.total_steps} (raise --total-steps to train on)",
+        f"total_steps {config.run.total_steps} (raise --total-steps to train on)",
         flush=True,
     )
     return True
@@ -146,19 +159,21 @@ def _finish(args: argparse.Namespace, status: int, why: str) -> int:
 
 
 def _cmd_info(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from mario.checkpoint import load_checkpoint
+    from mario.checkpoint import load_checkpoint, upgrade_state
 
     state, info, warnings = load_checkpoint(Path(args.path), fallback=True)
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
+    state = upgrade_state(state, info.state_path)
     counters = state["counters"]
     print(
         json.dumps(
             {
+                "algo": state.get("algo", "dqn"),
                 "step": counters["step"],
                 "episodes": counters["episodes"],
                 "updates": counters["updates"],
-                "epsilon": state["exploration"]["epsilon"],
+                **state.get("status", {}),
                 "stage": state["stage"],
                 "actions": state["actions"],
                 "wandb_run_id": state["wandb_run_id"],
@@ -178,16 +193,126 @@ def _cmd_info(args: argparse.Namespace, argv: Sequence[str]) -> int:
 # --------------------------------------------------------------------------- replay / eval
 
 
-def _cmd_replay(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from mario.play import replay_command
+def _agent_from_args(args: argparse.Namespace, actions: str = "simple") -> Any:
+    from mario.device import resolve_device
+    from mario.play import load_agent, random_agent
 
-    return replay_command(args)
+    if args.random and args.path:
+        raise ValueError("give either a checkpoint PATH or --random, not both")
+    if args.random:
+        resolve_device(args.device)  # a bad --device is an error with or without a network
+        return random_agent(actions, seed=args.seed)
+    if not args.path:
+        raise ValueError("missing PATH: give a run folder or checkpoint, or --random")
+    return load_agent(args.path, device=args.device, seed=args.seed)
+
+
+def _replay_output(args: argparse.Namespace, agent: Any, stage: str) -> tuple[Path, str]:
+    """The file ``mario replay`` writes and its format (GIF with --gif or a .gif --out).
+
+    Default: ``RUN/videos/replay-step-N.mp4`` for a checkpoint of a run folder (beside the
+    checkpoint folder otherwise), ``random-STAGE.mp4`` in the working folder for --random.
+    """
+    from mario.run_folder import CHECKPOINTS, run_dir_of
+    from mario.video import VideoOutputError
+
+    if args.out:
+        out = Path(args.out)
+        is_gif = out.suffix.lower() == ".gif"
+        if args.gif and not is_gif:
+            raise ValueError(f"--gif writes a GIF: give --out a .gif name, not {args.out!r}")
+        if agent.path is not None:
+            parent = agent.path.parent
+            guarded = parent if parent.name == CHECKPOINTS else agent.path
+            if guarded.resolve() in out.resolve().parents:
+                raise ValueError(
+                    f"--out {args.out} is inside the checkpoint folder {guarded}: "
+                    "choose a path outside it"
+                )
+        return out, "gif" if is_gif else "mp4"
+    fmt = "gif" if args.gif else "mp4"
+    if agent.path is None:
+        return Path(f"random-{stage}.{fmt}"), fmt
+    videos = run_dir_of(agent.path) / "videos"
+    try:
+        videos.mkdir(exist_ok=True)
+    except OSError as error:
+        raise VideoOutputError(
+            f"cannot create the video folder {videos}: {error.strerror or error} "
+            "(choose another file with --out)"
+        ) from None
+    return videos / f"replay-step-{agent.step:09d}.{fmt}", fmt
+
+
+def _cmd_replay(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    """``mario replay``: render episodes to an MP4 (or GIF) and print what happened."""
+    from mario.game_options import parse_stage
+    from mario.play import gif_fps, record
+    from mario.video import VideoWriter
+
+    agent = _agent_from_args(args)
+    stage = args.stage or agent.config.run.stage
+    parse_stage(stage)
+    out, fmt = _replay_output(args, agent, stage)
+    writer = VideoWriter(
+        out,
+        fps=args.fps,
+        scale=args.scale,
+        fmt=fmt,  # type: ignore[arg-type]
+        overlay=args.overlay,
+        agent_view=args.agent_view,
+        gif_fps=gif_fps(args.fps),
+    )
+    episodes = record(
+        agent,
+        stage,
+        writer,
+        episodes=args.episodes,
+        seed=args.seed,
+        epsilon=args.epsilon,
+        max_steps=args.max_steps,
+    )
+    print(str(out))
+    for k, e in enumerate(episodes):
+        print(
+            f"episode {k + 1}: stage {e.stage} x_pos {e.x_pos} return {e.ret:.1f} "
+            f"flag {e.flag} steps {e.steps} frames {e.frames}"
+        )
+    return 0
 
 
 def _cmd_eval(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from mario.play import eval_command
+    """``mario eval``: greedy evaluation per stage; ``--json`` prints one object."""
+    from mario.play import evaluate
 
-    return eval_command(args)
+    agent = _agent_from_args(args, actions=args.actions)
+    stages = args.stages or [agent.config.run.stage]
+    result = evaluate(
+        agent, stages, args.episodes, seed=args.seed, epsilon=args.epsilon, max_steps=args.max_steps
+    )
+    report = {
+        "checkpoint": str(agent.path) if agent.path else "random",
+        "algo": agent.config.algo if agent.path else "random",
+        "step": agent.step,
+        "episodes": args.episodes,
+        "epsilon": args.epsilon,
+        "stages": result,
+    }
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    print(f"checkpoint: {report['checkpoint']} (step {agent.step})")
+    for stage, st in result.items():
+        for k, run in enumerate(st["runs"]):
+            print(
+                f"  {stage} episode {k + 1}: x_pos {run['x_pos']} return {run['ret']:.1f} "
+                f"flag {run['flag']} steps {run['steps']}"
+            )
+        print(
+            f"{stage}: return mean {st['return_mean']} median {st['return_median']}, "
+            f"x_pos mean {st['x_pos_mean']} max {st['x_pos_max']}, flag rate {st['flag_rate']}"
+        )
+    return 0
 
 
 # --------------------------------------------------------------------------- bench
@@ -230,7 +355,7 @@ def _epsilon(text: str) -> float:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="mario",
-        description="Train Double-DQN agents to play Super Mario Bros, and watch them play.",
+        description="Train agents (Double DQN or PPO) to play Super Mario Bros; watch them play.",
     )
     from mario import __version__
 
@@ -244,8 +369,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser(
         "train",
-        help="train a Double-DQN agent (resumable)",
-        description="Train a Double-DQN agent. Every config key is an "
+        help="train an agent, Double DQN or PPO (resumable)",
+        description="Train an agent (--algo dqn|ppo). Every config key is an "
         "option; --config FILE (YAML) and --preset NAME set several.",
     )
     train.add_argument("--config", metavar="FILE", help="YAML file of config keys")
@@ -298,7 +423,7 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument(
         "--overlay",
         action="store_true",
-        help="draw a HUD: step, x_pos, return, buttons, Q-value bars",
+        help="draw a HUD: step, x_pos, return, buttons, Q-value or action-probability bars",
     )
     replay.add_argument(
         "--agent-view", action="store_true", help="side panel with the frame stack the network sees"
@@ -329,8 +454,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--preset",
         metavar="NAME",
-        help="train: the learning settings of a preset (batch, replay ratio, network, bf16)",
+        help="train: the learning settings of a preset (algorithm, batch, network, bf16)",
     )
+    bench.add_argument("--algo", choices=("dqn", "ppo"), help="train: the algorithm (dqn)")
     bench.add_argument(
         "--batch-sizes", type=_positive_int, nargs="+", help="learner: batch sizes to time"
     )

@@ -1,8 +1,16 @@
-"""The typed run configuration: one dataclass, its field docs are ``mario train --help``.
+"""The typed run configuration, in sections that check themselves.
 
-A config comes from the defaults, then a YAML file (``--config FILE``, optionally a preset
-from ``configs/``), then command-line overrides. Unknown keys and bad values raise
-:class:`ConfigError` with one line that names the key, the value and what is valid.
+A training run has an algorithm (``algo``: ``dqn`` or ``ppo``) and five sections: ``run``
+(what to train on, how long, where), ``env`` (the pixel pipeline and the start archive),
+``eval`` (evaluations during training), and the algorithm's own (``dqn`` or ``ppo``).
+Outside the code the config is one flat mapping of keys (YAML files, presets, ``mario train
+--KEY VALUE``, ``config.yaml`` and checkpoints): every key names one field. A key of the
+other algorithm's section is an error naming the algorithm it belongs to; ``lr``, ``gamma``
+and ``grad_clip`` exist in both and go to the selected one.
+
+A config comes from the defaults, then a YAML file (``--config FILE`` or a preset), then
+command-line overrides. Unknown keys and bad values raise :class:`ConfigError` with one line
+that names the key, the value and what is valid.
 """
 
 from __future__ import annotations
@@ -13,34 +21,47 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 import yaml
 
-from mario.env import ACTION_SETS, check_pipeline_args, parse_stage
+from mario.game_options import ACTION_SET_NAMES, check_pipeline_args, parse_stage
+
+Algo = Literal["dqn", "ppo"]
+ALGOS: tuple[str, ...] = get_args(Algo)
+WandbMode = Literal["auto", "online", "offline", "disabled"]
+ActionSet = Literal["right_only", "simple", "complex"]
+assert get_args(ActionSet) == ACTION_SET_NAMES
 
 
 class ConfigError(ValueError):
     """A bad config key or value; the message is one line for the user."""
 
 
-def _f(default: Any, help: str, **choices: Any) -> Any:
-    return field(default=default, metadata={"help": help, **choices})
+def _f(default: Any, help: str) -> Any:
+    return field(default=default, metadata={"help": help})
+
+
+def _at_least(section: Any, low: float, *names: str) -> None:
+    for name in names:
+        value = getattr(section, name)
+        if value < low:
+            raise ConfigError(f"bad value {value!r} for {name}: must be >= {low:g}")
+
+
+def _within(section: Any, low: float, high: float, *names: str, open_low: bool = False) -> None:
+    for name in names:
+        value = getattr(section, name)
+        if not (low < value if open_low else low <= value) or value > high:
+            bracket = "(" if open_low else "["
+            raise ConfigError(f"bad value {value!r} for {name}: must be in {bracket}{low}, {high}]")
 
 
 @dataclass
-class TrainConfig:
-    """Everything a training run needs; saved in the run folder and in every checkpoint."""
+class RunConfig:
+    """What to train on, for how long, where the run folder is and what it logs."""
 
-    # -- game and pipeline
     stage: str = _f("1-1", "stage to train on: W-S (1-1 .. 8-4) or 'all' for the full game")
-    actions: str = _f("simple", "action set", choices=tuple(ACTION_SETS))
-    frame_skip: int = _f(4, "NES frames per agent step (the action repeats, rewards sum)")
-    resize: int = _f(84, "side of the square grayscale frame the network sees")
-    stack: int = _f(4, "frames stacked into one observation")
-    noop_max: int = _f(30, "random idle frames (0..N) at each episode start, from the seed")
-    max_episode_steps: int = _f(0, "agent steps before an episode is truncated (0: no limit)")
-    # -- run
     total_steps: int = _f(5_000_000, "agent steps (over all envs) the run trains for in total")
     num_envs: int = _f(4, "parallel environments, one process each")
     device: str = _f("auto", "torch device: auto (CUDA when present), cpu, cuda, cuda:N")
@@ -48,39 +69,33 @@ class TrainConfig:
     run_dir: str = _f("", "run folder (default: checkpoints/<stage>-<timestamp>)")
     checkpoint_every: int = _f(50_000, "agent steps between checkpoints")
     keep_checkpoints: int = _f(3, "newest checkpoints kept (the best one is kept as well)")
-    save_replay: bool = _f(True, "save the replay memory with checkpoints (resume keeps it)")
-    log_every: int = _f(2_000, "agent steps between metric logs / curve refreshes")
-    wandb_mode: str = _f(
-        "auto",
-        "W&B: auto (online if logged in, else offline), online, offline, disabled",
-        choices=("auto", "online", "offline", "disabled"),
+    log_every: int = _f(2_000, "agent steps between metric logs")
+    wandb_mode: WandbMode = _f(
+        "auto", "W&B: auto (online if wandb has a key, else offline), online, offline, disabled"
     )
     wandb_project: str = _f("mario", "W&B project name")
-    # -- evaluation
-    eval_every: int = _f(0, "agent steps between greedy evaluations with a video (0: never)")
-    eval_episodes: int = _f(3, "episodes per evaluation")
-    # -- learning
-    gamma: float = _f(0.99, "discount factor")
-    n_step: int = _f(3, "n-step returns (1: plain one-step targets)")
-    lr: float = _f(1e-4, "Adam learning rate")
-    batch_size: int = _f(32, "replay samples per update")
-    replay_size: int = _f(100_000, "replay memory size in transitions (~7 KiB each)")
-    prioritized: bool = _f(False, "prioritized replay (TorchRL PrioritizedSampler)")
-    burn_in: int = _f(10_000, "agent steps of random play before learning starts")
-    replay_ratio: float = _f(0.25, "gradient updates per agent step")
-    target_sync: str = _f(
-        "hard", "target head update: hard copy or soft (Polyak)", choices=("hard", "soft")
-    )
-    target_update_every: int = _f(2_000, "updates between hard target syncs")
-    tau: float = _f(0.005, "Polyak factor for soft target updates")
-    grad_clip: float = _f(10.0, "gradient-norm clip")
-    dueling: bool = _f(False, "dueling Q head")
-    amp: bool = _f(False, "bf16 autocast on CUDA")
-    compile: bool = _f(False, "torch.compile the network on CUDA")
-    cuda_graph: bool = _f(
-        True, "capture the learner update in a CUDA graph (CUDA only; not with --compile)"
-    )
-    # -- exploration from save states (mario/archive.py)
+    tensorboard: bool = _f(False, "also write TensorBoard event files to RUN/tensorboard")
+
+    def validate(self) -> None:
+        try:
+            parse_stage(self.stage)
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
+        _at_least(self, 1, "total_steps", "num_envs", "checkpoint_every", "keep_checkpoints")
+        _at_least(self, 1, "log_every")
+        _at_least(self, 0, "seed")
+
+
+@dataclass
+class EnvConfig:
+    """The pixel pipeline the network sees, and where training episodes start."""
+
+    actions: ActionSet = _f("simple", "action set: right_only (5), simple (7), complex (12)")
+    frame_skip: int = _f(4, "NES frames per agent step (the action repeats, rewards sum)")
+    resize: int = _f(84, "side of the square grayscale frame the network sees")
+    stack: int = _f(4, "frames stacked into one observation")
+    noop_max: int = _f(30, "random idle frames (0..N) at each episode start, from the seed")
+    max_episode_steps: int = _f(0, "agent steps before an episode is truncated (0: no limit)")
     archive_share: float = _f(
         0.0, "share of training episodes started from archived save states (0: off)"
     )
@@ -88,94 +103,34 @@ class TrainConfig:
     archive_backoff: int = _f(3, "cells before a deadly one that a start may be chosen")
     archive_repeat: int = _f(4, "archived episodes in a row from one cell (a switch replays)")
     archive_max_cells: int = _f(512, "archive size bound (cells per env process)")
-    # -- exploration
-    exploration: str = _f(
-        "epsilon", "epsilon-greedy or boltzmann (softmax over Q)", choices=("epsilon", "boltzmann")
-    )
-    eps_start: float = _f(1.0, "initial epsilon")
-    eps_end: float = _f(0.05, "final epsilon (floor)")
-    eps_decay_steps: int = _f(1_000_000, "agent steps for epsilon to reach its floor")
-    eps_schedule: str = _f("linear", "epsilon decay shape", choices=("linear", "exponential"))
-    temperature: float = _f(1.0, "Boltzmann temperature")
 
-    def validate(self) -> TrainConfig:
-        """Check every value; raise ConfigError naming the first bad one."""
+    def validate(self) -> None:
         try:
-            parse_stage(self.stage)
             check_pipeline_args(frame_skip=self.frame_skip, resize=self.resize, stack=self.stack)
         except ValueError as error:
             raise ConfigError(str(error)) from None
         if self.resize != 84:
             raise ConfigError(
-                f"bad value {self.resize!r} for resize: MarioNet takes 84x84 frames (valid: 84)"
+                f"bad value {self.resize!r} for resize: the networks take 84x84 frames (valid: 84)"
             )
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            choices = f.metadata.get("choices")
-            if choices and value not in choices:
-                raise ConfigError(
-                    f"bad value {value!r} for {f.name}: valid values are {', '.join(choices)}"
-                )
-        if not 0.0 <= self.archive_share <= 1.0:
-            raise ConfigError(
-                f"bad value {self.archive_share!r} for archive_share: must be in [0, 1]"
-            )
-        positive = (
-            "archive_cell",
-            "archive_repeat",
-            "archive_max_cells",
-            "total_steps",
-            "num_envs",
-            "checkpoint_every",
-            "keep_checkpoints",
-            "log_every",
-            "eval_episodes",
-            "n_step",
-            "batch_size",
-            "replay_size",
-            "target_update_every",
-            "eps_decay_steps",
-        )
-        for name in positive:
-            if getattr(self, name) < 1:
-                raise ConfigError(f"bad value {getattr(self, name)!r} for {name}: must be >= 1")
-        for name in (
-            "noop_max",
-            "max_episode_steps",
-            "eval_every",
-            "burn_in",
-            "replay_ratio",
-            "seed",
-            "archive_backoff",
-        ):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"bad value {getattr(self, name)!r} for {name}: must be >= 0")
-        if not 0.0 < self.gamma <= 1.0:
-            raise ConfigError(f"bad value {self.gamma!r} for gamma: must be in (0, 1]")
-        if not 0.0 < self.tau <= 1.0:
-            raise ConfigError(f"bad value {self.tau!r} for tau: must be in (0, 1]")
-        if not 0.0 <= self.eps_end <= self.eps_start <= 1.0:
-            raise ConfigError(
-                f"bad epsilon range {self.eps_start!r} -> {self.eps_end!r}: "
-                "need 0 <= eps_end <= eps_start <= 1"
-            )
-        if self.lr <= 0 or self.temperature <= 0 or self.grad_clip <= 0:
-            raise ConfigError("lr, temperature and grad_clip must be > 0")
-        smallest = self.num_envs * (self.stack + self.n_step + 2) + self.batch_size
-        if self.replay_size < smallest:
-            raise ConfigError(
-                f"bad value {self.replay_size!r} for replay_size: too small for "
-                f"{self.num_envs} envs and batch {self.batch_size} (need >= {smallest})"
-            )
-        # device: checked (and resolved) by mario.net.resolve_device before a run starts
-        return self
+        _at_least(self, 0, "noop_max", "max_episode_steps", "archive_backoff")
+        _at_least(self, 1, "archive_cell", "archive_repeat", "archive_max_cells")
+        _within(self, 0.0, 1.0, "archive_share")
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+    def kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of :func:`mario.make_env` for this pipeline (no archive)."""
+        return {
+            "actions": self.actions,
+            "frame_skip": self.frame_skip,
+            "resize": self.resize,
+            "stack": self.stack,
+            "noop_max": self.noop_max,
+            "max_episode_steps": self.max_episode_steps or None,
+        }
 
-    def train_env_kwargs(self) -> dict[str, Any]:
-        """:meth:`env_kwargs` plus the training-only start archive (never in evaluation)."""
-        kwargs = self.env_kwargs()
+    def train_kwargs(self) -> dict[str, Any]:
+        """:meth:`kwargs` plus the training-only start archive (never in evaluation)."""
+        kwargs = self.kwargs()
         if self.archive_share > 0:
             kwargs["archive"] = {
                 "share": self.archive_share,
@@ -186,33 +141,221 @@ class TrainConfig:
             }
         return kwargs
 
-    def env_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments of :func:`mario.make_env` for this config's pipeline."""
-        return {
-            "actions": self.actions,
-            "frame_skip": self.frame_skip,
-            "resize": self.resize,
-            "stack": self.stack,
-            "noop_max": self.noop_max,
-            "max_episode_steps": self.max_episode_steps or None,
-        }
+
+@dataclass
+class EvalConfig:
+    """Greedy evaluations during training (each with a video; they pick the best checkpoint)."""
+
+    eval_every: int = _f(0, "agent steps between greedy evaluations with a video (0: never)")
+    eval_episodes: int = _f(3, "episodes per evaluation")
+
+    def validate(self) -> None:
+        _at_least(self, 0, "eval_every")
+        _at_least(self, 1, "eval_episodes")
 
 
-FIELDS: dict[str, dataclasses.Field] = {f.name: f for f in dataclasses.fields(TrainConfig)}
+@dataclass
+class DQNConfig:
+    """Double DQN: replay memory, n-step targets, target head, exploration."""
+
+    gamma: float = _f(0.99, "discount factor")
+    n_step: int = _f(3, "n-step returns (1: plain one-step targets)")
+    lr: float = _f(1e-4, "Adam learning rate")
+    batch_size: int = _f(32, "replay samples per update")
+    replay_size: int = _f(100_000, "replay memory size in transitions (~7 KiB each)")
+    save_replay: bool = _f(True, "save the replay memory with checkpoints (resume keeps it)")
+    prioritized: bool = _f(False, "prioritized replay (proportional, Schaul et al. 2016)")
+    per_alpha: float = _f(0.6, "prioritized replay: priority exponent alpha")
+    per_beta: float = _f(0.4, "prioritized replay: importance-weight exponent beta at the start")
+    per_beta_steps: int = _f(
+        0, "agent steps over which beta anneals linearly to 1 (0: the run's total_steps)"
+    )
+    burn_in: int = _f(10_000, "agent steps of random play before learning starts")
+    replay_ratio: float = _f(0.25, "gradient updates per agent step")
+    target_sync: Literal["hard", "soft"] = _f(
+        "hard", "target head update: hard copy or soft (Polyak)"
+    )
+    target_update_every: int = _f(2_000, "updates between hard target syncs")
+    tau: float = _f(0.005, "Polyak factor for soft target updates")
+    grad_clip: float = _f(10.0, "gradient-norm clip")
+    dueling: bool = _f(False, "dueling Q head")
+    amp: bool = _f(False, "bf16 autocast on CUDA")
+    compile: bool = _f(False, "torch.compile the network on CUDA")
+    cuda_graph: bool = _f(
+        True, "capture the learner update in a CUDA graph (CUDA only; not with --compile)"
+    )
+    exploration: Literal["epsilon", "boltzmann"] = _f(
+        "epsilon", "epsilon-greedy or boltzmann (softmax over Q)"
+    )
+    eps_start: float = _f(1.0, "initial epsilon")
+    eps_end: float = _f(0.05, "final epsilon (floor)")
+    eps_decay_steps: int = _f(1_000_000, "agent steps for epsilon to reach its floor")
+    eps_schedule: Literal["linear", "exponential"] = _f("linear", "epsilon decay shape")
+    temperature: float = _f(1.0, "Boltzmann temperature")
+
+    def validate(self) -> None:
+        _at_least(self, 1, "n_step", "batch_size", "replay_size", "target_update_every")
+        _at_least(self, 1, "eps_decay_steps")
+        _at_least(self, 0, "burn_in", "replay_ratio", "per_alpha", "per_beta", "per_beta_steps")
+        _within(self, 0.0, 1.0, "gamma", "tau", open_low=True)
+        if not 0.0 <= self.eps_end <= self.eps_start <= 1.0:
+            raise ConfigError(
+                f"bad epsilon range {self.eps_start!r} -> {self.eps_end!r}: "
+                "need 0 <= eps_end <= eps_start <= 1"
+            )
+        for name in ("lr", "temperature", "grad_clip"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"bad value {getattr(self, name)!r} for {name}: must be > 0")
+        if self.per_beta > 1:
+            raise ConfigError(f"bad value {self.per_beta!r} for per_beta: must be in [0, 1]")
 
 
-def field_type(name: str) -> type:
-    """The Python type of a config field (``int``, ``float``, ``bool`` or ``str``)."""
-    hint = typing.get_type_hints(TrainConfig)[name]
+@dataclass
+class PPOConfig:
+    """PPO: clipped surrogate objective on rollouts of ``n_steps`` per env, GAE(lambda)."""
+
+    lr: float = _f(2.5e-4, "Adam learning rate")
+    anneal_lr: bool = _f(True, "decay the learning rate linearly to 0 over total_steps")
+    gamma: float = _f(0.9, "discount factor")
+    gae_lambda: float = _f(0.95, "GAE lambda")
+    n_steps: int = _f(128, "rollout length per env between updates")
+    epochs: int = _f(4, "passes over each rollout")
+    minibatches: int = _f(4, "minibatches per pass")
+    clip_coef: float = _f(0.1, "clip range of the probability ratio")
+    clip_vloss: bool = _f(False, "clip the value loss around the rollout's values")
+    vf_coef: float = _f(0.5, "value loss weight")
+    ent_coef: float = _f(0.01, "entropy bonus weight")
+    grad_clip: float = _f(0.5, "gradient-norm clip")
+    norm_adv: bool = _f(True, "normalise advantages per minibatch")
+    reward_scale: float = _f(0.1, "rewards are multiplied by this before learning")
+
+    def validate(self) -> None:
+        _at_least(self, 1, "n_steps", "epochs", "minibatches")
+        _at_least(self, 0, "vf_coef", "ent_coef")
+        _within(self, 0.0, 1.0, "gamma", "gae_lambda", "clip_coef", open_low=True)
+        for name in ("lr", "grad_clip", "reward_scale"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"bad value {getattr(self, name)!r} for {name}: must be > 0")
+
+
+_SECTION_TYPES: dict[str, type] = {
+    "run": RunConfig,
+    "env": EnvConfig,
+    "eval": EvalConfig,
+    "dqn": DQNConfig,
+    "ppo": PPOConfig,
+}
+COMMON_SECTIONS = ("run", "env", "eval")
+
+
+@dataclass
+class TrainConfig:
+    """A whole run's config: the algorithm and its sections (see the module docstring)."""
+
+    algo: Algo = "dqn"
+    run: RunConfig = field(default_factory=RunConfig)
+    env: EnvConfig = field(default_factory=EnvConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    dqn: DQNConfig = field(default_factory=DQNConfig)
+    ppo: PPOConfig = field(default_factory=PPOConfig)
+
+    @property
+    def learn(self) -> DQNConfig | PPOConfig:
+        """The selected algorithm's section."""
+        return self.dqn if self.algo == "dqn" else self.ppo
+
+    def validate(self) -> TrainConfig:
+        """Check every section; raise ConfigError naming the first bad value."""
+        if self.algo not in ALGOS:
+            raise ConfigError(
+                f"bad value {self.algo!r} for algo: valid values are {', '.join(ALGOS)}"
+            )
+        for section in (self.run, self.env, self.eval, self.learn):
+            section.validate()
+            for f in dataclasses.fields(section):
+                choices = _choices(type(section), f.name)
+                if choices and getattr(section, f.name) not in choices:
+                    raise ConfigError(
+                        f"bad value {getattr(section, f.name)!r} for {f.name}: valid values "
+                        f"are {', '.join(choices)}"
+                    )
+        if isinstance(self.learn, DQNConfig):
+            smallest = self.run.num_envs * (self.env.stack + self.dqn.n_step + 2)
+            if self.dqn.replay_size < smallest + self.dqn.batch_size:
+                raise ConfigError(
+                    f"bad value {self.dqn.replay_size!r} for replay_size: too small for "
+                    f"{self.run.num_envs} envs and batch {self.dqn.batch_size} (need >= "
+                    f"{smallest + self.dqn.batch_size})"
+                )
+        else:
+            batch = self.run.num_envs * self.ppo.n_steps
+            if batch < self.ppo.minibatches:
+                raise ConfigError(
+                    f"bad value {self.ppo.minibatches!r} for minibatches: a rollout holds "
+                    f"{batch} steps (num_envs x n_steps)"
+                )
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        """The flat mapping: ``algo``, the common sections and the selected algorithm's."""
+        flat: dict[str, Any] = {"algo": self.algo}
+        for section in (self.run, self.env, self.eval, self.learn):
+            flat.update(dataclasses.asdict(section))
+        return flat
+
+
+def _choices(section: type, name: str) -> tuple[str, ...]:
+    hint = typing.get_type_hints(section)[name]
+    return get_args(hint) if typing.get_origin(hint) is Literal else ()
+
+
+def keys_of(section: str) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(_SECTION_TYPES[section]))
+
+
+def sections_of(key: str) -> list[str]:
+    """The sections that hold ``key`` (two for a key both algorithms have)."""
+    return [name for name, kind in _SECTION_TYPES.items() if key in keys_of(name)]
+
+
+def all_keys() -> list[str]:
+    """Every flat key, once, in section order (``algo`` first)."""
+    keys = ["algo"]
+    for name in _SECTION_TYPES:
+        keys += [k for k in keys_of(name) if k not in keys]
+    return keys
+
+
+def field_of(key: str) -> tuple[type, dataclasses.Field[Any]]:
+    """The section type and the field of a flat key (the first section that has it)."""
+    section = _SECTION_TYPES[sections_of(key)[0]]
+    return section, next(f for f in dataclasses.fields(section) if f.name == key)
+
+
+def field_type(key: str) -> type:
+    """The Python type of a config key (``int``, ``float``, ``bool`` or ``str``)."""
+    if key == "algo":
+        return str
+    section, _ = field_of(key)
+    hint = typing.get_type_hints(section)[key]
+    if typing.get_origin(hint) is Literal:
+        return str
     if isinstance(hint, types.UnionType):  # pragma: no cover - no optional fields today
         hint = next(a for a in typing.get_args(hint) if a is not type(None))
     return hint
 
 
+def key_choices(key: str) -> tuple[str, ...]:
+    if key == "algo":
+        return ALGOS
+    section, _ = field_of(key)
+    return _choices(section, key)
+
+
 def coerce(name: str, value: Any) -> Any:
-    """Convert ``value`` (from YAML or the command line) to the field's type, or raise."""
-    if name not in FIELDS:
-        raise ConfigError(f"unknown config key {name!r}: valid keys are {', '.join(FIELDS)}")
+    """Convert ``value`` (from YAML or the command line) to the key's type, or raise."""
+    if name != "algo" and not sections_of(name):
+        raise ConfigError(f"unknown config key {name!r}: valid keys are {', '.join(all_keys())}")
     kind = field_type(name)
     if kind is bool:
         if isinstance(value, bool):
@@ -267,18 +410,50 @@ def load_yaml(path: Path) -> dict[str, Any]:
 
 
 def build_config(base: dict[str, Any] | None = None, **overrides: Any) -> TrainConfig:
-    """Defaults ← ``base`` (e.g. a checkpoint's or YAML's values) ← ``overrides``; validated."""
+    """Defaults <- ``base`` (a checkpoint's or YAML's values) <- ``overrides``; validated.
+
+    A key that belongs only to the other algorithm's section is an error.
+    """
     values: dict[str, Any] = {}
     for source in (base or {}, overrides):
         for key, value in source.items():
             values[key] = coerce(key, value)
-    return TrainConfig(**values).validate()
+    algo = values.pop("algo", "dqn")
+    if algo not in ALGOS:
+        raise ConfigError(f"bad value {algo!r} for algo: valid values are {', '.join(ALGOS)}")
+    other = "ppo" if algo == "dqn" else "dqn"
+    sections: dict[str, dict[str, Any]] = {name: {} for name in _SECTION_TYPES}
+    for key, value in values.items():
+        names = sections_of(key)
+        common = [n for n in names if n in COMMON_SECTIONS]
+        if common:
+            sections[common[0]][key] = value
+        elif algo in names:
+            sections[algo][key] = value
+        else:
+            raise ConfigError(
+                f"{key} is a {other.upper()} option: not valid with algo {algo} "
+                f"(use --algo {other}, or leave it out)"
+            )
+    built = {name: _SECTION_TYPES[name](**kw) for name, kw in sections.items()}
+    return TrainConfig(algo=algo, **built).validate()
+
+
+def check_algo(saved: dict[str, Any], wanted: str | None, checkpoint: Path) -> None:
+    """Raise ConfigError if a resume asks for another algorithm than the checkpoint's."""
+    algo = saved.get("algo", "dqn")
+    if wanted is not None and wanted != algo:
+        raise ConfigError(
+            f"checkpoint {checkpoint} was trained with algo {algo}: a run can't change its "
+            f"algorithm (start a new run for {wanted})"
+        )
 
 
 def check_resumable(saved: dict[str, Any], config: TrainConfig, checkpoint: Path) -> None:
     """Raise ConfigError if ``config`` changes what a checkpoint's network was built for
-    (``saved``: the checkpoint's config)."""
-    if config.actions != saved["actions"] or config.stack != saved["stack"]:
+    (``saved``: the checkpoint's flat config)."""
+    check_algo(saved, config.algo, checkpoint)
+    if config.env.actions != saved["actions"] or config.env.stack != saved["stack"]:
         raise ConfigError(
             f"checkpoint {checkpoint} was trained with actions={saved['actions']!r}, "
             f"stack={saved['stack']}: a run can't change its network's inputs or outputs"

@@ -7,10 +7,9 @@ network always sees exactly the preprocessing it was trained with.
 from __future__ import annotations
 
 import multiprocessing
-import re
 import signal
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar, SupportsFloat
+from typing import Any, SupportsFloat, cast
 
 import gymnasium as gym
 import numpy as np
@@ -23,7 +22,28 @@ from mario._compat import (
     SIMPLE_MOVEMENT,
     SafeSuperMarioBrosEnv,
 )
+from mario.game_options import (
+    ACTION_SET_NAMES,
+    FULL_GAME,
+    STAGES,
+    check_pipeline_args,
+    parse_stage,
+)
 from wrappers import FrameStack, GrayScale, Resize, SkipFrame
+
+__all__ = [
+    "ACTION_SETS",
+    "ACTION_SET_NAMES",
+    "FULL_GAME",
+    "STAGES",
+    "MarioEnv",
+    "action_label",
+    "action_set",
+    "check_pipeline_args",
+    "make_env",
+    "make_vec_env",
+    "parse_stage",
+]
 
 #: Action sets by name: exactly gym-super-mario-bros's lists, in their order.
 ACTION_SETS: dict[str, list[list[str]]] = {
@@ -31,25 +51,9 @@ ACTION_SETS: dict[str, list[list[str]]] = {
     "simple": SIMPLE_MOVEMENT,
     "complex": COMPLEX_MOVEMENT,
 }
-#: The stage that means "the whole game, from 1-1 until game over".
-FULL_GAME = "all"
-STAGES: tuple[str, ...] = tuple(f"{w}-{s}" for w in range(1, 9) for s in range(1, 5))
-_STAGE_RE = re.compile(r"^([1-8])-([1-4])$")
+assert tuple(ACTION_SETS) == ACTION_SET_NAMES
 
 FrameCallback = Callable[[np.ndarray], None]
-
-
-def parse_stage(stage: str) -> tuple[int, int] | None:
-    """``"W-S"`` → ``(world, stage)``; ``"all"`` → ``None`` (the full game)."""
-    if stage == FULL_GAME:
-        return None
-    match = _STAGE_RE.match(stage) if isinstance(stage, str) else None
-    if match is None:
-        raise ValueError(
-            f"unknown stage {stage!r}: valid stages are 'W-S' with world W in 1-8 and "
-            f"stage S in 1-4 (e.g. '1-1', '8-4'), or {FULL_GAME!r} for the full game"
-        )
-    return int(match.group(1)), int(match.group(2))
 
 
 def action_set(name: str) -> list[list[str]]:
@@ -87,7 +91,7 @@ class MarioEnv(gym.Env[np.ndarray, int]):
     replays always start at the real start.
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 60}
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 60}  # noqa: RUF012
 
     def __init__(
         self,
@@ -119,7 +123,7 @@ class MarioEnv(gym.Env[np.ndarray, int]):
         """Button byte of every emulator frame since the real start."""
         self.rebuild_frames = 0
         """Emulator frames spent replaying prefixes to build start states."""
-        self.action_space = gym.spaces.Discrete(len(buttons))
+        self.action_space = cast(gym.spaces.Space[int], gym.spaces.Discrete(len(buttons)))
         self.observation_space = gym.spaces.Box(0, 255, (240, 256, 3), np.uint8)
 
     # -- Gymnasium API -------------------------------------------------------------------
@@ -213,30 +217,6 @@ class MarioEnv(gym.Env[np.ndarray, int]):
             self.frame_callback(self._nes.screen)
 
 
-def check_pipeline_args(
-    *,
-    frame_skip: int = 4,
-    resize: int | tuple[int, int] | None = 84,
-    stack: int = 4,
-    max_episode_steps: int | None = None,
-    **_: Any,
-) -> None:
-    """Raise ``ValueError`` naming the bad value and the valid ones."""
-    if not isinstance(frame_skip, int | np.integer) or frame_skip < 1:
-        raise ValueError(f"frame_skip must be an integer >= 1, got {frame_skip!r}")
-    if resize is not None:
-        sizes = (resize,) if isinstance(resize, int | np.integer) else tuple(resize)
-        if len(sizes) not in (1, 2) or any(int(s) <= 0 for s in sizes):
-            raise ValueError(
-                f"resize must be a positive int (square), a (height, width) pair, or None "
-                f"(keep 240x256), got {resize!r}"
-            )
-    if not isinstance(stack, int | np.integer) or stack < 1:
-        raise ValueError(f"stack must be an integer >= 1, got {stack!r}")
-    if max_episode_steps is not None and max_episode_steps < 1:
-        raise ValueError(f"max_episode_steps must be >= 1 or None, got {max_episode_steps!r}")
-
-
 def _plain(info: dict[str, Any]) -> dict[str, Any]:
     """Info with plain Python values (the library mixes in NumPy scalars)."""
     return {
@@ -284,7 +264,8 @@ def make_env(
     if grayscale:
         env = GrayScale(env)
     if resize is not None:
-        env = Resize(env, resize if isinstance(resize, int | np.integer) else tuple(resize))
+        size = int(resize) if isinstance(resize, int | np.integer) else (resize[0], resize[1])
+        env = Resize(env, size)
     if stack > 1:
         env = FrameStack(env, stack)
     if max_episode_steps is not None:

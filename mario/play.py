@@ -1,39 +1,36 @@
-"""Playing episodes with a trained (or random) agent: evaluation and replay videos.
+"""Playing episodes with a trained (or random) agent: evaluation, replay videos, frames.
 
-One path serves ``mario eval``, ``mario replay`` and the evaluations during training: the
-env comes from :func:`mario.make_env` with the checkpoint's own pipeline settings, and the
-actions from :class:`mario.policy.Policy`. Videos get every emulator frame through the env's
+One path serves ``mario eval``, ``mario replay``, the evaluations during training and the
+Python API: the env comes from :func:`mario.make_env` with the checkpoint's own pipeline
+settings (always from the stage's real start), and the actions from the algorithm's
+:class:`~mario.algos.base.Policy`. Videos get every emulator frame through the env's
 ``frame_callback``, while the network sees the processed stack.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import statistics
 import sys
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
-from mario.checkpoint import CheckpointError, load_checkpoint
+from mario.algos.base import Explained, Policy
+from mario.checkpoint import CheckpointError, load_checkpoint, upgrade_state
 from mario.config import TrainConfig, build_config
+from mario.device import resolve_device
 from mario.env import action_label, action_set, make_env, parse_stage
-from mario.net import MarioNet, resolve_device
-from mario.policy import Policy
-from mario.run_folder import CHECKPOINTS, run_dir_of
 
 if TYPE_CHECKING:
-    from mario.train import Trainer
-    from mario.video import VideoFormat, VideoWriter
+    from mario.video import VideoWriter
 
 
 @dataclass
 class Episode:
-    """The outcome of one played episode."""
+    """The outcome of one played episode (``screens``: every emulator frame, if kept)."""
 
     stage: str
     seed: int
@@ -42,6 +39,7 @@ class Episode:
     flag: bool
     steps: int
     frames: int
+    screens: list[np.ndarray] = field(default_factory=list, repr=False)
 
 
 @dataclass
@@ -52,10 +50,36 @@ class Agent:
     config: TrainConfig
     step: int | None = None
     path: Path | None = None
+    name: str | None = None
+    """A shipped agent's name (``--pretrained``), else None."""
+
+    def act(self, obs: np.ndarray, *, explore: float = 0.0) -> np.ndarray:
+        """Actions for a batch of observations ``(N, 4, 84, 84)`` (or one ``(4, 84, 84)``)."""
+        batch = obs[None] if obs.ndim == 3 else obs
+        actions, _ = self.policy.act(batch, explore=explore)
+        return actions if obs.ndim != 3 else actions[:1]
+
+
+class RandomPolicy:
+    """Uniform random actions: the baseline every agent should beat."""
+
+    def __init__(self, n_actions: int, seed: int = 0) -> None:
+        self.n_actions = n_actions
+        self.rng = np.random.default_rng(seed)
+
+    def act(
+        self, obs: np.ndarray, *, explore: float = 0.0
+    ) -> tuple[np.ndarray, list[Explained] | None]:
+        return self.rng.integers(0, self.n_actions, size=(len(obs),)), None
 
 
 def load_agent(path: str | Path, *, device: str = "auto", seed: int = 0) -> Agent:
-    """The greedy agent of a checkpoint (or a run folder's newest complete checkpoint)."""
+    """The agent of a checkpoint (or a run folder's newest complete checkpoint), either
+    algorithm, loaded with ``torch.load(weights_only=True)``."""
+    import torch
+
+    from mario.algos import load_policy
+
     target = Path(path)
     if not target.exists():
         raise ValueError(f"{path}: no such run folder or checkpoint")
@@ -63,39 +87,28 @@ def load_agent(path: str | Path, *, device: str = "auto", seed: int = 0) -> Agen
     state, info, warnings = load_checkpoint(target, fallback=True)
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
+    state = upgrade_state(state, info.state_path)
     try:
         config = build_config(state["config"])
         step = int(state["counters"]["step"])
-        net = _net_from_state(state)
+        policy = load_policy(state, torch_device, seed)
     except (KeyError, TypeError, RuntimeError) as error:
         # a state.pt that passed its checksum but is not a mario training state
         detail = f"no {error}" if isinstance(error, KeyError) else str(error).splitlines()[0]
         raise CheckpointError(
             f"{info.state_path}: incompatible: not a mario checkpoint ({detail})"
         ) from None
-    net.to(torch_device).eval()
     if torch_device.type == "cpu":
         # one observation at a time: extra threads only add synchronisation (5x slower on a
         # busy 2-core machine)
         torch.set_num_threads(1)
-    return Agent(Policy(net, net.n_actions, seed=seed), config, step, info.path)
-
-
-def _net_from_state(state: dict[str, Any]) -> MarioNet:
-    signature = state["net_signature"]
-    net = MarioNet(
-        int(signature["n_actions"]),
-        int(signature["in_channels"]),
-        dueling=bool(signature["dueling"]),
-    )
-    net.load_state_dict(state["net"])
-    return net
+    return Agent(policy, config, step, info.path)
 
 
 def random_agent(actions: str = "simple", seed: int = 0) -> Agent:
     """The baseline: uniform random actions, default pipeline settings."""
-    config = build_config(actions=actions)
-    return Agent(Policy(None, len(action_set(actions)), seed=seed), config)
+    config = build_config({"actions": actions})
+    return Agent(RandomPolicy(len(action_set(actions)), seed), config)
 
 
 def play_episode(
@@ -106,16 +119,19 @@ def play_episode(
     epsilon: float = 0.0,
     max_steps: int = 5000,
     video: VideoWriter | None = None,
+    keep_screens: bool = False,
+    on_screen: Callable[[np.ndarray], None] | None = None,
 ) -> Episode:
-    """One episode; with ``video`` every emulator frame (and the HUD data) is written."""
+    """One episode from the stage's real start. With ``video`` every emulator frame (and the
+    HUD data) is written; ``keep_screens`` keeps a copy of every frame in the result."""
     cfg = agent.config
-    env_kwargs = cfg.env_kwargs() | {"max_episode_steps": max_steps}
+    env_kwargs = cfg.env.kwargs() | {"max_episode_steps": max_steps}
     env = make_env(stage, **env_kwargs)
-    buttons = action_set(cfg.actions)
-    labels = [action_label(b) for b in buttons]
+    labels = [action_label(b) for b in action_set(cfg.env.actions)]
     if video is not None:
         from mario.video import Hud
     frames = 0
+    screens: list[np.ndarray] = []
     hud: Any = None
     current_obs: np.ndarray | None = None
 
@@ -124,24 +140,31 @@ def play_episode(
         frames += 1
         if video is not None:
             video.write(screen, hud, current_obs)
+        if keep_screens:
+            screens.append(screen.copy())
+        if on_screen is not None:
+            on_screen(screen)
 
-    env.unwrapped.frame_callback = on_frame
+    env.unwrapped.frame_callback = on_frame  # type: ignore[attr-defined]
     try:
         obs, info = env.reset(seed=seed)
         ret, steps = 0.0, 0
         while True:
-            actions, q = agent.policy.act(obs[None], epsilon, greedy=epsilon == 0.0)
+            actions, explained = agent.policy.act(obs[None], explore=epsilon)
             action = int(actions[0])
             if video is not None:
                 current_obs = obs
+                seen = explained[0] if explained else None
                 hud = Hud(
                     step=steps,
                     x_pos=int(info["x_pos"]),
                     episode_return=ret,
                     action_name=labels[action],
-                    q_values=None if q is None else q[0].tolist(),
+                    values=None if seen is None else seen.values,
                     action_names=labels,
                     chosen=action,
+                    values_kind="Q" if seen is None else seen.kind,
+                    state_value=None if seen is None else seen.state_value,
                 )
             obs, reward, terminated, truncated, info = env.step(action)
             ret += float(reward)
@@ -150,7 +173,8 @@ def play_episode(
                 break
     finally:
         env.close()
-    return Episode(stage, seed, ret, int(info["x_pos"]), bool(info["flag_get"]), steps, frames)
+    x, flag = int(info["x_pos"]), bool(info["flag_get"])
+    return Episode(stage, seed, ret, x, flag, steps, frames, screens)
 
 
 def summarize(episodes: list[Episode]) -> dict[str, Any]:
@@ -206,151 +230,36 @@ def evaluate(
                 raise
             if video is not None:
                 video.close()
-        per_stage[stage] = summarize(played) | {"runs": [asdict(e) for e in played]}
+        per_stage[stage] = summarize(played) | {
+            "runs": [{k: v for k, v in asdict(e).items() if k != "screens"} for e in played]
+        }
     return per_stage
 
 
-def evaluate_during_training(trainer: Trainer) -> dict[str, Any]:
-    """A short greedy evaluation in its own env, with an MP4 of the first episode."""
-    cfg = trainer.cfg
-    agent = Agent(Policy(trainer.net, trainer.net.n_actions, seed=cfg.seed), cfg, trainer.step)
-    videos = trainer.run_dir / "videos"
-    videos.mkdir(exist_ok=True)
-    video = videos / f"eval-step-{trainer.step:09d}.mp4"
-    result = evaluate(
-        agent,
-        [cfg.stage],
-        cfg.eval_episodes,
-        seed=10_000 + trainer.step,
-        max_steps=cfg.max_episode_steps or 5000,
-        video_path=video,
-    )
-    summary = {k: v for k, v in result[cfg.stage].items() if k != "runs"}
-    return summary | {"video": str(video)}
-
-
-# --------------------------------------------------------------------------- CLI commands
-
-
-def _agent_from_args(args: argparse.Namespace, actions: str = "simple") -> Agent:
-    if args.random and args.path:
-        raise ValueError("give either a checkpoint PATH or --random, not both")
-    if args.random:
-        resolve_device(args.device)  # a bad --device is an error with or without a network
-        return random_agent(actions, seed=args.seed)
-    if not args.path:
-        raise ValueError("missing PATH: give a run folder or checkpoint, or --random")
-    return load_agent(args.path, device=args.device, seed=args.seed)
-
-
-def _replay_output(args: argparse.Namespace, agent: Agent, stage: str) -> tuple[Path, VideoFormat]:
-    """The file ``mario replay`` writes and its format (GIF with --gif or a .gif --out).
-
-    Default: ``RUN/videos/replay-step-N.mp4`` for a checkpoint of a run folder (beside the
-    checkpoint folder otherwise), ``random-STAGE.mp4`` in the working folder for --random.
-    """
-    from mario.video import VideoOutputError
-
-    if args.out:
-        out = Path(args.out)
-        is_gif = out.suffix.lower() == ".gif"
-        if args.gif and not is_gif:
-            raise ValueError(f"--gif writes a GIF: give --out a .gif name, not {args.out!r}")
-        fmt: VideoFormat = "gif" if is_gif else "mp4"
-        if agent.path is not None:
-            parent = agent.path.parent
-            guarded = parent if parent.name == CHECKPOINTS else agent.path
-            if guarded.resolve() in out.resolve().parents:
-                raise ValueError(
-                    f"--out {args.out} is inside the checkpoint folder {guarded}: "
-                    "choose a path outside it"
+def record(
+    agent: Agent,
+    stage: str,
+    writer: VideoWriter,
+    *,
+    episodes: int = 1,
+    seed: int = 0,
+    epsilon: float = 0.0,
+    max_steps: int = 5000,
+) -> list[Episode]:
+    """Play ``episodes`` into one video (``mario replay``); closes the writer, or aborts it
+    (nothing left at its path) if anything fails."""
+    played = []
+    with writer:
+        for k in range(episodes):
+            played.append(
+                play_episode(
+                    agent, stage, seed=seed + k, epsilon=epsilon, max_steps=max_steps, video=writer
                 )
-        return out, fmt
-    fmt = "gif" if args.gif else "mp4"
-    if agent.path is None:
-        return Path(f"random-{stage}.{fmt}"), fmt
-    videos = run_dir_of(agent.path) / "videos"
-    try:
-        videos.mkdir(exist_ok=True)
-    except OSError as error:
-        raise VideoOutputError(
-            f"cannot create the video folder {videos}: {error.strerror or error} "
-            "(choose another file with --out)"
-        ) from None
-    return videos / f"replay-step-{agent.step:09d}.{fmt}", fmt
+            )
+    return played
 
 
-def _gif_fps(fps: int) -> int:
+def gif_fps(fps: int) -> int:
     """The GIF frame rate for ``fps`` input frames: its largest divisor up to 30 (GIF delays are
     whole 1/100 s and browsers slow down faster ones), so whole frames are dropped evenly."""
     return max(d for d in range(1, min(30, fps) + 1) if fps % d == 0)
-
-
-def replay_command(args: argparse.Namespace) -> int:
-    """``mario replay``: render episodes to an MP4 (or GIF) and print what happened."""
-    from mario.video import VideoWriter
-
-    agent = _agent_from_args(args)
-    stage = args.stage or agent.config.stage
-    parse_stage(stage)
-    out, fmt = _replay_output(args, agent, stage)
-    writer = VideoWriter(
-        out,
-        fps=args.fps,
-        scale=args.scale,
-        fmt=fmt,
-        overlay=args.overlay,
-        agent_view=args.agent_view,
-        gif_fps=_gif_fps(args.fps),
-    )
-    episodes = []
-    with writer:
-        for k in range(args.episodes):
-            episodes.append(
-                play_episode(
-                    agent,
-                    stage,
-                    seed=args.seed + k,
-                    epsilon=args.epsilon,
-                    max_steps=args.max_steps,
-                    video=writer,
-                )
-            )
-    print(str(out))
-    for k, e in enumerate(episodes):
-        print(
-            f"episode {k + 1}: stage {e.stage} x_pos {e.x_pos} return {e.ret:.1f} "
-            f"flag {e.flag} steps {e.steps} frames {e.frames}"
-        )
-    return 0
-
-
-def eval_command(args: argparse.Namespace) -> int:
-    """``mario eval``: greedy evaluation per stage; ``--json`` prints one object."""
-    agent = _agent_from_args(args, actions=args.actions)
-    stages = args.stages or [agent.config.stage]
-    result = evaluate(
-        agent, stages, args.episodes, seed=args.seed, epsilon=args.epsilon, max_steps=args.max_steps
-    )
-    report = {
-        "checkpoint": str(agent.path) if agent.path else "random",
-        "step": agent.step,
-        "episodes": args.episodes,
-        "epsilon": args.epsilon,
-        "stages": result,
-    }
-    if args.json:
-        print(json.dumps(report))
-        return 0
-    print(f"checkpoint: {report['checkpoint']} (step {agent.step})")
-    for stage, s in result.items():
-        for k, run in enumerate(s["runs"]):
-            print(
-                f"  {stage} episode {k + 1}: x_pos {run['x_pos']} return {run['ret']:.1f} "
-                f"flag {run['flag']} steps {run['steps']}"
-            )
-        print(
-            f"{stage}: return mean {s['return_mean']} median {s['return_median']}, "
-            f"x_pos mean {s['x_pos_mean']} max {s['x_pos_max']}, flag rate {s['flag_rate']}"
-        )
-    return 0

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import torch
 
+from mario.algos.dqn.replay import ReplayMemory
 from mario.config import ConfigError, TrainConfig
-from mario.net import MarioNet
-from mario.replay import ReplayMemory
+from mario.models import ActorCritic, MarioNet
 
 #: More emulator processes than this many per core only slow each other down.
 MAX_ENVS_PER_CORE = 8
@@ -55,54 +55,71 @@ def available_memory() -> int | None:
 
 
 def checkpoint_bytes(cfg: TrainConfig, n_actions: int) -> tuple[int, int]:
-    """``(state.pt bytes, replay bytes)`` of one checkpoint of this run: weights of both
-    heads and Adam's two moments (float32), and the replay memory when it is saved."""
-    net = MarioNet(n_actions, cfg.stack, dueling=cfg.dueling)
+    """``(state.pt bytes, replay bytes)`` of one checkpoint of this run: the weights (DQN:
+    both heads) and Adam's two moments, float32, and DQN's replay memory when it is saved."""
+    if cfg.algo == "ppo":
+        params = sum(p.numel() for p in ActorCritic(n_actions, cfg.env.stack).parameters())
+        return 3 * params * 4 + CHECKPOINT_SLACK_BYTES, 0
+    net = MarioNet(n_actions, cfg.env.stack, dueling=cfg.dqn.dueling)
     online = sum(p.numel() for p in net.online.parameters())
     state = 4 * online * 4 + CHECKPOINT_SLACK_BYTES  # online + target + 2 Adam moments
-    replay = sum(_replay_bytes(cfg)) if cfg.save_replay else 0
+    replay = sum(_buffer_bytes(cfg)) if cfg.dqn.save_replay else 0
     return state, replay
 
 
-def _replay_bytes(cfg: TrainConfig) -> tuple[int, int]:
+def _buffer_bytes(cfg: TrainConfig) -> tuple[int, int]:
+    """``(bytes on the training device, bytes on the host)`` of the algorithm's buffer: DQN's
+    replay memory, or PPO's rollout of stacked observations."""
+    if cfg.algo == "ppo":
+        frames = cfg.env.stack * cfg.env.resize**2
+        return cfg.ppo.n_steps * cfg.run.num_envs * (frames + 24), 0
     return ReplayMemory.planned_bytes(
-        cfg.replay_size, cfg.num_envs, (cfg.resize, cfg.resize), prioritized=cfg.prioritized
+        cfg.dqn.replay_size,
+        cfg.run.num_envs,
+        (cfg.env.resize, cfg.env.resize),
+        prioritized=cfg.dqn.prioritized,
     )
 
 
 def check_resources(cfg: TrainConfig, run_dir: Path, device: torch.device, n_actions: int) -> None:
-    """Refuse a run the machine cannot hold: emulator processes against the CPUs, the replay
-    memory against host (or GPU) memory, one checkpoint against the run folder's free disk."""
+    """Refuse a run the machine cannot hold: emulator processes against the CPUs, the
+    algorithm's buffer against host (or GPU) memory, one checkpoint against the free disk."""
     cores = len(os.sched_getaffinity(0))
-    if cfg.num_envs > MAX_ENVS_PER_CORE * cores:
+    num_envs = cfg.run.num_envs
+    if num_envs > MAX_ENVS_PER_CORE * cores:
         raise ConfigError(
-            f"bad value {cfg.num_envs} for num_envs: this machine has {cores} CPU cores, so at "
+            f"bad value {num_envs} for num_envs: this machine has {cores} CPU cores, so at "
             f"most {MAX_ENVS_PER_CORE * cores} emulator processes ({MAX_ENVS_PER_CORE} per core; "
             "about one per core is fastest)"
         )
-    frames, meta = _replay_bytes(cfg)
+    frames, meta = _buffer_bytes(cfg)
+    what = (
+        ("n_steps", cfg.ppo.n_steps, "--n-steps")
+        if cfg.algo == "ppo"
+        else ("replay_size", cfg.dqn.replay_size, "--replay-size")
+    )
     on_gpu = device.type == "cuda"
-    host = TRAINER_BYTES + cfg.num_envs * ENV_BYTES + meta + (0 if on_gpu else frames)
+    host = TRAINER_BYTES + num_envs * ENV_BYTES + meta + (0 if on_gpu else frames)
     free = available_memory()
     if free is not None and host > free:
         raise ConfigError(
-            f"bad value {cfg.replay_size} for replay_size: the replay memory needs "
+            f"bad value {what[1]} for {what[0]}: the {cfg.algo.upper()} buffer needs "
             f"{gib(frames + meta)} (~7 KB a transition) and the run about {gib(host)} of host "
-            f"memory in all, but {gib(free)} is available; lower --replay-size or --num-envs"
+            f"memory in all, but {gib(free)} is available; lower {what[2]} or --num-envs"
         )
     if on_gpu:
         gpu_free, _ = torch.cuda.mem_get_info(device)
         if frames > 0.9 * gpu_free:
             raise ConfigError(
-                f"bad value {cfg.replay_size} for replay_size: its frames need {gib(frames)} of "
-                f"GPU memory and {device} has {gib(gpu_free)} free; lower --replay-size"
+                f"bad value {what[1]} for {what[0]}: its frames need {gib(frames)} of GPU "
+                f"memory and {device} has {gib(gpu_free)} free; lower {what[2]}"
             )
     state, replay = checkpoint_bytes(cfg, n_actions)
     disk = shutil.disk_usage(run_dir).free
     if state + replay > disk:
-        what = f" (replay memory {gib(replay)})" if replay else ""
+        extra = f" (replay memory {gib(replay)})" if replay else ""
         raise ConfigError(
             f"run folder {run_dir} has {gib(disk)} free on its disk, and a checkpoint needs "
-            f"about {gib(state + replay)}{what}: free space, choose another --run-dir, lower "
+            f"about {gib(state + replay)}{extra}: free space, choose another --run-dir, lower "
             "--replay-size or pass --no-save-replay"
         )

@@ -209,7 +209,8 @@ def _plain(key: str, value: Any) -> float | int | bool | str:
 
 
 class Tracker:
-    """Logs metrics to ``RUN/metrics.jsonl`` and (unless disabled) to W&B.
+    """Logs metrics to ``RUN/metrics.jsonl``, (unless disabled) to W&B, and optionally to
+    TensorBoard event files in ``RUN/tensorboard`` (``tensorboard --logdir RUN``).
 
     ``wandb_mode`` is "online", "offline" or "disabled" (resolve "auto" first with
     :func:`resolve_wandb_mode`). Passing the ``run_id`` of an earlier run resumes it in W&B.
@@ -235,6 +236,7 @@ class Tracker:
         run_name: str | None = None,
         start_step: int | None = None,
         init_timeout: float | None = None,
+        tensorboard: bool = False,
     ) -> None:
         if wandb_mode not in ("online", "offline", "disabled"):
             raise ValueError(
@@ -249,6 +251,16 @@ class Tracker:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.wandb_mode = wandb_mode
         self.notes: list[str] = []
+        self._tb: Any = None
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:
+                raise ValueError(
+                    "tensorboard logging needs the tensorboard package: "
+                    'pip install "mario[tensorboard]" (or leave out --tensorboard)'
+                ) from None
+            self._tb = SummaryWriter(str(self.run_dir / "tensorboard"))
         self.metrics_path = self.run_dir / METRICS
         _drop_partial_last_line(self.metrics_path)
         self._file = open(self.metrics_path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115
@@ -263,7 +275,7 @@ class Tracker:
 
         _sync_staging_dirs()
 
-        def init(mode: str, **settings: Any) -> Any:
+        def init(mode: Any, **settings: Any) -> Any:
             return wandb.init(
                 dir=self.run_dir,
                 id=self.run_id,
@@ -327,6 +339,10 @@ class Tracker:
         if not self._session_logged:
             self._mark_session(step)
         self._write({"step": step, "kind": kind, "time": now, **values})
+        if self._tb is not None:
+            for key, value in values.items():
+                if isinstance(value, (int, float)) and not isinstance(value, bool):
+                    self._tb.add_scalar(f"{kind}/{key}", value, step)
         if self._run is not None:
             prefix = f"{kind}/"
             data: dict[str, Any] = {
@@ -361,7 +377,8 @@ class Tracker:
         if self._run is not None:
             import wandb
 
-            self._run.log({key: wandb.Video(str(path), format=fmt), "agent_step": step})
+            video = wandb.Video(str(path), format=fmt)  # type: ignore[arg-type]
+            self._run.log({key: video, "agent_step": step})
 
     def plot(self) -> Path:
         """Redraw ``RUN/curves.png`` from metrics.jsonl (atomically) and return its path."""
@@ -384,6 +401,9 @@ class Tracker:
                 wandb.teardown(exit_code=exit_code)
             finally:
                 _sync_staging_dirs(-1)
+        if self._tb is not None:
+            self._tb.close()
+            self._tb = None
         if not self._file.closed:
             self._file.close()
 

@@ -91,18 +91,23 @@ class VideoOutputError(OSError, ValueError):
 class Hud:
     """HUD data of the current agent step (drawn when ``overlay=True``).
 
-    ``q_values``/``action_names``/``chosen`` are optional: without Q-values only the text line is
-    drawn. ``action_names`` label the bars (abbreviated, see :func:`short_action_label`);
-    ``chosen`` is the index of the action taken (highlighted; the greedy one is outlined).
+    ``values``/``action_names``/``chosen`` are optional: without values only the text line is
+    drawn. ``values`` are one per action: Q-values (``values_kind="Q"``, bars scaled from
+    the smallest to the largest) or action probabilities (``"π"``, bars from 0 to 1);
+    ``state_value`` (a critic's V(s)) joins the text line. ``action_names`` label the bars
+    (abbreviated, see :func:`short_action_label`); ``chosen`` is the index of the action
+    taken (highlighted; the greedy one is outlined).
     """
 
     step: int
     x_pos: int
     episode_return: float
     action_name: str
-    q_values: Sequence[float] | None = None
+    values: Sequence[float] | None = None
     action_names: Sequence[str] | None = None
     chosen: int | None = None
+    values_kind: str = "Q"
+    state_value: float | None = None
 
 
 class VideoInfo(TypedDict):
@@ -319,6 +324,7 @@ class VideoWriter:
             game = frame  # copied into the panel canvas, or by the encoder
         else:
             game = frame.copy()  # never draw into the caller's screen
+        out: np.ndarray
         if self.agent_view:
             out = np.empty((self.height, self.width, 3), np.uint8)
             out[:, :game_w] = game
@@ -340,18 +346,20 @@ class VideoWriter:
         margin = 2 * s
         thick = max(1, s // 2)
         text = f"step {hud.step}  x {hud.x_pos}  ret {hud.episode_return:.1f}  {hud.action_name}"
+        if hud.state_value is not None:
+            text += f"  V {hud.state_value:.1f}"
         fs = _fit_font_scale(text, bw - 2 * margin, 8 * s, thick)
         cv2.putText(box, text, (margin, 10 * s), _FONT, fs, _WHITE, thick, cv2.LINE_AA)
-        if hud.q_values is None:
+        if hud.values is None:
             return
-        q = np.asarray(hud.q_values, dtype=np.float64).ravel()
+        q = np.asarray(hud.values, dtype=np.float64).ravel()
         n = q.size
         if n == 0:
             return
         names = list(hud.action_names) if hud.action_names is not None else [""] * n
         if len(names) != n:
             raise ValueError(
-                f"Hud.action_names has {len(names)} labels for {n} q_values; they must match"
+                f"Hud.action_names has {len(names)} labels for {n} values; they must match"
             )
         if hud.chosen is not None and not 0 <= hud.chosen < n:
             raise ValueError(f"Hud.chosen must be in 0..{n - 1}, got {hud.chosen}")
@@ -359,7 +367,10 @@ class VideoWriter:
         finite = np.isfinite(q)
         lo = float(q[finite].min()) if finite.any() else 0.0
         hi = float(q[finite].max()) if finite.any() else 0.0
-        frac = (np.where(finite, q, lo) - lo) / (hi - lo) if hi > lo else np.ones(n)
+        if hud.values_kind == "π":  # probabilities: absolute bars
+            frac = np.clip(np.where(finite, q, 0.0), 0.0, 1.0)
+        else:
+            frac = (np.where(finite, q, lo) - lo) / (hi - lo) if hi > lo else np.ones(n)
         greedy = int(np.argmax(np.where(finite, q, -np.inf))) if finite.any() else -1
         bar_top, bar_bottom = 12 * s, 23 * s
         col_w = (bw - 2 * margin) / n
@@ -463,7 +474,7 @@ class VideoWriter:
         image = self._compose(frame, hud, agent_obs, fresh=False)
         if self.fmt == "gif":
             indices, palette = _quantize(image)
-            vf = av.VideoFrame.from_ndarray((indices, palette), format="pal8")
+            vf = av.VideoFrame.from_ndarray((indices, palette), format="pal8")  # type: ignore[arg-type]
         else:
             vf = av.VideoFrame.from_ndarray(image, format="rgb24")
         vf.pts = self.frames_out

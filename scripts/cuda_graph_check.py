@@ -21,8 +21,8 @@ from typing import Any
 
 import torch
 
-from mario.dqn import Learner
-from mario.net import FRAME_SIZE, MarioNet
+from mario.algos.dqn.learner import Learner
+from mario.models import FRAME_SIZE, MarioNet
 
 
 def _batches(n: int, size: int, n_actions: int, device: torch.device) -> list[dict[str, Any]]:

@@ -2,12 +2,12 @@
 
     python scripts/resume_check.py RUN [--device cuda] [--json OUT.json]
 
-Loads RUN's newest checkpoint, builds the trainer ``mario train --resume`` would build (in a
-copy of RUN, so nothing in RUN changes) and compares, item by item, what the trainer holds
-with what the checkpoint holds: weights, optimizer state (Adam moments and step), counters,
-epsilon, the torch CPU and CUDA RNG states, the policy's RNG (on the device), the replay
-memory's size. Then takes one learner update from the restored replay (fused Adam on the
-restored state). Prints one JSON object; exits 1 if any item differs.
+Loads RUN's newest checkpoint, builds the runner ``mario train --resume`` would build (in a
+copy of RUN, so nothing in RUN changes) and compares, item by item, what it holds with what
+the checkpoint holds: the algorithm's state (weights, optimizer state with Adam's moments and
+step, the policy's RNG on the device), counters, ε, the torch CPU and CUDA RNG states, the
+replay memory's size (DQN). Then (DQN) takes one learner update from the restored replay
+(fused Adam on the restored state). Prints one JSON object; exits 1 if any item differs.
 Used by scripts/gpu_check.sh on the GPU host; runs on CPU too.
 """
 
@@ -23,8 +23,9 @@ from typing import Any
 
 import torch
 
-from mario.checkpoint import load_checkpoint
-from mario.train import Trainer, prepare_run
+from mario.checkpoint import load_checkpoint, upgrade_state
+from mario.run_setup import prepare_run
+from mario.runner import Runner
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -40,6 +41,7 @@ def _same(a: Any, b: Any) -> bool:
 
 def check(run: Path, device: str | None = None) -> dict[str, Any]:
     state, info, _ = load_checkpoint(run, fallback=True)
+    state = upgrade_state(state, info.state_path)
     with tempfile.TemporaryDirectory(prefix="mario-resume-check-") as tmp:
         copy = Path(tmp) / run.name
         ckpt = copy / "checkpoints" / info.path.name
@@ -49,48 +51,50 @@ def check(run: Path, device: str | None = None) -> dict[str, Any]:
         if device:
             overrides["device"] = device
         setup = prepare_run(overrides, resume=str(ckpt))
-        trainer = Trainer(setup, argv=["resume-check"])
+        runner = Runner(setup, argv=["resume-check"])
         try:
-            dev = trainer.device
+            algo: Any = runner.algo
+            dev = runner.device
             saved_cuda = state["rng"]["cuda"]
             items: dict[str, bool] = {
-                "weights": _same(trainer.net.state_dict(), state["net"]),
-                "optimizer": _same(
-                    trainer.learner.optimizer.state_dict(), state["learner"]["optimizer"]
-                ),
-                "updates": trainer.learner.updates == state["counters"]["updates"],
-                "step": trainer.step == state["counters"]["step"],
-                "episodes": trainer.episodes == state["counters"]["episodes"],
-                "epsilon": abs(trainer.epsilon - state["exploration"]["epsilon"]) < 1e-12,
+                # weights, optimizer (Adam moments and step), the policy's RNG, counters
+                "algorithm_state": _same(algo.state_dict(), state["algorithm"]),
+                "updates": algo.updates == state["counters"]["updates"],
+                "step": runner.step == state["counters"]["step"],
+                "episodes": runner.stats.episodes == state["counters"]["episodes"],
                 "torch_cpu_rng": _same(torch.get_rng_state(), state["rng"]["torch"]),
-                "policy_rng": _same(trainer.policy.generator.get_state(), state["policy_rng"]),
-                "replay_size": len(trainer.replay) == info_replay_size(ckpt),
             }
+            if state["algo"] == "dqn":
+                items["replay_size"] = len(algo.replay) >= info_replay_size(ckpt)
+                items["epsilon"] = (
+                    abs(algo.epsilon(runner.step) - state["status"]["epsilon"]) < 1e-12
+                )
             if dev.type == "cuda":
                 items["cuda_rng"] = bool(saved_cuda) and _same(
                     torch.cuda.get_rng_state_all()[: len(saved_cuda)], saved_cuda
                 )
-            params_on = {str(p.device) for p in trainer.net.parameters()}
+            params_on = {str(p.device) for p in algo.net.parameters()}
+            optimizer = algo.learner.optimizer if state["algo"] == "dqn" else algo.optimizer
             moments_on = {
                 str(v.device)
-                for s in trainer.learner.optimizer.state.values()
+                for s in optimizer.state.values()
                 for v in s.values()
                 if isinstance(v, torch.Tensor)
             }
             update: dict[str, Any] = {}
-            if len(trainer.replay) >= trainer.cfg.batch_size:
-                batch = trainer.replay.sample(trainer.cfg.batch_size)
-                out = trainer.learner.update(batch)
+            if state["algo"] == "dqn" and len(algo.replay) >= algo.cfg.batch_size:
+                batch = algo.replay.sample(algo.cfg.batch_size)
+                out = algo.learner.update(batch)
                 update = {k: out[k] for k in ("loss", "q_mean", "grad_norm")}
                 items["update_finite"] = all(
                     torch.isfinite(torch.tensor(v)).item() for v in update.values()
                 )
             return {
                 "checkpoint": str(info.path),
+                "algo": state["algo"],
                 "device": str(dev),
-                "step": trainer.step,
-                "updates": trainer.learner.updates,
-                "replay_transitions": len(trainer.replay),
+                "step": runner.step,
+                "updates": algo.updates,
                 "params_on": sorted(params_on),
                 "optimizer_state_on": sorted(moments_on),
                 "cuda_rng_states_saved": len(saved_cuda),
@@ -99,7 +103,7 @@ def check(run: Path, device: str | None = None) -> dict[str, Any]:
                 "ok": all(items.values()),
             }
         finally:
-            trainer.tracker.close()
+            runner.tracker.close()
             setup.release()
 
 

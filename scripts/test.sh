@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Set up (scripts/setup.sh) and run the checks: ruff lint + format check, then the whole
-# pytest suite, slow tests included (a few minutes on 2 cores). Extra args go to pytest.
+# Set up (scripts/setup.sh) and run the checks: ruff lint + format check, the type checker
+# (mypy, over the package), then the whole pytest suite, slow tests included (a few minutes
+# on 2 cores). Extra args go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export WANDB_MODE=offline WANDB_SILENT=true MPLBACKEND=Agg
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
+.venv/bin/mypy
 .venv/bin/python -m pytest "$@"

@@ -119,8 +119,8 @@ def test_the_wrapper_starts_from_archived_states_and_reports_them() -> None:
 
 def test_evaluation_never_gets_the_archive() -> None:
     cfg = build_config({"archive_share": 0.5})
-    assert "archive" not in cfg.env_kwargs() and cfg.train_env_kwargs()["archive"]["share"] == 0.5
-    assert "archive" not in build_config({}).train_env_kwargs()
+    assert "archive" not in cfg.env.kwargs() and cfg.env.train_kwargs()["archive"]["share"] == 0.5
+    assert "archive" not in build_config({}).env.train_kwargs()
 
 
 @pytest.mark.slow

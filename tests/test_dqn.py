@@ -9,17 +9,15 @@ import pytest
 import torch
 from tensordict import TensorDict
 
-from mario.bench_learner import bench_learner
-from mario.dqn import (
-    EpsilonSchedule,
+from mario.algos.dqn.exploration import EpsilonSchedule, boltzmann_actions, select_actions
+from mario.algos.dqn.learner import (
     Learner,
-    boltzmann_actions,
     double_dqn_target,
     double_dqn_target_from_q,
     dqn_loss,
-    select_actions,
 )
-from mario.net import MarioNet
+from mario.bench.learner import bench_learner
+from mario.models import MarioNet
 
 
 def _frames(n: int, seed: int) -> torch.Tensor:

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mario.net import MarioNet, net_signature
+from mario.models import MarioNet, net_signature
 
 
 def _frames(n: int, c: int = 4, seed: int = 0) -> torch.Tensor:

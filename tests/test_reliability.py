@@ -21,7 +21,8 @@ import pytest
 import torch
 
 from mario.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
-from mario.train import EXIT_DISK_FULL, EXIT_DIVERGED, Trainer, prepare_run
+from mario.run_setup import prepare_run
+from mario.runner import EXIT_DISK_FULL, EXIT_DIVERGED, Runner
 from tests.conftest import assert_one_line_error, run_mario, start_mario
 from tests.toy_env import make_corridor_vec
 
@@ -246,7 +247,7 @@ def test_a_diverging_run_stops_before_saving_over_good_checkpoints(
             "wandb_mode": "disabled",
         }
     )
-    trainer = Trainer(setup, env_factory=lambda seed: make_corridor_vec(2, seed), n_actions=3)
+    trainer = Runner(setup, env_factory=lambda seed: make_corridor_vec(2, seed), n_actions=3)
     assert trainer.run() == EXIT_DIVERGED
     err = capsys.readouterr().err
     assert "training diverged at step" in err and "NaN/inf" in err, err
@@ -254,7 +255,8 @@ def test_a_diverging_run_stops_before_saving_over_good_checkpoints(
     assert saved and saved[-1].step < trainer.step  # nothing saved at the end
     for info in saved:
         state, _, _ = load_checkpoint(info.path)
-        assert all(torch.isfinite(t).all() for t in state["net"].values()), info.step
+        weights = state["algorithm"]["net"].values()
+        assert all(torch.isfinite(t).all() for t in weights), info.step
     metrics = (run / "metrics.jsonl").read_text()
     assert "NaN" not in metrics and "Infinity" not in metrics
 

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from mario.replay import ReplayMemory, bench_replay
+from mario.algos.dqn.replay import ReplayMemory
+from mario.bench.replay import bench_replay
 
 DEVICE = os.environ.get("MARIO_TEST_DEVICE", "cpu")
 FRAME = (5, 6)
@@ -125,6 +126,19 @@ class PixelVecEnv:
             "next_obs": np.stack(next_obs),
             "mask": np.array(mask),
         }
+
+    def cut(self) -> None:
+        """A resume: every episode in flight ends here, truncated; new episodes follow."""
+        for env in range(self.num_envs):
+            ep, t = self.episode[env], self.t[env]
+            if t == 0:
+                continue
+            self.length[(env, ep)] = t
+            self.terminal[(env, ep)] = False
+            self.slots[env].append(None)  # the final frame's slot
+            self.episode[env] += 1
+            self.t[env] = 0
+            self._new_episode(env)
 
     def sampleable(self, capacity_per_env: int, n_step: int) -> set[tuple[int, int, int]]:
         """Transitions whose stack, n-step future and next stack are all still stored."""
@@ -375,7 +389,10 @@ def test_update_priority_is_a_noop_when_uniform() -> None:
 
 
 @pytest.mark.parametrize("prioritized", [False, True])
-def test_save_load_round_trip_and_continue(tmp_path: Path, prioritized: bool) -> None:
+def test_save_load_cuts_episodes_in_flight_and_continues(tmp_path: Path, prioritized: bool) -> None:
+    """A resumed run starts new episodes: the loaded memory keeps every stored transition,
+    ends each episode that was in flight as a truncation at the seam (its newest transitions
+    bootstrap from the newest frame) and lets no stack or n-step return cross it."""
     settings = {"frame_shape": FRAME, "n_step": 2, "prioritized": prioritized, "device": DEVICE}
     fake = PixelVecEnv(3, seed=5)
     memory = ReplayMemory(90, 3, **settings)
@@ -392,38 +409,76 @@ def test_save_load_round_trip_and_continue(tmp_path: Path, prioritized: bool) ->
         "replay.json",
         "state.pt",
     ]
+    valid_before = memory._valid.clone()
 
     restored = ReplayMemory(90, 3, **settings)
     restored.load(tmp_path / "replay")
-    assert len(restored) == len(memory) and restored.nbytes() == memory.nbytes()
-    assert torch.equal(restored._frames, memory._frames)
-    assert (restored._meta == memory._meta).all()
+    fake.cut()  # the truth: every episode in flight ends (truncated) at the seam
+    assert restored.nbytes() == memory.nbytes()
+    # only the oldest few go (the seam's extra slot takes one more slot of each ring)
+    lost = int((valid_before & ~restored._valid).sum())
+    assert lost <= restored.num_envs * restored.stack and len(restored) >= len(memory) - lost
+    for seed in range(3):
+        torch.manual_seed(seed)
+        check_batch(restored.sample(64), fake, restored, 64)
+    for _ in range(50):  # the resumed run's new episodes
+        add(restored, fake.step())
+    for seed in range(3):
+        torch.manual_seed(seed)
+        check_batch(restored.sample(64), fake, restored, 64)
 
-    def same_samples() -> None:
-        for seed in range(3):
-            torch.manual_seed(seed)
-            a = memory.sample(64)
-            torch.manual_seed(seed)
-            b = restored.sample(64)
-            assert (a == b).all()
-        check_batch(b, fake, restored, 64)
-
-    same_samples()
-    for _ in range(50):  # both keep adding the same steps
-        step = fake.step()
-        add(memory, step)
-        add(restored, step)
-        batch = memory.sample(8)
-        priority = torch.from_numpy(rng.uniform(0, 3, 8))
-        memory.update_priority(batch["index"], priority)
-        restored.update_priority(batch["index"], priority)
-    same_samples()
-
-    other = ReplayMemory(90, 3, **{**settings, "n_step": 3})
-    with pytest.raises(ValueError, match="n_step=2"):
-        other.load(tmp_path / "replay")
+    with pytest.raises(ValueError, match="stack=4"):
+        ReplayMemory(90, 3, **{**settings, "stack": 2}).load(tmp_path / "replay")
     with pytest.raises(FileNotFoundError):
         restored.load(tmp_path / "missing")
+
+
+@pytest.mark.parametrize(("capacity", "num_envs"), [(240, 8), (60, 2), (90, 1)])
+def test_a_memory_saved_with_other_envs_or_size_is_transplanted(
+    tmp_path: Path, capacity: int, num_envs: int
+) -> None:
+    """A run resumed with another --num-envs (or --replay-size) keeps its replay memory: each
+    saved stream is copied into the new streams, newest first where it does not all fit,
+    and every sample is still exactly a transition of the fake env."""
+    settings = {"frame_shape": FRAME, "n_step": 3, "device": DEVICE}
+    fake = PixelVecEnv(3, seed=9)
+    memory = ReplayMemory(120, 3, **settings)
+    for _ in range(100):
+        add(memory, fake.step())
+    memory.save(tmp_path / "replay")
+    moved = ReplayMemory(capacity, num_envs, **{**settings, "n_step": 2})
+    moved.load(tmp_path / "replay")
+    fake.cut()
+    assert len(moved) > 0.5 * min(len(memory), moved.capacity)
+
+    def exact(batch) -> None:
+        b = {key: batch[key].cpu().numpy() for key in KEYS}
+        for i in range(len(b["index"])):
+            env, ep, t = fake.decode(b["obs"][i, -1])
+            want = fake.expected(env, ep, t, moved.n_step, moved.gamma)
+            np.testing.assert_array_equal(b["obs"][i], want["obs"])
+            np.testing.assert_array_equal(b["next_obs"][i], want["next_obs"])
+            assert b["action"][i] == want["action"]
+            assert b["reward"][i] == pytest.approx(want["reward"], rel=1e-6)
+            assert b["discount"][i] == pytest.approx(want["discount"], rel=1e-6)
+
+    torch.manual_seed(0)
+    exact(moved.sample(256))
+    other = PixelVecEnv(num_envs, seed=11)  # the resumed run's envs: new episodes
+    other.episode = [1000 + e for e in range(num_envs)]
+    for env in range(num_envs):
+        other._new_episode(env)
+    for _ in range(30):
+        step = other.step()
+        add(moved, step)
+    torch.manual_seed(1)
+    batch = moved.sample(256)
+    for i in range(256):  # old and new transitions, none of them mixed
+        env, ep, t = fake.decode(batch["obs"][i, -1].cpu().numpy())
+        truth = other if ep >= 1000 else fake
+        want = truth.expected(env, ep, t, moved.n_step, moved.gamma)
+        np.testing.assert_array_equal(batch["obs"][i].cpu().numpy(), want["obs"])
+        np.testing.assert_array_equal(batch["next_obs"][i].cpu().numpy(), want["next_obs"])
 
 
 def test_bad_input_raises_value_error() -> None:

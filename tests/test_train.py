@@ -1,4 +1,5 @@
-"""The trainer: a toy pixel game it must learn, and real `mario train` processes."""
+"""The training loop: a toy pixel game both algorithms must learn, and real `mario train`
+processes."""
 
 from __future__ import annotations
 
@@ -12,12 +13,13 @@ import numpy as np
 import pytest
 import torch
 
+from mario.algos.base import Policy
 from mario.checkpoint import list_checkpoints, load_checkpoint
 from mario.config import ConfigError
-from mario.play import Agent, Episode
-from mario.policy import Policy
+from mario.play import RandomPolicy
+from mario.run_setup import prepare_run
+from mario.runner import Runner, StopNow
 from mario.tracking import read_metrics
-from mario.train import StopNow, Trainer, prepare_run
 from tests.conftest import assert_one_line_error, run_mario, start_mario
 from tests.toy_env import make_corridor, make_corridor_vec
 
@@ -45,7 +47,7 @@ def greedy_success(policy: Policy, episodes: int = 20) -> float:
     for seed in range(episodes):
         obs, _ = env.reset(seed=1000 + seed)
         while True:
-            actions, _ = policy.act(obs[None], greedy=True)
+            actions, _ = policy.act(obs[None])
             obs, _, terminated, truncated, info = env.step(int(actions[0]))
             if terminated or truncated:
                 wins += bool(info["flag_get"])
@@ -53,36 +55,55 @@ def greedy_success(policy: Policy, episodes: int = 20) -> float:
     return wins / episodes
 
 
+TOY: dict[str, dict] = {
+    "dqn": {
+        "total_steps": 3000,
+        "burn_in": 400,
+        "replay_size": 4000,
+        "batch_size": 32,
+        "replay_ratio": 0.125,
+        "lr": 1e-3,
+        "n_step": 3,
+        "gamma": 0.95,
+        "eps_decay_steps": 1500,
+        "eps_end": 0.05,
+        "target_update_every": 50,
+    },
+    "ppo": {
+        "algo": "ppo",
+        "total_steps": 4096,
+        "lr": 1e-3,
+        "anneal_lr": False,
+        "gamma": 0.95,
+        "n_steps": 32,
+        "epochs": 4,
+        "minibatches": 4,
+        "reward_scale": 1.0,
+    },
+}
+
+
 @pytest.mark.slow
-def test_agent_learns_the_toy_corridor(tmp_path: Path) -> None:
-    """Double DQN with the real replay, learner and loop must solve a small pixel game."""
+@pytest.mark.parametrize("algo", ["dqn", "ppo"])
+def test_both_algorithms_learn_the_toy_corridor(tmp_path: Path, algo: str) -> None:
+    """DQN (real replay, learner, loop) and PPO (real rollouts, GAE, loss) must both solve a
+    small pixel game, to the same threshold."""
     setup = prepare_run(
         {
+            **TOY[algo],
             "run_dir": str(tmp_path / "toy"),
-            "total_steps": 3000,
             "num_envs": 4,
-            "burn_in": 400,
-            "replay_size": 4000,
-            "batch_size": 32,
-            "replay_ratio": 0.125,
-            "lr": 1e-3,
-            "n_step": 3,
-            "gamma": 0.95,
-            "eps_decay_steps": 1500,
-            "eps_end": 0.05,
-            "target_update_every": 50,
-            "checkpoint_every": 3000,
+            "checkpoint_every": 5000,
             "log_every": 500,
             "wandb_mode": "disabled",
             "seed": 3,
         }
     )
-    before = Policy(None, 3, seed=0)
-    random_rate = greedy_success(before)  # a random agent, as the baseline
-    trainer = Trainer(setup, env_factory=lambda seed: make_corridor_vec(4, seed), n_actions=3)
-    assert trainer.run() == 0
-    rate = greedy_success(Policy(trainer.net, 3, seed=0))
-    print(f"toy corridor: random {random_rate:.2f} -> trained greedy {rate:.2f}")
+    random_rate = greedy_success(RandomPolicy(3, seed=0))  # a random agent, as the baseline
+    runner = Runner(setup, env_factory=lambda seed: make_corridor_vec(4, seed), n_actions=3)
+    assert runner.run() == 0
+    rate = greedy_success(runner.algo.policy())
+    print(f"toy corridor, {algo}: random {random_rate:.2f} -> trained greedy {rate:.2f}")
     assert random_rate <= 0.3
     assert rate >= 0.9
     episodes = [
@@ -159,10 +180,10 @@ def test_train_writes_run_folder_and_resumes_after_sigterm(tmp_path: Path, home:
     assert resumed["counters"]["step"] >= total
     assert resumed["counters"]["updates"] > state["counters"]["updates"]
     assert resumed["counters"]["episodes"] >= state["counters"]["episodes"]
-    assert resumed["exploration"]["epsilon"] < state["exploration"]["epsilon"]
+    assert resumed["status"]["epsilon"] < state["status"]["epsilon"]
     assert (
-        resumed["learner"]["optimizer"]["state"][0]["step"]
-        > (state["learner"]["optimizer"]["state"][0]["step"])
+        resumed["algorithm"]["learner"]["optimizer"]["state"][0]["step"]
+        > (state["algorithm"]["learner"]["optimizer"]["state"][0]["step"])
     )
     assert resumed["wandb_run_id"] == wandb_id
     assert len(list((run / "wandb").glob(f"offline-run-*-{wandb_id}"))) == 2
@@ -215,7 +236,7 @@ def test_repeated_stop_signals(tmp_path: Path) -> None:
     """A repeated SIGTERM (a process group's, a supervisor's) never aborts the save; Ctrl-C
     pressed again after a moment does, as a user expects."""
     setup = prepare_run({"run_dir": str(tmp_path / "run"), "num_envs": 2, "wandb_mode": "disabled"})
-    trainer = Trainer(setup, env_factory=lambda seed: make_corridor_vec(2, seed), n_actions=3)
+    trainer = Runner(setup, env_factory=lambda seed: make_corridor_vec(2, seed), n_actions=3)
     try:
         trainer._on_signal(signal.SIGTERM, None)
         assert trainer.stop_requested
@@ -260,7 +281,7 @@ def test_kill_9_leaves_the_newest_complete_checkpoint_loadable(tmp_path: Path, h
             proc.communicate()
         state, info, _ = load_checkpoint(run, fallback=True)
         assert state["counters"]["step"] == info.step > 0
-        assert torch.is_tensor(next(iter(state["net"].values())))
+        assert torch.is_tensor(next(iter(state["algorithm"]["net"].values())))
 
 
 def test_bad_inputs_get_one_line_and_exit_2(tmp_path: Path, home: Path) -> None:
@@ -342,14 +363,13 @@ def test_stage_change_on_resume_is_explicit(tmp_path: Path) -> None:
             "max_episode_steps": 20,
         }
     )
-    assert Trainer(setup).run() == 0
+    assert Runner(setup).run() == 0
     same = prepare_run({}, resume=str(run))
-    assert same.config.stage == "1-1"
+    assert same.config.run.stage == "1-1"
     # one trainer per run folder
     with pytest.raises(ConfigError, match=r"in use by another trainer \(pid \d+\)"):
         prepare_run({}, resume=str(run))
     same.release()
     moved = prepare_run({"stage": "1-2"}, resume=str(run))
-    assert moved.config.stage == "1-2"
+    assert moved.config.run.stage == "1-2"
     assert "continuing training on stage 1-2 (was 1-1)" in moved.notes
-    assert isinstance(Episode("1-1", 0, 0.0, 0, False, 0, 0), Episode) and Agent

@@ -46,7 +46,7 @@ def make_hud(step: int, chosen: int = 4) -> Hud:
         x_pos=40 + step,
         episode_return=1.5 * step,
         action_name=SIMPLE[chosen],
-        q_values=q,
+        values=q,
         action_names=SIMPLE,
         chosen=chosen,
     )
@@ -170,12 +170,12 @@ def test_hud_validation(tmp_path: Path) -> None:
         frame = synthetic_frame(0)
         hud = make_hud(0)
         with pytest.raises(ValueError, match="action_names"):
-            w.compose(frame, Hud(1, 2, 3.0, "A", q_values=[1.0, 2.0], action_names=["A"]))
+            w.compose(frame, Hud(1, 2, 3.0, "A", values=[1.0, 2.0], action_names=["A"]))
         with pytest.raises(ValueError, match="chosen"):
-            w.compose(frame, Hud(1, 2, 3.0, "A", q_values=hud.q_values, chosen=7))
+            w.compose(frame, Hud(1, 2, 3.0, "A", values=hud.values, chosen=7))
         # Q-values without labels, all equal, or with NaN still draw.
-        w.compose(frame, Hud(1, 2, 3.0, "A", q_values=[1.0, 1.0, 1.0]))
-        w.compose(frame, Hud(1, 2, 3.0, "A", q_values=[float("nan"), 2.0], chosen=0))
+        w.compose(frame, Hud(1, 2, 3.0, "A", values=[1.0, 1.0, 1.0]))
+        w.compose(frame, Hud(1, 2, 3.0, "A", values=[float("nan"), 2.0], chosen=0))
         w.compose(frame, Hud(1, 2, 3.0, "A"))
     finally:
         w.abort()
@@ -387,7 +387,7 @@ def test_real_emulator_frames(tmp_path: Path) -> None:
             action = 4 if step % 3 else 1
             current["hud"] = Hud(
                 step, int(info.get("x_pos", 0)), ret, names[action],
-                q_values=np.linspace(0, 1, len(names)).tolist(),
+                values=np.linspace(0, 1, len(names)).tolist(),
                 action_names=names, chosen=action,
             )  # fmt: skip
             current["obs"] = obs

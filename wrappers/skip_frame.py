@@ -46,19 +46,19 @@ class SkipFrame(gym.Wrapper):
         for _ in range(self.skip - observed):
             if self._fast is not None:
                 reward, terminated, truncated = self._fast.advance(action)
-                total += reward
+                total += float(reward)
                 if terminated or truncated:
                     obs, info = self._fast.observe()
                     return obs, total, terminated, truncated, info
             else:
-                obs, reward, terminated, truncated, info = self.env.step(action)
-                total += float(reward)
+                obs, step_reward, terminated, truncated, info = self.env.step(action)
+                total += float(step_reward)
                 if terminated or truncated:
                     return obs, total, terminated, truncated, info
         previous: np.ndarray | None = None
         for i in range(observed):
-            obs, reward, terminated, truncated, info = self.env.step(action)
-            total += float(reward)
+            obs, step_reward, terminated, truncated, info = self.env.step(action)
+            total += float(step_reward)
             if terminated or truncated:
                 break
             if i == 0 and observed == 2:

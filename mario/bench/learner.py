@@ -8,8 +8,8 @@ from collections.abc import Sequence
 
 import torch
 
-from mario.dqn import GRAPH_WARMUP, Learner
-from mario.net import FRAME_SIZE, MarioNet
+from mario.algos.dqn.learner import GRAPH_WARMUP, Learner
+from mario.models import FRAME_SIZE, MarioNet
 
 
 def _synchronize(device: torch.device) -> None:

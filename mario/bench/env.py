@@ -1,57 +1,19 @@
-"""Benchmarks behind ``mario bench``: numbers for docs/BENCHMARKS.md.
-
-Every figure is the median of ``repeats`` timed runs; ratios come from runs made side by
-side in the same process, since the machines are shared and noisy.
-"""
+"""``mario bench env``: raw emulator frames/s, the pixel pipeline's agent steps/s, and how a
+vector env of one process per env scales."""
 
 from __future__ import annotations
 
 import os
-import platform
-import statistics
 import time
 from collections.abc import Callable
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 
+from mario.bench import machine
+from mario.bench import rate as median_rate
 from mario.env import MarioEnv, make_env, make_vec_env
-from mario.net import resolve_device
-
-
-def machine() -> dict[str, Any]:
-    """What the numbers were measured on."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
-        cpu = names[0] if names else cpu
-    except OSError:
-        pass
-    info: dict[str, Any] = {
-        "cpu": cpu,
-        "cores": len(os.sched_getaffinity(0)),
-        "python": platform.python_version(),
-    }
-    try:
-        import torch
-
-        info["torch"] = torch.__version__
-        if torch.cuda.is_available():
-            info["gpu"] = torch.cuda.get_device_name(0)
-    except ImportError:  # pragma: no cover - torch is a dependency
-        pass
-    return info
-
-
-def _rate(run: Callable[[float], int], seconds: float, repeats: int) -> float:
-    """Median of ``repeats`` runs of ``run(seconds) -> count``, in counts per second."""
-    rates = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        count = run(seconds)
-        rates.append(count / (time.perf_counter() - start))
-    return statistics.median(rates)
 
 
 def _actions(n: int, count: int = 4096, seed: int = 0) -> np.ndarray:
@@ -59,11 +21,16 @@ def _actions(n: int, count: int = 4096, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, n, count)
 
 
+def _n_actions(space: gym.spaces.Space[Any]) -> int:
+    assert isinstance(space, gym.spaces.Discrete)
+    return int(space.n)
+
+
 def _raw_frames(emulator_only: bool) -> Callable[[float], int]:
     env = MarioEnv("1-1", "simple")
     env.reset()
     nes = env._nes
-    codes = [env._bytes[a] for a in _actions(env.action_space.n)]
+    codes = [env._bytes[a] for a in _actions(_n_actions(env.action_space))]
 
     def run(seconds: float) -> int:
         frames, deadline = 0, time.perf_counter() + seconds
@@ -86,7 +53,7 @@ def _raw_frames(emulator_only: bool) -> Callable[[float], int]:
 def _pipeline_steps(frame_skip: int) -> Callable[[float], int]:
     env = make_env("1-1", frame_skip=frame_skip)
     env.reset(seed=0)
-    actions = _actions(env.action_space.n).tolist()
+    actions = _actions(_n_actions(env.action_space)).tolist()
 
     def run(seconds: float) -> int:
         steps, deadline = 0, time.perf_counter() + seconds
@@ -104,7 +71,7 @@ def _pipeline_steps(frame_skip: int) -> Callable[[float], int]:
 def _vector_steps(num_envs: int, frame_skip: int) -> tuple[Callable[[float], int], Any]:
     envs = make_vec_env(num_envs, "1-1", seed=0, frame_skip=frame_skip)
     envs.reset()
-    actions = _actions(envs.single_action_space.n, 4096 * num_envs).reshape(-1, num_envs)
+    actions = _actions(_n_actions(envs.single_action_space), 4096 * num_envs).reshape(-1, num_envs)
 
     def run(seconds: float) -> int:
         steps, i, deadline = 0, 0, time.perf_counter() + seconds
@@ -121,9 +88,9 @@ def bench_env(
     *, seconds: float = 3.0, repeats: int = 3, frame_skip: int = 4, max_envs: int | None = None
 ) -> dict[str, Any]:
     """Raw emulator frames/s, pipeline agent steps/s and their ratio, vector scaling."""
-    emulator = _rate(_raw_frames(emulator_only=True), seconds, repeats)
-    raw = _rate(_raw_frames(emulator_only=False), seconds, repeats)
-    pipeline = _rate(_pipeline_steps(frame_skip), seconds, repeats)
+    emulator = median_rate(_raw_frames(emulator_only=True), seconds, repeats)
+    raw = median_rate(_raw_frames(emulator_only=False), seconds, repeats)
+    pipeline = median_rate(_pipeline_steps(frame_skip), seconds, repeats)
     result: dict[str, Any] = {
         "machine": machine(),
         "frame_skip": frame_skip,
@@ -142,7 +109,7 @@ def bench_env(
     for n in counts:
         run, envs = _vector_steps(n, frame_skip)
         try:
-            rate = _rate(run, seconds, repeats)
+            rate = median_rate(run, seconds, repeats)
         finally:
             envs.close()
         single = single or rate
@@ -178,75 +145,4 @@ def format_env(result: dict[str, Any]) -> str:
             f"scaling vs n x pipeline {row['scaling_vs_pipeline']:.3f}  "
             f"vs n x 1-env vector {row['scaling_vs_1_env']:.3f}"
         )
-    return "\n".join(lines)
-
-
-def run(args: Any) -> dict[str, Any]:
-    """Dispatch ``mario bench WHAT`` (``args`` from the CLI)."""
-    if args.what == "env":
-        return bench_env(seconds=args.seconds, repeats=args.repeats, max_envs=args.max_envs)
-    device = str(resolve_device(args.device))
-    if args.what == "replay":
-        from mario.replay import bench_replay
-
-        return {"machine": machine(), **bench_replay(device=device)}
-    if args.what == "learner":
-        from mario.bench_learner import bench_learner
-
-        cuda = device.startswith("cuda")
-        rows = []
-        # bf16 autocast and torch.compile exist only on CUDA: "auto" tries both ways there
-        for compile in _switch(args.compile, cuda):
-            # the learner captures no CUDA graph when it compiles
-            for graph in (False,) if compile else _switch(args.cuda_graph, cuda):
-                for amp in _switch(args.amp, cuda):
-                    rows += bench_learner(
-                        batch_sizes=args.batch_sizes or (32, 64, 128, 256),
-                        device=device,
-                        steps=args.steps,
-                        repeats=args.repeats,
-                        amp=amp,
-                        compile=compile,
-                        cuda_graph=graph,
-                    )
-        return {"machine": machine(), "rows": rows}
-    from mario.bench_train import bench_train
-
-    overrides = None
-    if args.preset:
-        from mario.bench_train import preset_overrides
-
-        overrides = preset_overrides(args.preset)
-    return bench_train(
-        seconds=args.seconds,
-        num_envs=args.num_envs,
-        device=device,
-        repeats=args.repeats,
-        overrides=overrides,
-    )
-
-
-def _switch(choice: str, cuda: bool) -> tuple[bool, ...]:
-    """``--amp``/``--compile``/``--cuda-graph``: off, on, both, or auto (both on CUDA, else off)."""
-    if choice == "auto":
-        choice = "both" if cuda else "off"
-    return {"off": (False,), "on": (True,), "both": (False, True)}[choice]
-
-
-def format_result(what: str, result: dict[str, Any]) -> str:
-    if what == "env":
-        return format_env(result)
-    if what == "train":
-        from mario.bench_train import format_train
-
-        return format_train(result)
-    lines = [f"machine: {result.get('machine')}"]
-    for key, value in result.items():
-        if key == "machine":
-            continue
-        if isinstance(value, list):
-            lines.append(f"{key}:")
-            lines.extend(f"  {row}" for row in value)
-        else:
-            lines.append(f"{key}: {value}")
     return "\n".join(lines)

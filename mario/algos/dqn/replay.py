@@ -37,8 +37,6 @@ from __future__ import annotations
 
 import json
 import os
-import statistics
-import time
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +44,9 @@ import numpy as np
 import torch
 from tensordict import TensorDict
 
-__all__ = ["ReplayMemory", "bench_replay"]
+from mario.algos.dqn.sumtree import PriorityTree
+
+__all__ = ["ReplayMemory"]
 
 _FORMAT = "mario-replay"
 _FORMAT_VERSION = 1
@@ -55,92 +55,15 @@ _FRAMES_FILE = "frames.u8"
 _STATE_FILE = "state.pt"
 _IO_CHUNK_BYTES = 64 << 20
 # Settings that must match for a saved replay to load (gamma and beta only shape sampling).
-_LOAD_MUST_MATCH = (
-    "capacity",
-    "num_envs",
-    "frame_shape",
-    "stack",
-    "n_step",
-    "prioritized",
-    "alpha",
-    "eps",
-)
+# Settings a saved memory must share to load at all; the rest (capacity, num_envs, n_step,
+# gamma, prioritized, alpha, eps) may differ: the streams are then transplanted.
+_LOAD_MUST_MATCH = ("frame_shape", "stack")
+# Settings under which the saved layout is this memory's own: restored byte for byte.
+_SAME_LAYOUT = ("capacity", "num_envs", "prioritized", "alpha", "eps")
 
 ArrayLike = np.ndarray | torch.Tensor
 # action int64, reward float32, terminated/truncated/final/valid bool, ep_pos int64
 _META_BYTES_PER_SLOT = 8 + 4 + 1 + 1 + 1 + 1 + 8
-
-
-class _PriorityTree:
-    """Sum and min segment trees over ``size`` float64 leaves (NumPy on the host).
-
-    Every update recomputes the touched paths from their children, so each internal node is a
-    pure function of the leaves: a tree rebuilt from saved leaves samples exactly like the
-    original. A zero leaf is absent: never found by :meth:`find`, ignored by :meth:`min`.
-    NumPy rather than torch because the work is many tiny gathers (one per tree level), where
-    NumPy's per-call cost is several times lower.
-    """
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._depth = max(1, (size - 1).bit_length())
-        self._base = 1 << self._depth
-        self._sum = np.zeros(2 * self._base, dtype=np.float64)
-        self._min = np.full(2 * self._base, np.inf, dtype=np.float64)
-
-    @property
-    def nbytes(self) -> int:
-        return self._sum.nbytes + self._min.nbytes
-
-    def set(self, index: torch.Tensor, value: torch.Tensor) -> None:
-        """Set leaves ``index`` (unique int64) to ``value`` (float64, 0 = absent)."""
-        node = index.numpy() + self._base
-        leaf = value.numpy()
-        self._sum[node] = leaf
-        self._min[node] = np.where(leaf > 0, leaf, np.inf)
-        for _ in range(self._depth):
-            node = node >> 1
-            left = node << 1
-            self._sum[node] = self._sum[left] + self._sum[left + 1]
-            self._min[node] = np.minimum(self._min[left], self._min[left + 1])
-
-    def total(self) -> float:
-        return float(self._sum[1])
-
-    def min(self) -> float:
-        return float(self._min[1])
-
-    def get(self, index: torch.Tensor) -> torch.Tensor:
-        return torch.from_numpy(self._sum[index.numpy() + self._base])
-
-    def leaves(self) -> torch.Tensor:
-        return torch.from_numpy(self._sum[self._base : self._base + self.size].copy())
-
-    def find(self, mass: torch.Tensor) -> torch.Tensor:
-        """Leaf whose prefix-sum interval holds ``mass`` (float64 in (0, total])."""
-        remaining = mass.numpy().copy()
-        node = np.ones(remaining.shape, dtype=np.int64)
-        for _ in range(self._depth):
-            left = node << 1
-            left_sum = self._sum[left]
-            right = remaining > left_sum
-            remaining -= np.where(right, left_sum, 0.0)
-            node = left + right
-        return torch.from_numpy(node - self._base)
-
-    def load(self, leaves: torch.Tensor) -> None:
-        """Replace all leaves and rebuild the trees bottom-up."""
-        values = leaves.numpy()
-        self._sum[:] = 0.0
-        self._sum[self._base : self._base + self.size] = values
-        self._min[:] = np.inf
-        self._min[self._base : self._base + self.size] = np.where(values > 0, values, np.inf)
-        for level in range(self._depth - 1, -1, -1):
-            lo, hi = 1 << level, 2 << level
-            self._sum[lo:hi] = self._sum[2 * lo : 2 * hi : 2] + self._sum[2 * lo + 1 : 2 * hi : 2]
-            self._min[lo:hi] = np.minimum(
-                self._min[2 * lo : 2 * hi : 2], self._min[2 * lo + 1 : 2 * hi : 2]
-            )
 
 
 class ReplayMemory:
@@ -246,7 +169,7 @@ class ReplayMemory:
         self._gamma_pow = powers.to(torch.float32)
         self._discounts = self._gamma_pow[:n_step]
 
-        self._tree = _PriorityTree(rows * num_envs) if prioritized else None
+        self._tree = PriorityTree(rows * num_envs) if prioritized else None
         self._max_priority = 1.0
 
     # ------------------------------------------------------------------ info
@@ -585,7 +508,16 @@ class ReplayMemory:
             os.close(fd)
 
     def load(self, path: Path) -> None:
-        """Restore a memory written by :meth:`save` into this one (same settings required)."""
+        """Restore a memory written by :meth:`save` into this one.
+
+        With the same layout (capacity, num_envs, prioritized, alpha, eps) the memory is
+        restored as saved; otherwise (a run resumed with another ``--num-envs`` or
+        ``--replay-size``) each saved stream is transplanted into this memory's streams
+        (:meth:`_transplant`), newest data kept where it does not all fit. Either way every
+        stream is then cut where its episode was in flight (:meth:`_cut_streams`): a resumed
+        run starts new episodes, and no stack or n-step return may run across that seam.
+        Raises ValueError naming the file or the setting that does not fit.
+        """
         path = Path(path)
         config_file = path / _CONFIG_FILE
         if not config_file.is_file():
@@ -603,6 +535,26 @@ class ReplayMemory:
                     f"replay memory at {path} was saved with {key}={saved.get(key)!r}, "
                     f"this memory has {key}={mine[key]!r}"
                 )
+        if all(saved.get(key) == mine[key] for key in _SAME_LAYOUT):
+            self._restore(path)
+        else:
+            old = ReplayMemory(
+                int(saved["capacity"]),
+                int(saved["num_envs"]),
+                frame_shape=self.frame_shape,
+                stack=self.stack,
+                n_step=int(saved["n_step"]),
+                gamma=float(saved["gamma"]),
+                prioritized=bool(saved["prioritized"]),
+                alpha=float(saved["alpha"]),
+                eps=float(saved["eps"]),
+            )
+            old._restore(path)
+            self._transplant(old)
+        self._cut_streams()
+
+    def _restore(self, path: Path) -> None:
+        """Byte-for-byte restore of a memory saved with this one's layout."""
         state = torch.load(path / _STATE_FILE, map_location="cpu", weights_only=True)
         for key, value in state["meta"].items():
             target = self._meta[key]
@@ -616,6 +568,69 @@ class ReplayMemory:
         self._max_priority = float(state["max_priority"])
         if self._tree is not None:
             self._tree.load(state["priorities"])
+
+    def _transplant(self, old: ReplayMemory) -> None:
+        """Copy ``old``'s live slots, stream by stream and oldest first, into this memory's
+        streams (old stream ``i`` into stream ``i % num_envs``, after what is there). Each
+        copied stretch is cut like an episode in flight at both ends: its first ``stack - 1``
+        slots become *final* (frames only, never a start: their stacks would reach into the
+        stretch before) and its end is cut by :meth:`_cut_stream`."""
+        for i in range(old.num_envs):
+            written = int(old._written[i])
+            first = max(0, written - old.capacity_per_env)
+            if written - first < self.stack + 2:
+                continue
+            if int(old._ep_pos_next[i]) != 0:
+                written += 1  # the in-flight episode's newest frame, in the spare slot
+            src = torch.arange(first, written) % old._rows
+            j = i % self.num_envs
+            dst_pos = int(self._written[j]) + torch.arange(written - first)
+            keep = dst_pos >= dst_pos[-1] + 1 - self.capacity_per_env  # newest that fit
+            src, dst = src[keep], dst_pos[keep] % self._rows
+            self._frames[dst, j] = old._frames[src.to(old._frames.device), i].to(self.device)
+            for key, column in self._meta.items():
+                column[dst, j] = old._meta[key][src, i]
+            self._final[dst[: self.stack - 1], j] = True
+            self._written[j] = int(dst_pos[-1]) + 1
+            if int(old._ep_pos_next[i]) != 0:  # cut where the old stream's episode was
+                self._written[j] -= 1
+                self._ep_pos_next[j] = int(self._ep_pos[dst[-1], j])
+                self._cut_stream(j)
+        self._revalidate()
+
+    def _cut_streams(self) -> None:
+        for j in range(self.num_envs):
+            if int(self._ep_pos_next[j]) != 0:
+                self._cut_stream(j)
+        self._revalidate()
+
+    def _cut_stream(self, j: int) -> None:
+        """End stream ``j``'s episode in flight as a truncation: its newest transition
+        bootstraps from the newest frame (kept in the spare slot, now counted, as a final
+        slot), and the next :meth:`add` starts a new episode."""
+        newest = int(self._written[j]) - 1
+        self._truncated[newest % self._rows, j] = True
+        spare = (newest + 1) % self._rows
+        self._final[spare, j] = True
+        self._ep_pos[spare, j] = self._ep_pos_next[j]
+        self._written[j] = newest + 2
+        self._ep_pos_next[j] = 0
+
+    def _revalidate(self) -> None:
+        """Recompute which slots may be sampled (and their priorities) from scratch."""
+        env = self._envs[:, None]
+        pos = self._written[:, None] - self.capacity_per_env + torch.arange(self.capacity_per_env)
+        valid = self._is_valid(pos, env)
+        self._valid.zero_()
+        self._valid[pos % self._rows, env] = valid
+        self._num_valid = int(self._valid.sum())
+        if self._tree is not None:
+            leaves = self._tree.leaves().clone()
+            flat = self._valid.view(-1)
+            fresh = flat & (leaves == 0)
+            leaves[fresh] = self._leaf_value(self._max_priority)
+            leaves[~flat] = 0.0
+            self._tree.load(leaves)
 
     def _rows_per_io_chunk(self) -> int:
         return max(1, _IO_CHUNK_BYTES // (self._frames[0].nbytes or 1))
@@ -631,83 +646,7 @@ class ReplayMemory:
                 host = (
                     chunk if chunk.device.type == "cpu" else torch.empty_like(chunk, device="cpu")
                 )
-                if f.readinto(memoryview(host.numpy().reshape(-1))) != host.nbytes:
+                if f.readinto(host.numpy().reshape(-1).data) != host.nbytes:
                     raise ValueError(f"{file} ended early")
                 if host is not chunk:
                     chunk.copy_(host)
-
-
-def bench_replay(
-    capacity: int = 100_000,
-    num_envs: int = 8,
-    batch_size: int = 32,
-    device: str = "cpu",
-    *,
-    prioritized: bool = False,
-    n_step: int = 1,
-    adds: int = 1000,
-    samples: int = 300,
-    seed: int = 0,
-) -> dict[str, Any]:
-    """Time :class:`ReplayMemory` at 4x84x84: median add (per vector step) and sample cost.
-
-    Fills the memory to capacity first (episodes of ~200 steps) and warms up, so both costs are
-    the steady state after wrap-around. With ``prioritized``, ``update_priority_us`` is
-    reported too. ``bytes_per_transition`` is :meth:`ReplayMemory.bytes_per_transition`.
-    """
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    memory = ReplayMemory(capacity, num_envs, n_step=n_step, device=device, prioritized=prioritized)
-    pool = [rng.integers(0, 256, size=(num_envs, 4, 84, 84), dtype=np.uint8) for _ in range(8)]
-    actions = rng.integers(0, 7, size=(adds + memory.capacity_per_env, num_envs))
-    rewards = rng.normal(size=actions.shape).astype(np.float32)
-    ends = rng.random(actions.shape) < 1 / 200
-    terminated = ends & (rng.random(actions.shape) < 0.5)
-    truncated = ends & ~terminated
-    sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda: None)
-
-    def add(i: int) -> None:
-        memory.add(
-            pool[i % 8], actions[i], rewards[i], terminated[i], truncated[i], pool[(i + 1) % 8]
-        )
-
-    start = time.perf_counter()
-    for i in range(memory.capacity_per_env):
-        add(i)
-    fill_s = time.perf_counter() - start
-
-    for _ in range(20):  # warm-up: the allocator settles on reusing the batch buffers
-        memory.sample(batch_size)
-    add_ns = []
-    for i in range(memory.capacity_per_env, memory.capacity_per_env + adds):
-        t0 = time.perf_counter_ns()
-        add(i)
-        sync()
-        add_ns.append(time.perf_counter_ns() - t0)
-    sample_ns, update_ns = [], []
-    for _ in range(samples):
-        t0 = time.perf_counter_ns()
-        batch = memory.sample(batch_size)
-        sync()
-        sample_ns.append(time.perf_counter_ns() - t0)
-        if prioritized:
-            priority = torch.rand(batch_size, device=memory.device)
-            t0 = time.perf_counter_ns()
-            memory.update_priority(batch["index"], priority)
-            update_ns.append(time.perf_counter_ns() - t0)
-    result: dict[str, Any] = {
-        "capacity": memory.capacity,
-        "num_envs": num_envs,
-        "batch_size": batch_size,
-        "device": str(memory.device),
-        "prioritized": prioritized,
-        "n_step": n_step,
-        "fill_s": fill_s,
-        "add_us": statistics.median(add_ns) / 1e3,
-        "sample_us": statistics.median(sample_ns) / 1e3,
-        "bytes_per_transition": memory.bytes_per_transition(),
-        "nbytes": memory.nbytes(),
-    }
-    if prioritized:
-        result["update_priority_us"] = statistics.median(update_ns) / 1e3
-    return result

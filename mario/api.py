@@ -1,0 +1,130 @@
+"""The Python API: what the ``mario`` command does, for notebooks and scripts.
+
+    import mario
+
+    run = mario.train("quickstart", total_steps=5_000)      # a run folder, like `mario train`
+    agent = mario.load_agent(run)                            # either algorithm's checkpoint
+    episode = mario.play(agent, episodes=1)[0]               # every frame in episode.screens
+    mario.write_video(episode.screens, "mario.mp4")          # or .gif
+    mario.evaluate(agent, episodes=5)                        # like `mario eval --json`
+
+The command line is a thin layer over the same functions; errors are the library's typed
+ones (:class:`mario.config.ConfigError`, :class:`mario.checkpoint.CheckpointError`,
+``ValueError``) rather than one-line messages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mario.play import Agent, Episode
+
+
+def train(
+    preset: str | None = None,
+    *,
+    config: str | Path | None = None,
+    resume: str | Path | None = None,
+    **options: Any,
+) -> Path:
+    """Train as ``mario train`` does and return the run folder.
+
+    ``preset`` (a name from ``mario/presets``) and ``config`` (a YAML file) set several
+    keys; ``options`` are config keys (``total_steps=5_000, algo="ppo", ...``); ``resume``
+    continues a run folder or checkpoint. Blocks until the run ends (Ctrl-C stops it with a
+    checkpoint). Raises :class:`RuntimeError` if the run ended without finishing cleanly
+    (diverged, disk full: the message names the exit status).
+    """
+    from mario.config import load_yaml
+    from mario.presets import preset_path
+    from mario.run_setup import prepare_run
+    from mario.runner import Runner
+
+    yaml_values: dict[str, Any] = {}
+    if preset:
+        yaml_values.update(load_yaml(preset_path(preset)))
+    if config:
+        yaml_values.update(load_yaml(Path(config)))
+    setup = prepare_run(
+        options, yaml_values=yaml_values, resume=None if resume is None else str(resume)
+    )
+    runner = Runner(setup, argv=["(python api)", *(f"{k}={v}" for k, v in options.items())])
+    status = runner.run()
+    if status != 0:
+        raise RuntimeError(f"training ended with exit status {status} (see the message above)")
+    return setup.run_dir
+
+
+def load_agent(path: str | Path, *, device: str = "auto", seed: int = 0) -> Agent:
+    """The agent of a run folder (its newest checkpoint) or a checkpoint, DQN or PPO."""
+    from mario.play import load_agent as load
+
+    return load(path, device=device, seed=seed)
+
+
+def random_agent(actions: str = "simple", seed: int = 0) -> Agent:
+    """Uniform random actions: the baseline."""
+    from mario.play import random_agent as make
+
+    return make(actions, seed)
+
+
+def play(
+    agent: Agent,
+    stage: str | None = None,
+    *,
+    episodes: int = 1,
+    seed: int = 0,
+    epsilon: float = 0.0,
+    max_steps: int = 5000,
+    frames: bool = True,
+) -> list[Episode]:
+    """Play greedy episodes from the stage's real start (default: the agent's stage); with
+    ``frames`` each :class:`~mario.play.Episode` keeps every emulator frame in ``screens``
+    ((240, 256, 3) uint8, 60 per second)."""
+    from mario.play import play_episode
+
+    stage = stage or agent.config.run.stage
+    return [
+        play_episode(
+            agent,
+            stage,
+            seed=seed + k,
+            epsilon=epsilon,
+            max_steps=max_steps,
+            keep_screens=frames,
+        )
+        for k in range(episodes)
+    ]
+
+
+def evaluate(
+    agent: Agent,
+    stages: Sequence[str] | None = None,
+    *,
+    episodes: int = 10,
+    seed: int = 0,
+    max_steps: int = 5000,
+) -> dict[str, Any]:
+    """Per stage: mean and median return, mean and max x_pos, flag rate, and the runs."""
+    from mario.play import evaluate as run_evaluation
+
+    stages = list(stages or [agent.config.run.stage])
+    return run_evaluation(agent, stages, episodes, seed=seed, max_steps=max_steps)
+
+
+def write_video(
+    frames: Sequence[np.ndarray], path: str | Path, *, fps: int = 60, scale: int = 1
+) -> Path:
+    """Write full-colour frames to an H.264 MP4, or a looping GIF for a ``.gif`` path."""
+    from mario.play import gif_fps
+    from mario.video import VideoWriter
+
+    with VideoWriter(path, fps=fps, scale=scale, gif_fps=gif_fps(fps)) as writer:
+        for frame in frames:
+            writer.write(frame)
+    return Path(path)

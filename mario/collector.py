@@ -1,0 +1,111 @@
+"""The boundary between the training loop and the emulators: a vector env, stepped ahead.
+
+:class:`Collector` sends the actions of step t+1 to the emulator processes before the loop
+stores step t and learns (``send`` … ``receive``), so the emulators run while the learner
+works. It also keeps the episodes' running returns and lengths, hands back finished
+episodes, and, when save-state exploration is on, merges the processes' start archives
+(at moments when no step is pending, so the processes can answer). A distributed collector
+can replace it: the loop needs only ``reset``, ``send``, ``receive``, ``sync`` and ``close``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from gymnasium.vector import AsyncVectorEnv
+
+from mario.algos.base import Transition
+from mario.archive import merge_states
+
+
+@dataclass
+class EpisodeEnd:
+    """A finished training episode. ``start_x`` is set when it began at an archived state."""
+
+    ret: float
+    length: int
+    x_pos: int
+    flag: bool
+    start_x: int | None = None
+
+
+class Collector:
+    """Steps ``envs`` one vector step ahead of the loop (see the module docstring)."""
+
+    def __init__(self, envs: AsyncVectorEnv, *, archive: bool = False) -> None:
+        self.envs = envs
+        self.num_envs = envs.num_envs
+        self.archive = archive
+        self.archive_state: dict[str, Any] | None = None
+        """The merged start archive of the processes, as of the last :meth:`sync`."""
+        self.rebuild_frames = 0
+        """Emulator frames the processes spent rebuilding archived start states."""
+        self._returns = np.zeros(self.num_envs)
+        self._lengths = np.zeros(self.num_envs, dtype=np.int64)
+        self._pending = False
+        self._sent: tuple[np.ndarray, np.ndarray] = (np.empty(0), np.empty(0))
+
+    def reset(self, archive_state: dict[str, Any] | None = None) -> np.ndarray:
+        """First observations; ``archive_state`` (a resumed run's) goes to every process."""
+        if self.archive and archive_state is not None:
+            self.envs.call("load_archive", archive_state, True)
+            self.archive_state = archive_state
+        obs, _ = self.envs.reset()
+        return obs
+
+    def send(self, obs: np.ndarray, actions: np.ndarray) -> None:
+        """Start the step that takes ``actions`` in the observations ``obs``."""
+        self.envs.step_async(actions)
+        self._sent = (obs, actions)
+        self._pending = True
+
+    def receive(self) -> tuple[np.ndarray, Transition, list[EpisodeEnd]]:
+        """The step sent last: the observations to act on next (where an episode ended, the
+        next episode's first), the transition (with the true final observation there), and
+        the episodes it ended."""
+        next_obs, reward, terminated, truncated, info = self.envs.step_wait()
+        obs, actions = self._sent
+        self._pending = False
+        done = terminated | truncated
+        true_next = next_obs
+        if done.any():
+            true_next = next_obs.copy()
+            for i in np.flatnonzero(done):
+                true_next[i] = info["final_obs"][i]
+        self._returns += reward
+        self._lengths += 1
+        if "rebuild_frames" in info:  # per process, cumulative (archive starts)
+            self.rebuild_frames = int(np.sum(info["rebuild_frames"]))
+        ended = []
+        for i in np.flatnonzero(done):
+            final = info["final_info"]
+            archived = bool(final.get("from_archive", np.zeros(self.num_envs))[i])
+            ended.append(
+                EpisodeEnd(
+                    float(self._returns[i]),
+                    int(self._lengths[i]),
+                    int(final["x_pos"][i]),
+                    bool(final["flag_get"][i]),
+                    int(final["start_x"][i]) if archived else None,
+                )
+            )
+            self._returns[i], self._lengths[i] = 0.0, 0
+        transition = Transition(obs, actions, reward, terminated, truncated, true_next)
+        return next_obs, transition, ended
+
+    def sync(self) -> None:
+        """Merge the processes' start archives and hand every process the merged cells
+        (no step may be pending: between ``receive`` and ``send``)."""
+        if not self.archive or self._pending:
+            return
+        merged = merge_states(list(self.envs.call("archive_state")))
+        self.envs.call("load_archive", merged, False)
+        self.archive_state = merged
+
+    def close(self) -> None:
+        with warnings.catch_warnings():  # "close while waiting for step": expected on errors
+            warnings.simplefilter("ignore")
+            self.envs.close()

@@ -1,0 +1,223 @@
+"""What the training loop does besides acting and learning, each on its own schedule.
+
+A hook's ``after_step(runner)`` runs after every stored vector step and decides itself
+whether it is due; ``close(runner)`` runs once at the end. The default hooks, in order:
+the progress bar, the train log (metrics.jsonl, W&B, TensorBoard, a log line when not on a
+terminal), the evaluation (a greedy evaluation with a video that picks the best checkpoint)
+and the checkpoint (with the learning curves). Any "every N steps" job is one more hook.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mario.runner import Runner
+
+
+class Periodic:
+    """Due every ``every`` agent steps from ``start`` (never when ``every`` is 0)."""
+
+    def __init__(self, every: int, start: int) -> None:
+        self.every = every
+        self.next = start + every if every else None
+
+    def due(self, step: int) -> bool:
+        if self.next is None or step < self.next:
+            return False
+        while self.next <= step:
+            self.next += self.every
+        return True
+
+
+class Hook:
+    """Base: does nothing. Subclasses override what they need."""
+
+    def after_step(self, runner: Runner) -> None:
+        """After every stored vector step."""
+        return None
+
+    def close(self, runner: Runner) -> None:
+        """Once, when the run ends normally (finished or stopped by a signal, saved)."""
+        return None
+
+    def teardown(self) -> None:
+        """Always, however the run ends (release terminals, files)."""
+        return None
+
+
+def _fmt(value: float) -> str:
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
+
+
+class TrainLog(Hook):
+    """Every ``log_every`` steps: learning statistics, episode figures, the start archive,
+    memory; one ``kind="train"`` record, and a log line when stderr is not a terminal."""
+
+    def __init__(self, runner: Runner) -> None:
+        self.schedule = Periodic(runner.cfg.run.log_every, runner.step)
+        self.clock, self.clock_step = time.perf_counter(), runner.step
+        self.mark = (runner.stats.episodes, runner.stats.archive_episodes, 0)
+
+    def after_step(self, runner: Runner) -> None:
+        if not self.schedule.due(runner.step):
+            return
+        from mario.runner import memory_metrics
+
+        now = time.perf_counter()
+        steps_per_s = (runner.step - self.clock_step) / max(now - self.clock, 1e-9)
+        self.clock, self.clock_step = now, runner.step
+        stats = runner.stats
+        metrics: dict[str, Any] = {
+            "steps_per_s": round(steps_per_s, 2),
+            "updates": runner.algo.updates,
+            "episodes": stats.episodes,
+            "best_x_pos": stats.best_x,
+            **runner.algo.status(runner.step),
+            **runner.learning_stats(),
+        }
+        if stats.recent_returns:
+            metrics["return_mean100"] = float(sum(stats.recent_returns) / len(stats.recent_returns))
+            metrics["x_pos_mean100"] = float(sum(stats.recent_x) / len(stats.recent_x))
+        collector = runner.collector
+        if collector is not None and collector.archive:
+            episodes, from_archive, rebuilt = self.mark
+            cells = collector.archive_state["cells"] if collector.archive_state else []
+            window = max(1, runner.cfg.run.log_every)
+            metrics.update(
+                archive_cells=len(cells),
+                archive_frontier_x=max((c["x"] for c in cells), default=0),
+                # of the episodes that ended since the last log
+                archive_episode_share=(stats.archive_episodes - from_archive)
+                / max(1, stats.episodes - episodes),
+                # emulator frames replayed to build start states, per agent step
+                archive_rebuild_frames_per_step=(collector.rebuild_frames - rebuilt) / window,
+            )
+            self.mark = (stats.episodes, stats.archive_episodes, collector.rebuild_frames)
+        metrics.update(memory_metrics())
+        runner.tracker.log(runner.step, metrics, kind="train")
+        if not sys.stderr.isatty():
+            print(log_line(runner, metrics), file=sys.stderr, flush=True)
+
+
+def log_line(runner: Runner, metrics: dict[str, Any]) -> str:
+    """One line that reads like the progress bar: ``step 10,000/300,000  106 steps/s  ε 0.905
+    episodes 61  return 552  x 694  best x 1,785``."""
+    total = runner.cfg.run.total_steps
+    parts = [f"step {runner.step:,}/{total:,}", f"{metrics['steps_per_s']:,.0f} steps/s"]
+    if "epsilon" in metrics:
+        parts.append(f"ε {metrics['epsilon']:.3f}")
+    parts.append(f"episodes {metrics['episodes']:,}")
+    if "return_mean100" in metrics:
+        parts.append(f"return {_fmt(metrics['return_mean100'])}")
+        parts.append(f"x {_fmt(metrics['x_pos_mean100'])}")
+    parts.append(f"best x {metrics['best_x_pos']:,}")
+    for key, label in (("loss", "loss"), ("policy_loss", "π loss"), ("entropy", "entropy")):
+        if key in metrics:
+            parts.append(f"{label} {_fmt(metrics[key])}")
+    if "archive_cells" in metrics:
+        parts.append(
+            f"archive {metrics['archive_cells']} cells to x {metrics['archive_frontier_x']:,}"
+        )
+    return "  ".join(parts)
+
+
+class Evaluate(Hook):
+    """Every ``eval_every`` steps: greedy episodes from the stage's real start on fresh
+    seeds, a video of the first, metrics, a checkpoint, and the best-checkpoint choice (flag
+    rate first, then mean x_pos)."""
+
+    def __init__(self, runner: Runner) -> None:
+        self.schedule = Periodic(runner.cfg.eval.eval_every, runner.step)
+
+    def after_step(self, runner: Runner) -> None:
+        if not self.schedule.due(runner.step):
+            return
+        from mario.play import Agent, evaluate
+
+        cfg = runner.cfg
+        videos = runner.run_dir / "videos"
+        videos.mkdir(exist_ok=True)
+        video = videos / f"eval-step-{runner.step:09d}.mp4"
+        agent = Agent(runner.algo.policy(), cfg, runner.step)
+        result = evaluate(
+            agent,
+            [cfg.run.stage],
+            cfg.eval.eval_episodes,
+            seed=10_000 + runner.step,
+            max_steps=cfg.env.max_episode_steps or 5000,
+            video_path=video,
+        )
+        summary = {k: v for k, v in result[cfg.run.stage].items() if k != "runs"}
+        runner.tracker.log(runner.step, summary, kind="eval")
+        runner.tracker.log_video(runner.step, Path(video))
+        info = runner.save()
+        # best = highest flag rate, then furthest mean x_pos (x_pos < 10,000 in every stage)
+        runner.mark_best(info, summary["flag_rate"] * 10_000 + summary["x_pos_mean"])
+
+
+class Checkpoint(Hook):
+    """Every ``checkpoint_every`` steps: a checkpoint (unless one was just saved for this
+    step) and the learning curves (~2 s: with checkpoints, not with every log)."""
+
+    def __init__(self, runner: Runner) -> None:
+        self.schedule = Periodic(runner.cfg.run.checkpoint_every, runner.step)
+
+    def after_step(self, runner: Runner) -> None:
+        if not self.schedule.due(runner.step):
+            return
+        if runner.last_saved is None or runner.last_saved.step != runner.step:
+            runner.save()
+        runner.tracker.plot()
+
+    def close(self, runner: Runner) -> None:
+        runner.tracker.plot()
+
+
+class Progress(Hook):
+    """A tqdm bar on a terminal (steps, steps/s, ε, mean return, best x); nothing otherwise
+    (or with ``MARIO_NO_PROGRESS`` set)."""
+
+    def __init__(self, runner: Runner) -> None:
+        self.bar: Any = None
+        self.last = runner.step
+        if sys.stderr.isatty() and not os.environ.get("MARIO_NO_PROGRESS"):
+            from tqdm import tqdm
+
+            self.bar = tqdm(
+                total=runner.cfg.run.total_steps,
+                initial=runner.step,
+                unit="step",
+                dynamic_ncols=True,
+                smoothing=0.05,
+            )
+
+    def after_step(self, runner: Runner) -> None:
+        if self.bar is None:
+            return
+        self.bar.update(runner.step - self.last)
+        self.last = runner.step
+        if runner.step % 64 < runner.cfg.run.num_envs:
+            status = runner.algo.status(runner.step)
+            mean = runner.stats.mean_return()
+            parts = [f"ε={status['epsilon']:.3f}"] if "epsilon" in status else []
+            parts += [f"ret={mean:.0f}" if mean is not None else "ret=-"]
+            parts += [f"best_x={runner.stats.best_x}"]
+            self.bar.set_postfix_str(" ".join(parts), refresh=False)
+
+    def close(self, runner: Runner) -> None:
+        self.teardown()
+
+    def teardown(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def default_hooks(runner: Runner) -> list[Hook]:
+    """Progress, train log, evaluation, checkpoint: in this order after every step."""
+    return [Progress(runner), TrainLog(runner), Evaluate(runner), Checkpoint(runner)]
