@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from mario.play import Agent, Episode
+from mario.episodes import Agent, Episode
 
 
 def train(
@@ -61,14 +61,14 @@ def train(
 
 def load_agent(path: str | Path, *, device: str = "auto", seed: int = 0) -> Agent:
     """The agent of a run folder (its newest checkpoint) or a checkpoint, DQN or PPO."""
-    from mario.play import load_agent as load
+    from mario.episodes import load_agent as load
 
     return load(path, device=device, seed=seed)
 
 
 def random_agent(actions: str = "simple", seed: int = 0) -> Agent:
     """Uniform random actions: the baseline."""
-    from mario.play import random_agent as make
+    from mario.episodes import random_agent as make
 
     return make(actions, seed)
 
@@ -84,9 +84,9 @@ def play(
     frames: bool = True,
 ) -> list[Episode]:
     """Play greedy episodes from the stage's real start (default: the agent's stage); with
-    ``frames`` each :class:`~mario.play.Episode` keeps every emulator frame in ``screens``
+    ``frames`` each :class:`~mario.episodes.Episode` keeps every emulator frame in ``screens``
     ((240, 256, 3) uint8, 60 per second)."""
-    from mario.play import play_episode
+    from mario.episodes import play_episode
 
     stage = stage or agent.config.run.stage
     return [
@@ -111,7 +111,7 @@ def evaluate(
     max_steps: int = 5000,
 ) -> dict[str, Any]:
     """Per stage: mean and median return, mean and max x_pos, flag rate, and the runs."""
-    from mario.play import evaluate as run_evaluation
+    from mario.episodes import evaluate as run_evaluation
 
     stages = list(stages or [agent.config.run.stage])
     return run_evaluation(agent, stages, episodes, seed=seed, max_steps=max_steps)
@@ -120,9 +120,12 @@ def evaluate(
 def write_video(
     frames: Sequence[np.ndarray], path: str | Path, *, fps: int = 60, scale: int = 1
 ) -> Path:
-    """Write full-colour frames to an H.264 MP4, or a looping GIF for a ``.gif`` path."""
-    from mario.play import gif_fps
+    """Write full-colour frames to an H.264 MP4, or a looping GIF for a ``.gif`` path (its
+    folder is created if missing)."""
+    from mario.episodes import gif_fps
     from mario.video import VideoWriter
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
 
     with VideoWriter(path, fps=fps, scale=scale, gif_fps=gif_fps(fps)) as writer:
         for frame in frames:

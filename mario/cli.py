@@ -195,7 +195,7 @@ def _cmd_info(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
 def _agent_from_args(args: argparse.Namespace, actions: str = "simple") -> Any:
     from mario.device import resolve_device
-    from mario.play import load_agent, random_agent
+    from mario.episodes import load_agent, random_agent
 
     if args.random and args.path:
         raise ValueError("give either a checkpoint PATH or --random, not both")
@@ -246,8 +246,8 @@ def _replay_output(args: argparse.Namespace, agent: Any, stage: str) -> tuple[Pa
 
 def _cmd_replay(args: argparse.Namespace, argv: Sequence[str]) -> int:
     """``mario replay``: render episodes to an MP4 (or GIF) and print what happened."""
+    from mario.episodes import gif_fps, record
     from mario.game_options import parse_stage
-    from mario.play import gif_fps, record
     from mario.video import VideoWriter
 
     agent = _agent_from_args(args)
@@ -283,7 +283,7 @@ def _cmd_replay(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
 def _cmd_eval(args: argparse.Namespace, argv: Sequence[str]) -> int:
     """``mario eval``: greedy evaluation per stage; ``--json`` prints one object."""
-    from mario.play import evaluate
+    from mario.episodes import evaluate
 
     agent = _agent_from_args(args, actions=args.actions)
     stages = args.stages or [agent.config.run.stage]

@@ -137,7 +137,7 @@ class Evaluate(Hook):
     def after_step(self, runner: Runner) -> None:
         if not self.schedule.due(runner.step):
             return
-        from mario.play import Agent, evaluate
+        from mario.episodes import Agent, evaluate
 
         cfg = runner.cfg
         videos = runner.run_dir / "videos"

@@ -16,7 +16,7 @@ import torch
 from mario.algos.base import Policy
 from mario.checkpoint import list_checkpoints, load_checkpoint
 from mario.config import ConfigError
-from mario.play import RandomPolicy
+from mario.episodes import RandomPolicy
 from mario.run_setup import prepare_run
 from mario.runner import Runner, StopNow
 from mario.tracking import read_metrics
