@@ -191,12 +191,18 @@ class DQNConfig:
     eps_end: float = _f(0.05, "final epsilon (floor)")
     eps_decay_steps: int = _f(1_000_000, "agent steps for epsilon to reach its floor")
     eps_schedule: Literal["linear", "exponential"] = _f("linear", "epsilon decay shape")
+    eps_spread: float = _f(
+        0.0,
+        "per-env epsilons as in Ape-X: env i of N explores with eps^(1 + spread*i/(N-1)), "
+        "so some envs act nearly greedily (0: every env the same eps)",
+    )
     temperature: float = _f(1.0, "Boltzmann temperature")
 
     def validate(self) -> None:
         _at_least(self, 1, "n_step", "batch_size", "replay_size", "target_update_every")
         _at_least(self, 1, "eps_decay_steps")
         _at_least(self, 0, "burn_in", "replay_ratio", "per_alpha", "per_beta", "per_beta_steps")
+        _at_least(self, 0, "eps_spread")
         _within(self, 0.0, 1.0, "gamma", "tau", open_low=True)
         if not 0.0 <= self.eps_end <= self.eps_start <= 1.0:
             raise ConfigError(

@@ -5,6 +5,7 @@ import io
 import itertools
 import math
 
+import numpy as np
 import pytest
 import torch
 from tensordict import TensorDict
@@ -413,3 +414,23 @@ def test_a_checkpoint_of_a_cuda_graphed_learner_loads_on_cpu() -> None:
     assert all(g["capturable"] is False for g in loader.optimizer.param_groups)
     out = loader.update(_random_batch(4, 3, seed=1))
     assert math.isfinite(out["loss"]) and loader.updates == 2
+
+
+def test_ape_x_spread_gives_each_env_its_own_epsilon() -> None:
+    from mario.algos.dqn import DQN
+    from mario.config import build_config
+
+    cfg = build_config(
+        {"num_envs": 4, "burn_in": 0, "eps_start": 0.5, "eps_end": 0.5, "eps_spread": 7.0}
+    )
+    torch.manual_seed(0)
+    dqn = DQN(cfg, 5, torch.device("cpu"))
+    obs = np.random.default_rng(0).integers(0, 256, (4, 4, 84, 84), dtype=np.uint8)
+    greedy, _ = dqn.policy().act(obs)
+    off = np.zeros(4)
+    for step in range(400):
+        off += dqn.act(obs, step) != greedy
+    rates = off / 400  # random actions hit the greedy one 1/5 of the time
+    expected = 0.8 * 0.5 ** (1 + 7 * np.arange(4) / 3)  # 0.4, 0.08, 0.016, 0.003
+    assert abs(rates[0] - expected[0]) < 0.08 and rates[-1] < 0.03
+    assert rates[0] > rates[1] > rates[3]

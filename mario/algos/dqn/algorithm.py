@@ -47,7 +47,7 @@ class QPolicy:
 
     @torch.no_grad()
     def q_actions(
-        self, obs: np.ndarray, epsilon: float, *, sample: bool = False
+        self, obs: np.ndarray, epsilon: float | torch.Tensor, *, sample: bool = False
     ) -> tuple[np.ndarray, torch.Tensor]:
         """Actions (N,) and the Q-values (N, A), left on the net's device: ε-greedy, or with
         ``sample`` and Boltzmann exploration, sampled from softmax(Q / temperature)."""
@@ -116,7 +116,13 @@ class DQN:
     def act(self, obs: np.ndarray, step: int) -> np.ndarray:
         if step < self.cfg.burn_in:
             return np.asarray(np.random.randint(self.net.n_actions, size=obs.shape[0]))
-        actions, _ = self._policy.q_actions(obs, self.epsilon(step), sample=True)
+        epsilon: float | torch.Tensor = self.epsilon(step)
+        if self.cfg.eps_spread > 0 and obs.shape[0] > 1:
+            # Ape-X: env i explores with eps^(1 + spread * i / (N - 1)); env 0 with the
+            # schedule's eps, the last nearly greedily, so greedy failure modes get practice
+            powers = 1 + self.cfg.eps_spread * torch.linspace(0, 1, obs.shape[0])
+            epsilon = torch.as_tensor(float(epsilon)) ** powers
+        actions, _ = self._policy.q_actions(obs, epsilon, sample=True)
         return actions
 
     def policy(self) -> QPolicy:
