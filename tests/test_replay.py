@@ -25,10 +25,9 @@ class PixelVecEnv:
     """``num_envs`` fake envs whose frames encode (env, episode, step) in their pixels.
 
     Episodes have random lengths and end terminated or truncated at random. ``step()`` returns
-    the arguments of one ``ReplayMemory.add`` call. With ``autoreset="next_step"`` it mimics a
-    gymnasium vector env in NEXT_STEP mode: the step after an episode end is a reset step whose
-    transition is masked out. The env also keeps its own record of the slots each env's stream
-    should hold (one per transition, one extra per episode end) to derive what is sampleable.
+    the arguments of one ``ReplayMemory.add`` call (a vector env that auto-resets in the same
+    step). The env also keeps its own record of the slots each env's stream should hold (one
+    per transition, one extra per episode end) to derive what is sampleable.
     """
 
     def __init__(
@@ -39,17 +38,14 @@ class PixelVecEnv:
         seed: int = 0,
         min_len: int = 1,
         max_len: int = 9,
-        autoreset: str = "same_step",
     ) -> None:
         self.num_envs = num_envs
         self.stack = stack
         self.min_len = min_len
         self.max_len = max_len
-        self.autoreset = autoreset
         self.rng = np.random.default_rng(seed)
         self.episode = [0] * num_envs
         self.t = [0] * num_envs
-        self.pending_reset = [False] * num_envs
         self.length: dict[tuple[int, int], int] = {}
         self.terminal: dict[tuple[int, int], bool] = {}
         self.actions: dict[tuple[int, int, int], int] = {}
@@ -84,19 +80,9 @@ class PixelVecEnv:
         )
 
     def step(self) -> dict[str, np.ndarray]:
-        obs, next_obs, action, reward, terminated, truncated, mask = ([] for _ in range(7))
+        obs, next_obs, action, reward, terminated, truncated = ([] for _ in range(6))
         for env in range(self.num_envs):
             ep, t = self.episode[env], self.t[env]
-            if self.pending_reset[env]:  # NEXT_STEP reset step: not a transition
-                self.pending_reset[env] = False
-                obs.append(self.stack_at(env, ep - 1, self.length[(env, ep - 1)]))
-                next_obs.append(self.stack_at(env, ep, 0))
-                action.append(0)
-                reward.append(0.0)
-                terminated.append(False)
-                truncated.append(False)
-                mask.append(False)
-                continue
             length = self.length[(env, ep)]
             a = int(self.rng.integers(0, 7))
             self.actions[(env, ep, t)] = a
@@ -107,14 +93,12 @@ class PixelVecEnv:
             reward.append(self.reward(env, ep, t))
             terminated.append(ended and self.terminal[(env, ep)])
             truncated.append(ended and not self.terminal[(env, ep)])
-            mask.append(True)
             self.slots[env].append((ep, t))
             if ended:
                 self.slots[env].append(None)  # the final frame's slot
                 self.episode[env] += 1
                 self.t[env] = 0
                 self._new_episode(env)
-                self.pending_reset[env] = self.autoreset == "next_step"
             else:
                 self.t[env] = t + 1
         return {
@@ -124,7 +108,6 @@ class PixelVecEnv:
             "terminated": np.array(terminated),
             "truncated": np.array(truncated),
             "next_obs": np.stack(next_obs),
-            "mask": np.array(mask),
         }
 
     def cut(self) -> None:
@@ -168,7 +151,7 @@ class PixelVecEnv:
         }
 
 
-def add(memory: ReplayMemory, step: dict[str, np.ndarray], masked: bool = True) -> None:
+def add(memory: ReplayMemory, step: dict[str, np.ndarray]) -> None:
     memory.add(
         step["obs"],
         step["action"],
@@ -176,7 +159,6 @@ def add(memory: ReplayMemory, step: dict[str, np.ndarray], masked: bool = True) 
         step["terminated"],
         step["truncated"],
         step["next_obs"],
-        mask=step["mask"] if masked else None,
     )
 
 
@@ -213,14 +195,11 @@ def check_batch(
     return keys
 
 
-@pytest.mark.parametrize("autoreset", ["same_step", "next_step"])
 @pytest.mark.parametrize("prioritized", [False, True])
 @pytest.mark.parametrize("n_step", [1, 3])
-def test_samples_equal_the_env_after_wraparound(
-    n_step: int, prioritized: bool, autoreset: str
-) -> None:
+def test_samples_equal_the_env_after_wraparound(n_step: int, prioritized: bool) -> None:
     torch.manual_seed(0)
-    fake = PixelVecEnv(3, seed=n_step + 2 * prioritized, autoreset=autoreset)
+    fake = PixelVecEnv(3, seed=n_step + 2 * prioritized)
     memory = ReplayMemory(
         90,
         3,

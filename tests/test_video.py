@@ -19,11 +19,11 @@ from mario.video import (
     Hud,
     VideoOutputError,
     VideoWriter,
-    decode_video,
     hud_box,
     short_action_label,
     video_size,
 )
+from tests.videos import decode_video
 
 SIMPLE = ["NOOP", "right", "right+A", "right+B", "right+A+B", "A", "left"]
 

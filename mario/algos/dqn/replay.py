@@ -218,16 +218,12 @@ class ReplayMemory:
         terminated: ArrayLike,
         truncated: ArrayLike,
         next_obs: ArrayLike,
-        *,
-        mask: ArrayLike | None = None,
     ) -> None:
-        """Store one vector step.
+        """Store one vector step (of a vector env that auto-resets in the same step).
 
         obs/next_obs: uint8 ``[E, stack, *frame_shape]`` (numpy or torch); action int ``[E]``;
         reward float ``[E]``; terminated/truncated bool ``[E]``. ``next_obs`` is the TRUE next
         observation (the final one where an episode ended, not the auto-reset one).
-        ``mask`` (bool ``[E]``, optional) leaves out envs whose step is not a transition, e.g.
-        the reset step of a gymnasium vector env with ``autoreset_mode=NEXT_STEP``.
         """
         obs_frame = self._newest_frame(obs, "obs")
         next_frame = self._newest_frame(next_obs, "next_obs")
@@ -235,11 +231,6 @@ class ReplayMemory:
         reward_t = self._per_env(reward, torch.float32, "reward")
         terminated_t = self._per_env(terminated, torch.bool, "terminated")
         truncated_t = self._per_env(truncated, torch.bool, "truncated")
-        keep = (
-            torch.ones(self.num_envs, dtype=torch.bool)
-            if mask is None
-            else self._per_env(mask, torch.bool, "mask")
-        )
 
         envs = self._envs
         written = self._written
@@ -265,9 +256,9 @@ class ReplayMemory:
         self._final[row_next, envs] = True
         self._ep_pos[row_next, envs] = self._ep_pos_next + 1
 
-        ended = (terminated_t | truncated_t) & keep
-        self._written = written + keep + ended
-        self._ep_pos_next = torch.where(ended, 0, self._ep_pos_next + keep)
+        ended = terminated_t | truncated_t
+        self._written = written + 1 + ended
+        self._ep_pos_next = torch.where(ended, 0, self._ep_pos_next + 1)
         self._refresh_validity(written)
 
     def _newest_frame(self, x: ArrayLike, name: str) -> torch.Tensor:

@@ -1,7 +1,7 @@
 """`mario replay`, `mario eval` and evaluation during training, on the real emulator.
 
 One short real training run (with evaluations every 100 steps, W&B offline) is shared by the
-module; videos are decoded with PyAV (mario.video.decode_video).
+module; videos are decoded with PyAV (tests/videos.py).
 """
 
 from __future__ import annotations
@@ -21,8 +21,9 @@ import pytest
 from mario.checkpoint import list_checkpoints
 from mario.cli import main
 from mario.tracking import read_metrics
-from mario.video import PANEL_WIDTH, decode_video, hud_box
+from mario.video import PANEL_WIDTH, hud_box
 from tests.conftest import assert_one_line_error, run_mario
+from tests.videos import decode_video
 
 FRAME_SKIP = 4  # the quickstart preset's (and the default) frame_skip
 EPISODE_LINE = re.compile(
