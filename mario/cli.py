@@ -197,13 +197,20 @@ def _agent_from_args(args: argparse.Namespace, actions: str = "simple") -> Any:
     from mario.device import resolve_device
     from mario.episodes import load_agent, random_agent
 
-    if args.random and args.path:
-        raise ValueError("give either a checkpoint PATH or --random, not both")
+    chosen = [bool(args.path), args.random, bool(args.pretrained)]
+    if sum(chosen) > 1:
+        raise ValueError("give one of a checkpoint PATH, --pretrained NAME or --random")
+    if args.pretrained:
+        from mario.episodes import load_pretrained
+
+        return load_pretrained(args.pretrained, device=args.device, seed=args.seed)
     if args.random:
         resolve_device(args.device)  # a bad --device is an error with or without a network
         return random_agent(actions, seed=args.seed)
     if not args.path:
-        raise ValueError("missing PATH: give a run folder or checkpoint, or --random")
+        raise ValueError(
+            "missing PATH: give a run folder or checkpoint, --pretrained NAME or --random"
+        )
     return load_agent(args.path, device=args.device, seed=args.seed)
 
 
@@ -232,7 +239,7 @@ def _replay_output(args: argparse.Namespace, agent: Any, stage: str) -> tuple[Pa
         return out, "gif" if is_gif else "mp4"
     fmt = "gif" if args.gif else "mp4"
     if agent.path is None:
-        return Path(f"random-{stage}.{fmt}"), fmt
+        return Path(f"{f'pretrained-{agent.name}' if agent.name else 'random'}-{stage}.{fmt}"), fmt
     videos = run_dir_of(agent.path) / "videos"
     try:
         videos.mkdir(exist_ok=True)
@@ -291,8 +298,10 @@ def _cmd_eval(args: argparse.Namespace, argv: Sequence[str]) -> int:
         agent, stages, args.episodes, seed=args.seed, epsilon=args.epsilon, max_steps=args.max_steps
     )
     report = {
-        "checkpoint": str(agent.path) if agent.path else "random",
-        "algo": agent.config.algo if agent.path else "random",
+        "checkpoint": str(agent.path)
+        if agent.path
+        else (f"pretrained {agent.name}" if agent.name else "random"),
+        "algo": agent.config.algo if agent.path or agent.name else "random",
         "step": agent.step,
         "episodes": args.episodes,
         "epsilon": args.epsilon,
@@ -352,6 +361,12 @@ def _epsilon(text: str) -> float:
     return value
 
 
+def _pretrained_help() -> str:
+    from mario.pretrained import names
+
+    return f"an agent shipped with mario: {', '.join(names()) or 'none yet'}"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="mario",
@@ -403,6 +418,7 @@ def build_parser() -> argparse.ArgumentParser:
     replay = sub.add_parser("replay", help="render a checkpoint's episodes to MP4 (or GIF)")
     replay.add_argument("path", nargs="?", help="run folder or checkpoint (not with --random)")
     replay.add_argument("--random", action="store_true", help="a random agent; no checkpoint")
+    replay.add_argument("--pretrained", metavar="NAME", help=_pretrained_help())
     replay.add_argument("--out", help="output file (default: RUN/videos/replay-step-N.mp4)")
     replay.add_argument("--episodes", type=_positive_int, default=1)
     replay.add_argument("--stage", help="stage to play (default: the checkpoint's)")
@@ -435,6 +451,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("eval", help="greedy evaluation of a checkpoint")
     ev.add_argument("path", nargs="?", help="run folder or checkpoint (not with --random)")
     ev.add_argument("--random", action="store_true", help="evaluate a random agent")
+    ev.add_argument("--pretrained", metavar="NAME", help=_pretrained_help())
     ev.add_argument("--episodes", type=_positive_int, default=10)
     ev.add_argument("--stages", nargs="+", help="stages (default: the checkpoint's)")
     ev.add_argument("--seed", type=int, default=0)

@@ -105,6 +105,30 @@ def load_agent(path: str | Path, *, device: str = "auto", seed: int = 0) -> Agen
     return Agent(policy, config, step, info.path)
 
 
+def load_pretrained(name: str, *, device: str = "auto", seed: int = 0) -> Agent:
+    """A shipped agent (:mod:`mario.pretrained`), e.g. ``"1-1"``."""
+    import torch
+
+    from mario import pretrained
+    from mario.algos import load_policy
+
+    torch_device = resolve_device(device)
+    data = pretrained.read(name)
+    weights = {k: v.float() for k, v in data["weights"].items()}
+    if data["algo"] == "dqn":  # the target head starts as a copy: acting uses the online one
+        weights |= {"target." + k[len("online.") :]: v for k, v in weights.items()}
+    state = {
+        "algo": data["algo"],
+        "config": data["config"],
+        "net_signature": data["net_signature"],
+        "algorithm": {"net": weights},
+    }
+    policy = load_policy(state, torch_device, seed)
+    if torch_device.type == "cpu":
+        torch.set_num_threads(1)
+    return Agent(policy, build_config(data["config"]), data["step"], None, name)
+
+
 def random_agent(actions: str = "simple", seed: int = 0) -> Agent:
     """The baseline: uniform random actions, default pipeline settings."""
     config = build_config({"actions": actions})
