@@ -179,6 +179,9 @@ class DQNConfig:
     tau: float = _f(0.005, "Polyak factor for soft target updates")
     grad_clip: float = _f(10.0, "gradient-norm clip")
     dueling: bool = _f(False, "dueling Q head")
+    net_width: float = _f(
+        1.0, "torso width: channels and hidden units times the Nature CNN's (0.5: CPU runs)"
+    )
     amp: bool = _f(False, "bf16 autocast on CUDA")
     compile: bool = _f(False, "torch.compile the network on CUDA")
     cuda_graph: bool = _f(
@@ -212,6 +215,8 @@ class DQNConfig:
         for name in ("lr", "temperature", "grad_clip"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"bad value {getattr(self, name)!r} for {name}: must be > 0")
+        if not 0 < self.net_width <= 4:
+            raise ConfigError(f"bad value {self.net_width!r} for net_width: must be in (0, 4]")
         if self.per_beta > 1:
             raise ConfigError(f"bad value {self.per_beta!r} for per_beta: must be in [0, 1]")
 

@@ -51,14 +51,21 @@ def _init_output(layer: nn.Linear) -> None:
     nn.init.zeros_(layer.bias)
 
 
-def nature_torso(in_channels: int) -> nn.Sequential:
-    """The Nature-DQN conv stack: (N, C, 84, 84) in [0, 1] -> (N, 3136)."""
+def widths(width: float) -> tuple[int, int, int]:
+    """Conv channels (first, later) and hidden units of a torso ``width`` times the Nature
+    CNN's (32, 64, 512): 0.5 is a quarter of the compute, for CPU runs."""
+    return round(32 * width), round(64 * width), round(512 * width)
+
+
+def nature_torso(in_channels: int, width: float = 1.0) -> nn.Sequential:
+    """The Nature-DQN conv stack: (N, C, 84, 84) in [0, 1] -> (N, 64 * width * 7 * 7)."""
+    first, later, _ = widths(width)
     return nn.Sequential(
-        nn.Conv2d(in_channels, 32, kernel_size=8, stride=4),
+        nn.Conv2d(in_channels, first, kernel_size=8, stride=4),
         nn.ReLU(inplace=True),
-        nn.Conv2d(32, 64, kernel_size=4, stride=2),
+        nn.Conv2d(first, later, kernel_size=4, stride=2),
         nn.ReLU(inplace=True),
-        nn.Conv2d(64, 64, kernel_size=3, stride=1),
+        nn.Conv2d(later, later, kernel_size=3, stride=1),
         nn.ReLU(inplace=True),
         nn.Flatten(),
     )
@@ -97,20 +104,22 @@ class QNetwork(nn.Module):
     ``advantage`` (dueling).
     """
 
-    def __init__(self, n_actions: int, in_channels: int, dueling: bool) -> None:
+    def __init__(self, n_actions: int, in_channels: int, dueling: bool, width: float = 1.0) -> None:
         super().__init__()
         self.dueling = dueling
-        self.features = nature_torso(in_channels)
+        self.features = nature_torso(in_channels, width)
         self.features.apply(_init_hidden)
+        _, later, hidden = widths(width)
+        flat = later * 7 * 7
         if dueling:
-            self.value = self._stream(1)
-            self.advantage = self._stream(n_actions)
+            self.value = self._stream(flat, hidden, 1)
+            self.advantage = self._stream(flat, hidden, n_actions)
         else:
-            self.head = self._stream(n_actions)
+            self.head = self._stream(flat, hidden, n_actions)
 
     @staticmethod
-    def _stream(n_out: int) -> nn.Sequential:
-        hidden, out = nn.Linear(_FLAT, _HIDDEN), nn.Linear(_HIDDEN, n_out)
+    def _stream(flat: int, width: int, n_out: int) -> nn.Sequential:
+        hidden, out = nn.Linear(flat, width), nn.Linear(width, n_out)
         _init_hidden(hidden)
         _init_output(out)
         return nn.Sequential(hidden, nn.ReLU(inplace=True), out)
@@ -133,13 +142,18 @@ class MarioNet(nn.Module):
     :meth:`soft_update`.
     """
 
-    def __init__(self, n_actions: int, in_channels: int = 4, *, dueling: bool = False) -> None:
+    def __init__(
+        self, n_actions: int, in_channels: int = 4, *, dueling: bool = False, width: float = 1.0
+    ) -> None:
         super().__init__()
         check_args(n_actions, in_channels)
+        if not 0 < width <= 4:
+            raise ValueError(f"width must be in (0, 4], got {width!r}")
         self.n_actions = n_actions
         self.in_channels = in_channels
         self.dueling = bool(dueling)
-        self.online = QNetwork(n_actions, in_channels, self.dueling)
+        self.width = float(width)
+        self.online = QNetwork(n_actions, in_channels, self.dueling, self.width)
         self.target = copy.deepcopy(self.online)
         self.target.requires_grad_(False)
 
@@ -209,7 +223,14 @@ def net_signature(net: nn.Module) -> dict[str, int | bool | str]:
     """What must match for a checkpoint's weights to load into ``net``."""
     net = getattr(net, "_orig_mod", net)  # a torch.compile wrapper holds the real net
     if isinstance(net, MarioNet):
-        return {"n_actions": net.n_actions, "in_channels": net.in_channels, "dueling": net.dueling}
+        signature: dict[str, int | bool | str] = {
+            "n_actions": net.n_actions,
+            "in_channels": net.in_channels,
+            "dueling": net.dueling,
+        }
+        if net.width != 1.0:  # (checkpoints of full-width nets predate the key)
+            signature["width"] = str(net.width)
+        return signature
     if isinstance(net, ActorCritic):
         return {"kind": "actor_critic", "n_actions": net.n_actions, "in_channels": net.in_channels}
     raise ValueError(f"expected a MarioNet or an ActorCritic, got {type(net).__name__}")

@@ -60,7 +60,7 @@ def checkpoint_bytes(cfg: TrainConfig, n_actions: int) -> tuple[int, int]:
     if cfg.algo == "ppo":
         params = sum(p.numel() for p in ActorCritic(n_actions, cfg.env.stack).parameters())
         return 3 * params * 4 + CHECKPOINT_SLACK_BYTES, 0
-    net = MarioNet(n_actions, cfg.env.stack, dueling=cfg.dqn.dueling)
+    net = MarioNet(n_actions, cfg.env.stack, dueling=cfg.dqn.dueling, width=cfg.dqn.net_width)
     online = sum(p.numel() for p in net.online.parameters())
     state = 4 * online * 4 + CHECKPOINT_SLACK_BYTES  # online + target + 2 Adam moments
     replay = sum(_buffer_bytes(cfg)) if cfg.dqn.save_replay else 0

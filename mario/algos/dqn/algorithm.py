@@ -76,7 +76,8 @@ class DQN:
         self.cfg = d
         self.num_envs = cfg.run.num_envs
         self.total_steps = cfg.run.total_steps
-        self.net = MarioNet(n_actions, cfg.env.stack, dueling=d.dueling).to(device)
+        self.net = MarioNet(n_actions, cfg.env.stack, dueling=d.dueling, width=d.net_width)
+        self.net.to(device)
         self.learner = Learner(
             self.net,
             d.lr,
@@ -200,6 +201,7 @@ class DQN:
             int(signature["n_actions"]),
             int(signature["in_channels"]),
             dueling=bool(signature["dueling"]),
+            width=float(signature.get("width", 1.0)),
         )
         net.load_state_dict(state["algorithm"]["net"])
         net.to(device).eval()
