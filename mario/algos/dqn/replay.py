@@ -186,7 +186,7 @@ class ReplayMemory:
 
     def nbytes(self) -> int:
         """Bytes held by the memory: frames, metadata and priority trees."""
-        total = self._frames.nbytes + sum(t.nbytes for t in self._meta.values())
+        total = self._frames.nbytes + int(self._meta.bytes())
         total += self._written.nbytes + self._ep_pos_next.nbytes
         if self._tree is not None:
             total += self._tree.nbytes
