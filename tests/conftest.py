@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -69,3 +71,39 @@ def home(tmp_path: Path) -> Path:
     path = tmp_path / "home"
     path.mkdir()
     return path
+
+
+def wait_for_checkpoint(proc: subprocess.Popen[str], run: Path, after: int = -1) -> int:
+    """Wait (up to 240 s) for a complete checkpoint newer than step ``after``; its step."""
+    from mario.checkpoint import list_checkpoints
+
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        found = list_checkpoints(run)
+        if found and found[-1].step > after:
+            return found[-1].step
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.2)
+    raise AssertionError(f"no checkpoint after step {after} in {run} within 240 s")
+
+
+def stop_waiting(proc: subprocess.Popen[str], after: float) -> tuple[str, str]:
+    """``after`` seconds on, the process must still be running (waiting); SIGTERM it and
+    return its output."""
+    try:
+        time.sleep(after)
+        assert proc.poll() is None, proc.communicate()
+        proc.send_signal(signal.SIGTERM)
+        return proc.communicate(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def snapshot(run: Path) -> dict[str, bytes]:
+    """Every file of a run folder (but the lock) and its bytes."""
+    return {
+        str(p.relative_to(run)): p.read_bytes()
+        for p in sorted(run.rglob("*"))
+        if p.is_file() and p.name != ".lock"
+    }

@@ -13,7 +13,7 @@ import torch
 
 from mario.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
 from mario.tracking import read_metrics
-from tests.conftest import assert_one_line_error, run_mario
+from tests.conftest import assert_one_line_error, run_mario, snapshot
 
 PPO_SMALL = [
     "--algo",
@@ -33,14 +33,6 @@ PPO_SMALL = [
     "--wandb-mode",
     "disabled",
 ]
-
-
-def snapshot(run: Path) -> dict[str, bytes]:
-    return {
-        str(p.relative_to(run)): p.read_bytes()
-        for p in sorted(run.rglob("*"))
-        if p.is_file() and p.name != ".lock"
-    }
 
 
 def test_import_mario_loads_neither_torch_nor_the_emulator() -> None:

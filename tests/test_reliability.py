@@ -23,7 +23,14 @@ import torch
 from mario.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
 from mario.run_setup import prepare_run
 from mario.runner import EXIT_DISK_FULL, EXIT_DIVERGED, Runner
-from tests.conftest import assert_one_line_error, run_mario, start_mario
+from tests.conftest import (
+    assert_one_line_error,
+    run_mario,
+    snapshot,
+    start_mario,
+    stop_waiting,
+    wait_for_checkpoint,
+)
 from tests.toy_env import make_corridor_vec
 
 # The issue's reproduction settings: one env, short burn-in, a checkpoint every 100 steps.
@@ -45,15 +52,6 @@ TINY = [
     "--wandb-mode",
     "disabled",
 ]
-
-
-def snapshot(run: Path) -> dict[str, bytes]:
-    """Every file of a run folder (but the lock) and its bytes."""
-    return {
-        str(p.relative_to(run)): p.read_bytes()
-        for p in sorted(run.rglob("*"))
-        if p.is_file() and p.name != ".lock"
-    }
 
 
 @pytest.fixture(scope="module")
@@ -188,11 +186,7 @@ def test_a_full_disk_during_a_save_keeps_what_fits_and_exits_4(
     run = disk / "run"
     proc = start_mario("train", *TINY, "--total-steps", "100000", "--run-dir", str(run))
     try:
-        deadline = time.time() + 240
-        while not list_checkpoints(run) and time.time() < deadline:
-            assert proc.poll() is None, proc.communicate()
-            time.sleep(0.2)
-        first = list_checkpoints(run)[-1].step
+        first = wait_for_checkpoint(proc, run)
         _fill(disk, leave_mb)
         _, err = proc.communicate(timeout=240)
     finally:
@@ -275,14 +269,7 @@ def test_a_finished_run_restarts_as_a_no_op(run_copy: Path) -> None:
 
     # in a container (--idle-when-done) it waits for the stop instead of exiting
     proc = start_mario("train", "--run-dir", str(run_copy), "--resume", "--idle-when-done")
-    try:
-        time.sleep(3)
-        assert proc.poll() is None, proc.communicate()
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    out, err = stop_waiting(proc, after=3)
     assert proc.returncode == 0, err
     assert "run already complete" in out and "waiting for a stop signal" in err
     assert snapshot(run_copy) == before
@@ -290,14 +277,7 @@ def test_a_finished_run_restarts_as_a_no_op(run_copy: Path) -> None:
 
 def test_bad_input_in_a_container_waits_instead_of_looping(tmp_path: Path, home: Path) -> None:
     proc = start_mario("train", "--lr", "fast", "--idle-when-done", home=home)
-    try:
-        time.sleep(2)
-        assert proc.poll() is None, proc.communicate()
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    _, err = stop_waiting(proc, after=2)
     assert proc.returncode == 2 and "bad value 'fast' for lr" in err
 
 
@@ -331,11 +311,7 @@ def test_ctrl_c_twice_during_a_save_stops_in_one_line(tmp_path: Path) -> None:
     args = [*TINY, "--replay-size", "200000", "--total-steps", "100000", "--run-dir", str(run)]
     proc = start_mario("train", *args)
     try:
-        deadline = time.time() + 240
-        while not list_checkpoints(run) and time.time() < deadline:
-            assert proc.poll() is None, proc.communicate()
-            time.sleep(0.2)
-        first = list_checkpoints(run)[-1].step
+        first = wait_for_checkpoint(proc, run)
         proc.send_signal(signal.SIGINT)
         sent = time.monotonic()
         while not list((run / "checkpoints").glob(".tmp-*")) and proc.poll() is None:

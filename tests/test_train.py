@@ -20,7 +20,7 @@ from mario.episodes import RandomPolicy
 from mario.run_setup import prepare_run
 from mario.runner import Runner, StopNow
 from mario.tracking import read_metrics
-from tests.conftest import assert_one_line_error, run_mario, start_mario
+from tests.conftest import assert_one_line_error, run_mario, start_mario, wait_for_checkpoint
 from tests.toy_env import make_corridor, make_corridor_vec
 
 SMALL = [
@@ -127,12 +127,7 @@ def test_train_writes_run_folder_and_resumes_after_sigterm(tmp_path: Path, home:
         home=home,
     )
     try:
-        deadline = time.time() + 240
-        while not list_checkpoints(run) and time.time() < deadline:
-            assert proc.poll() is None, proc.communicate()
-            time.sleep(0.5)
-        assert list_checkpoints(run), "no checkpoint within 240 s"
-        first = list_checkpoints(run)[-1].step
+        first = wait_for_checkpoint(proc, run)
         proc.send_signal(signal.SIGTERM)
         t0 = time.time()
         _, err = proc.communicate(timeout=30)
@@ -210,11 +205,7 @@ def test_a_process_group_sigterm_saves_once_and_exits_0(tmp_path: Path, home: Pa
         new_session=True,
     )
     try:
-        deadline = time.time() + 240
-        while not list_checkpoints(run) and time.time() < deadline:
-            assert proc.poll() is None, proc.communicate()
-            time.sleep(0.5)
-        first = list_checkpoints(run)[-1].step
+        first = wait_for_checkpoint(proc, run)
         time.sleep(1.0)  # into the next steps
         proc.send_signal(signal.SIGTERM)  # what coreutils timeout does: the child, then
         os.killpg(proc.pid, signal.SIGTERM)  # the group, the child included
