@@ -199,7 +199,9 @@ def _agent_from_args(args: argparse.Namespace, actions: str = "simple") -> Any:
 
     chosen = [bool(args.path), args.random, bool(args.pretrained)]
     if sum(chosen) > 1:
-        raise ValueError("give one of a checkpoint PATH, --pretrained NAME or --random")
+        raise ValueError(
+            "give only one of a checkpoint PATH, --pretrained NAME or --random, not both"
+        )
     if args.pretrained:
         from mario.episodes import load_pretrained
 

@@ -406,7 +406,7 @@ def test_bad_input_is_one_line_and_exit_2(
         (["replay", good], ["not a folder", str(a_file)], a_file / "x.mp4"),
         (["replay", good], ["/nonexistent", "does not exist"], Path("/nonexistent/x.mp4")),
         (["replay", good, "--stage", "9-1"], ["unknown stage '9-1'", "1-1"], out),
-        (["replay", good, "--random"], ["PATH or --random, not both"], out),
+        (["replay", good, "--random"], ["only one of", "not both"], out),
         (["replay"], ["missing PATH", "--random"], out),
         (["replay", "--random", "--stage", "0-0"], ["unknown stage '0-0'"], out),
         (["replay", good, "--device", "tpu"], ["unknown device 'tpu'", "cpu"], out),
