@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job, from a fresh clone: set up, train a short run on 1-1 (CPU is fine), then
-# render the trained agent's replay video. Outputs land in checkpoints/quickstart-<time>/.
+# render the trained agent's replay video, and one of the shipped 1-1 agent (trained for 46
+# minutes with --preset clear-1-1) to compare. Outputs land in checkpoints/quickstart-<time>/.
 # Extra args go to `mario train` (e.g. --total-steps 20000 --num-envs 4).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,4 +11,6 @@ run="checkpoints/quickstart-$(date +%Y%m%d-%H%M%S)"
 .venv/bin/mario train --preset quickstart --run-dir "$run" --wandb-mode "${WANDB_MODE:-auto}" "$@"
 .venv/bin/mario eval "$run" --episodes 3 --max-steps 1000
 .venv/bin/mario replay "$run" --overlay --max-steps 1000
+.venv/bin/mario replay --pretrained 1-1 --overlay --max-steps 1000 \
+  --out "$run/videos/pretrained-1-1.mp4"
 echo "run folder: $run"

@@ -324,6 +324,58 @@ def test_eval_random_agent(home: Path) -> None:
     check_stage(report["stages"]["1-1"], 2)
 
 
+# ------------------------------------------------------------------------ shipped agents
+
+
+@pytest.mark.slow
+def test_a_shipped_agent_acts_like_its_checkpoint(
+    run: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """export() keeps the acting head in float16 with the config and provenance; the loaded
+    agent's Q-values match the checkpoint's to float16 precision on real observations."""
+    import torch
+
+    from mario import pretrained
+    from mario.checkpoint import load_checkpoint
+    from mario.env import make_env
+    from mario.episodes import load_agent, load_pretrained
+
+    monkeypatch.setattr(pretrained, "_HERE", tmp_path)
+    state, info, _ = load_checkpoint(run.path, fallback=True)
+    pretrained.export(state, {"command": "mario train --preset quickstart"}, tmp_path / "t.pt")
+    assert pretrained.names() == ["t"]
+    data = pretrained.read("t")
+    assert data["step"] == 200 and data["provenance"]["command"].startswith("mario train")
+    assert {v.dtype for v in data["weights"].values()} == {torch.float16}
+    assert not any(k.startswith("target.") for k in data["weights"])
+
+    shipped, original = load_pretrained("t", device="cpu"), load_agent(info.path, device="cpu")
+    assert shipped.name == "t" and shipped.step == 200
+    env = make_env("1-1", **original.config.env.kwargs())
+    obs, _ = env.reset(seed=5)
+    for _ in range(20):
+        _, ours = shipped.policy.act(obs[None])
+        _, theirs = original.policy.act(obs[None])
+        assert ours is not None and theirs is not None
+        np.testing.assert_allclose(ours[0].values, theirs[0].values, rtol=2e-2, atol=2e-2)
+        obs, *_ = env.step(int(np.argmax(theirs[0].values)))
+    env.close()
+    with pytest.raises(pretrained.UnknownAgent, match="shipped agents are t"):
+        pretrained.read("nope")
+
+
+@pytest.mark.slow
+def test_every_shipped_agent_plays_from_the_cli(home: Path) -> None:
+    """What the README tells a newcomer to run works for each agent in mario/pretrained."""
+    from mario import pretrained
+
+    assert "1-1" in pretrained.names()  # the one the README and the quickstart show
+    for name in pretrained.names():
+        report = eval_json("--pretrained", name, "--episodes", "1", "--max-steps", "30", home=home)
+        assert report["checkpoint"] == f"pretrained {name}"
+        check_stage(report["stages"][pretrained.read(name)["config"]["stage"]], 1)
+
+
 # ------------------------------------------------------------------- eval during training
 
 
@@ -420,6 +472,9 @@ def test_bad_input_is_one_line_and_exit_2(
         (["eval", good, "--random"], ["not both"], out),
         (["eval"], ["missing PATH"], out),
         (["eval", "--random", "--actions", "all"], ["'all'", "right_only"], out),
+        (["eval", "--pretrained", "nope"], ["unknown pretrained agent 'nope'", "shipped"], out),
+        (["replay", "--pretrained", "nope"], ["unknown pretrained agent 'nope'"], out),
+        (["eval", good, "--pretrained", "nope"], ["only one of", "not both"], out),
     ]
     for args, needles, target in cases:
         full = [*args, "--max-steps", "5"]
