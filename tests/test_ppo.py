@@ -40,18 +40,9 @@ def test_ppo_loss_matches_hand_computed_values() -> None:
     old_value = torch.tensor([0.5, 0.5])
     returns = torch.tensor([2.0, 1.0])
     entropy = torch.tensor([0.7, 0.5])
-    loss, parts = ppo_loss(
-        new_logprob,
-        old_logprob,
-        advantages,
-        new_value,
-        old_value,
-        returns,
-        entropy,
-        clip_coef=0.1,
-        vf_coef=0.5,
-        ent_coef=0.01,
-    )
+    inputs = (new_logprob, old_logprob, advantages, new_value, old_value, returns, entropy)
+    coefs = {"clip_coef": 0.1, "vf_coef": 0.5, "ent_coef": 0.01}
+    loss, parts = ppo_loss(*inputs, **coefs)
     # sample 0: max(-1*1.2, -1*1.1) = -1.1; sample 1: max(2*0.6, 2*0.9) = 1.8 -> mean 0.35
     assert parts["policy_loss"].item() == pytest.approx(0.35)
     # 0.5 * mean((1-2)^2, (0-1)^2) = 0.5
@@ -62,19 +53,7 @@ def test_ppo_loss_matches_hand_computed_values() -> None:
     kl = np.mean([(1.2 - 1) - math.log(1.2), (0.6 - 1) - math.log(0.6)])
     assert parts["approx_kl"].item() == pytest.approx(kl, rel=1e-6)
     # clipped value loss: v_clipped = 0.5 + clamp(0.5, -.1, .1) = 0.6 for sample 0 -> (0.6-2)^2
-    _, clipped = ppo_loss(
-        new_logprob,
-        old_logprob,
-        advantages,
-        new_value,
-        old_value,
-        returns,
-        entropy,
-        clip_coef=0.1,
-        vf_coef=0.5,
-        ent_coef=0.01,
-        clip_vloss=True,
-    )
+    _, clipped = ppo_loss(*inputs, **coefs, clip_vloss=True)
     assert clipped["value_loss"].item() == pytest.approx(0.5 * np.mean([1.4**2, 1.0**2]))
 
 

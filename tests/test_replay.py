@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -162,6 +163,15 @@ def add(memory: ReplayMemory, step: dict[str, np.ndarray]) -> None:
     )
 
 
+def assert_sample_is(b: dict[str, np.ndarray], i: int, want: dict[str, Any]) -> None:
+    """Row ``i`` of a sampled batch (as NumPy) is exactly the fake env's transition ``want``."""
+    np.testing.assert_array_equal(b["obs"][i], want["obs"])
+    np.testing.assert_array_equal(b["next_obs"][i], want["next_obs"])
+    assert b["action"][i] == want["action"]
+    assert b["reward"][i] == pytest.approx(want["reward"], rel=1e-6)
+    assert b["discount"][i] == pytest.approx(want["discount"], rel=1e-6)
+
+
 def check_batch(
     batch, fake: PixelVecEnv, memory: ReplayMemory, size: int
 ) -> list[tuple[int, int, int]]:
@@ -182,12 +192,7 @@ def check_batch(
         env, ep, t = fake.decode(b["obs"][i, -1])
         assert (env, ep, t) in valid, f"sampled an invalid transition {(env, ep, t)}"
         assert b["index"][i] % memory.num_envs == env
-        want = fake.expected(env, ep, t, memory.n_step, memory.gamma)
-        np.testing.assert_array_equal(b["obs"][i], want["obs"])
-        np.testing.assert_array_equal(b["next_obs"][i], want["next_obs"])
-        assert b["action"][i] == want["action"]
-        assert b["reward"][i] == pytest.approx(want["reward"], rel=1e-6)
-        assert b["discount"][i] == pytest.approx(want["discount"], rel=1e-6)
+        assert_sample_is(b, i, fake.expected(env, ep, t, memory.n_step, memory.gamma))
         assert 0.0 < b["weight"][i] <= 1.0
         if not memory.prioritized:
             assert b["weight"][i] == 1.0
@@ -434,12 +439,7 @@ def test_a_memory_saved_with_other_envs_or_size_is_transplanted(
         b = {key: batch[key].cpu().numpy() for key in KEYS}
         for i in range(len(b["index"])):
             env, ep, t = fake.decode(b["obs"][i, -1])
-            want = fake.expected(env, ep, t, moved.n_step, moved.gamma)
-            np.testing.assert_array_equal(b["obs"][i], want["obs"])
-            np.testing.assert_array_equal(b["next_obs"][i], want["next_obs"])
-            assert b["action"][i] == want["action"]
-            assert b["reward"][i] == pytest.approx(want["reward"], rel=1e-6)
-            assert b["discount"][i] == pytest.approx(want["discount"], rel=1e-6)
+            assert_sample_is(b, i, fake.expected(env, ep, t, moved.n_step, moved.gamma))
 
     torch.manual_seed(0)
     exact(moved.sample(256))
@@ -451,13 +451,11 @@ def test_a_memory_saved_with_other_envs_or_size_is_transplanted(
         step = other.step()
         add(moved, step)
     torch.manual_seed(1)
-    batch = moved.sample(256)
+    b = {key: value.cpu().numpy() for key, value in moved.sample(256).items()}
     for i in range(256):  # old and new transitions, none of them mixed
-        env, ep, t = fake.decode(batch["obs"][i, -1].cpu().numpy())
+        env, ep, t = fake.decode(b["obs"][i, -1])
         truth = other if ep >= 1000 else fake
-        want = truth.expected(env, ep, t, moved.n_step, moved.gamma)
-        np.testing.assert_array_equal(batch["obs"][i].cpu().numpy(), want["obs"])
-        np.testing.assert_array_equal(batch["next_obs"][i].cpu().numpy(), want["next_obs"])
+        assert_sample_is(b, i, truth.expected(env, ep, t, moved.n_step, moved.gamma))
 
 
 def test_bad_input_raises_value_error() -> None:
