@@ -205,7 +205,11 @@ class ArchiveStarts(gym.Wrapper):
     state), ``start_x`` (its x there, 0 at the real start) and ``rebuild_frames`` (emulator
     frames spent replaying prefixes in this process so far) for the trainer's metrics.
     ``repeat``: archived episodes in a row from the same cell (each switch of cell replays a
-    prefix in the emulator; the same cell again costs nothing).
+    prefix in the emulator; the same cell again costs nothing). ``settle``: agent steps the
+    episode must survive after first entering a cell before that state is archived, so that
+    no start is a doomed one (mid-air over a pit, a frame before a goomba): without it, the
+    fastest arrival in a pit's cell is usually the fall into it, and every start there dies
+    within a few steps.
     """
 
     def __init__(
@@ -214,19 +218,27 @@ class ArchiveStarts(gym.Wrapper):
         *,
         share: float,
         repeat: int = 4,
+        settle: int = 0,
         seed: int | None = None,
         **archive: Any,
     ) -> None:
         super().__init__(env)
-        if not 0.0 <= share <= 1.0 or repeat < 1:
-            raise ValueError(f"share must be in [0, 1] and repeat >= 1, got {share}, {repeat}")
+        if not 0.0 <= share <= 1.0 or repeat < 1 or settle < 0:
+            raise ValueError(
+                f"share must be in [0, 1], repeat >= 1 and settle >= 0, "
+                f"got {share}, {repeat}, {settle}"
+            )
         self.share = share
         self.repeat = repeat
+        self.settle = settle
         self.archive = CellArchive(**archive)
         self._rng = np.random.default_rng(seed)
         self._cell: Cell | None = None
         self._left = 0  # archived episodes still to start from self._cell
         self._seen: set[CellKey] = set()
+        self._waiting: list[tuple[CellKey, int, int, int]] = []
+        """Cells entered this episode, not yet archived: (key, x, prefix length, step)."""
+        self._t = 0  # agent steps into this episode
         self._from_archive = False
         self._start_x = 0
 
@@ -247,18 +259,30 @@ class ArchiveStarts(gym.Wrapper):
         self._from_archive = cell is not None
         self._start_x = cell.x if cell is not None else 0
         self._seen = {self.archive.key(info)}
+        self._waiting.clear()
+        self._t = 0
         return obs, self._annotate(info)
 
     def step(self, action: Any) -> tuple[Any, Any, bool, bool, dict[str, Any]]:
         obs, reward, terminated, truncated, info = self.env.step(action)
+        self._t += 1
         key = self.archive.key(info)
+        died = terminated and not info.get("flag_get", False)
         if terminated or truncated:
-            self.archive.record_end(key, died=terminated and not info.get("flag_get", False))
+            self.archive.record_end(key, died=died)
+        history: bytearray = self.env.unwrapped.history  # type: ignore[attr-defined]
         if not terminated and key not in self._seen:  # a cell entered first this episode
             self._seen.add(key)
-            history: bytearray = self.env.unwrapped.history  # type: ignore[attr-defined]
             if self.archive.wants(key, len(history)):
-                self.archive.observe(key, int(info["x_pos"]), bytes(history))
+                self._waiting.append((key, int(info["x_pos"]), len(history), self._t))
+        if died:  # the states still waiting led to this death within `settle` steps
+            self._waiting.clear()
+        elif self._waiting:
+            ended = terminated or truncated
+            while self._waiting and (ended or self._t - self._waiting[0][3] >= self.settle):
+                cell, x, length, _ = self._waiting.pop(0)
+                if self.archive.wants(cell, length):
+                    self.archive.observe(cell, x, bytes(history[:length]))
         return obs, reward, terminated, truncated, self._annotate(info)
 
     def _annotate(self, info: dict[str, Any]) -> dict[str, Any]:

@@ -43,6 +43,8 @@ class Collector:
         """The merged start archive of the processes, as of the last :meth:`sync`."""
         self.rebuild_frames = 0
         """Emulator frames the processes spent rebuilding archived start states."""
+        self.from_archive = np.zeros(self.num_envs, dtype=bool)
+        """Which envs' current episodes started from an archived state."""
         self._returns = np.zeros(self.num_envs)
         self._lengths = np.zeros(self.num_envs, dtype=np.int64)
         self._pending = False
@@ -53,7 +55,8 @@ class Collector:
         if self.archive and archive_state is not None:
             self.envs.call("load_archive", archive_state, True)
             self.archive_state = archive_state
-        obs, _ = self.envs.reset()
+        obs, info = self.envs.reset()
+        self._note_starts(info)
         return obs
 
     def send(self, obs: np.ndarray, actions: np.ndarray) -> None:
@@ -93,8 +96,13 @@ class Collector:
                 )
             )
             self._returns[i], self._lengths[i] = 0.0, 0
+        self._note_starts(info)
         transition = Transition(obs, actions, reward, terminated, truncated, true_next)
         return next_obs, transition, ended
+
+    def _note_starts(self, info: dict[str, Any]) -> None:
+        if "from_archive" in info:  # the episodes now running (a new one where one ended)
+            self.from_archive = np.asarray(info["from_archive"], dtype=bool)
 
     def sync(self) -> None:
         """Merge the processes' start archives and hand every process the merged cells

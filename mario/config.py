@@ -103,6 +103,9 @@ class EnvConfig:
     archive_backoff: int = _f(3, "cells before a deadly one that a start may be chosen")
     archive_repeat: int = _f(4, "archived episodes in a row from one cell (a switch replays)")
     archive_max_cells: int = _f(512, "archive size bound (cells per env process)")
+    archive_settle: int = _f(
+        0, "agent steps an episode must survive after entering a cell for it to be archived"
+    )
 
     def validate(self) -> None:
         try:
@@ -113,7 +116,7 @@ class EnvConfig:
             raise ConfigError(
                 f"bad value {self.resize!r} for resize: the networks take 84x84 frames (valid: 84)"
             )
-        _at_least(self, 0, "noop_max", "max_episode_steps", "archive_backoff")
+        _at_least(self, 0, "noop_max", "max_episode_steps", "archive_backoff", "archive_settle")
         _at_least(self, 1, "archive_cell", "archive_repeat", "archive_max_cells")
         _within(self, 0.0, 1.0, "archive_share")
 
@@ -138,6 +141,7 @@ class EnvConfig:
                 "cell_size": self.archive_cell,
                 "backoff": self.archive_backoff,
                 "max_cells": self.archive_max_cells,
+                "settle": self.archive_settle,
             }
         return kwargs
 
@@ -199,6 +203,11 @@ class DQNConfig:
         "per-env epsilons as in Ape-X: env i of N explores with eps^(1 + spread*i/(N-1)), "
         "so some envs act nearly greedily (0: every env the same eps)",
     )
+    archive_eps: float = _f(
+        0.0,
+        "epsilon floor in training episodes started from the archive (explore after return; "
+        "0: the schedule's)",
+    )
     temperature: float = _f(1.0, "Boltzmann temperature")
 
     def validate(self) -> None:
@@ -206,6 +215,7 @@ class DQNConfig:
         _at_least(self, 1, "eps_decay_steps")
         _at_least(self, 0, "burn_in", "replay_ratio", "per_alpha", "per_beta", "per_beta_steps")
         _at_least(self, 0, "eps_spread")
+        _within(self, 0.0, 1.0, "archive_eps")
         _within(self, 0.0, 1.0, "gamma", "tau", open_low=True)
         if not 0.0 <= self.eps_end <= self.eps_start <= 1.0:
             raise ConfigError(

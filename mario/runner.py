@@ -284,7 +284,7 @@ class Runner:
                     if self.random_actions:
                         actions = np.random.randint(self.n_actions, size=cfg.run.num_envs)
                     else:
-                        actions = algo.act(obs, self.step)
+                        actions = algo.act(obs, self.step, collector.from_archive)
                 with timer("send"):
                     collector.send(obs, actions)
             if pending is not None:  # store, then the hooks (logs, evaluations, checkpoints)

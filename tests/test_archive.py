@@ -173,3 +173,22 @@ def test_archive_options_are_validated(tmp_path: Path, home: Path) -> None:
     assert result.returncode == 2 and "archive_share" in result.stderr
     with pytest.raises(ValueError, match="share"):
         ArchiveStarts(MarioEnv(), share=-0.1)
+
+
+@pytest.mark.parametrize("settle", [0, 12])
+def test_states_that_died_within_settle_steps_are_not_archived(settle: int) -> None:
+    env = ArchiveStarts(MarioEnv("1-1", "right_only"), share=0.0, settle=settle)
+    _, start = env.reset(seed=0)
+    start_key = env.archive.key(start)  # the start's own cell is never archived
+    entered = {start_key: 0}  # cell -> the step it was first entered
+    rng = np.random.default_rng(4)
+    for t in range(1, 5000):
+        _, _, terminated, _, info = env.step(int(rng.choice([1, 2, 3, 4])))
+        if terminated:
+            assert not info["flag_get"]
+            break
+        entered.setdefault(env.archive.key(info), t)
+    survived = {key for key, at in entered.items() if 0 < at < t - settle}
+    assert set(env.archive.cells) == (survived if settle else set(entered) - {start_key})
+    if settle:  # the states this episode entered shortly before its death are the doomed ones
+        assert set(entered) - survived

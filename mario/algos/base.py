@@ -73,8 +73,9 @@ class Algorithm(Protocol):
         """The network whose weights a checkpoint holds and evaluation uses."""
         ...
 
-    def act(self, obs: np.ndarray, step: int) -> np.ndarray:
-        """Training actions (E,) for ``obs`` at agent step ``step`` (exploration included)."""
+    def act(self, obs: np.ndarray, step: int, archived: np.ndarray | None = None) -> np.ndarray:
+        """Training actions (E,) for ``obs`` at agent step ``step`` (exploration included);
+        ``archived`` (E,) marks the envs whose episode started from an archived state."""
         ...
 
     def observe(self, transition: Transition, step: int) -> None:

@@ -114,7 +114,7 @@ class DQN:
         """Exploration rate at ``step``: 1 during the random burn-in, then the schedule."""
         return 1.0 if step < self.cfg.burn_in else self.schedule.value(step)
 
-    def act(self, obs: np.ndarray, step: int) -> np.ndarray:
+    def act(self, obs: np.ndarray, step: int, archived: np.ndarray | None = None) -> np.ndarray:
         if step < self.cfg.burn_in:
             return np.asarray(np.random.randint(self.net.n_actions, size=obs.shape[0]))
         epsilon: float | torch.Tensor = self.epsilon(step)
@@ -123,6 +123,11 @@ class DQN:
             # schedule's eps, the last nearly greedily, so greedy failure modes get practice
             powers = 1 + self.cfg.eps_spread * torch.linspace(0, 1, obs.shape[0])
             epsilon = torch.as_tensor(float(epsilon)) ** powers
+        if self.cfg.archive_eps > 0 and archived is not None and archived.any():
+            # Go-Explore's "explore" after "return": near the frontier the greedy policy is
+            # what keeps dying, so episodes started from the archive explore more
+            floor = torch.where(torch.as_tensor(archived), self.cfg.archive_eps, 0.0)
+            epsilon = torch.maximum(torch.as_tensor(epsilon, dtype=torch.float32), floor)
         actions, _ = self._policy.q_actions(obs, epsilon, sample=True)
         return actions
 

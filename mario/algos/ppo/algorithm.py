@@ -162,7 +162,7 @@ class PPO:
         self._lr = p.lr
 
     # -- acting ------------------------------------------------------------------------------
-    def act(self, obs: np.ndarray, step: int) -> np.ndarray:
+    def act(self, obs: np.ndarray, step: int, archived: np.ndarray | None = None) -> np.ndarray:
         logp, value = self._policy.forward(obs)
         actions = self._policy.sample(logp).to(logp.device)
         self._pending.append((logp.gather(1, actions[:, None]).squeeze(1), value))
