@@ -5,14 +5,15 @@ stores step t and learns (``send`` … ``receive``), so the emulators run while 
 works. It also keeps the episodes' running returns and lengths, hands back finished
 episodes, and, when save-state exploration is on, merges the processes' start archives
 (at moments when no step is pending, so the processes can answer). A distributed collector
-can replace it: the loop needs only ``reset``, ``send``, ``receive``, ``sync`` and ``close``.
+can replace it (:class:`mario.distributed.collector.RayCollector`): the loop needs only
+``acts``, ``reset``, ``send``, ``receive``, ``sync``, ``metrics`` and ``close``.
 """
 
 from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from gymnasium.vector import AsyncVectorEnv
@@ -23,17 +24,53 @@ from mario.archive import merge_states
 
 @dataclass
 class EpisodeEnd:
-    """A finished training episode. ``start_x`` is set when it began at an archived state."""
+    """A finished training episode. ``start_x`` is set when it began at an archived state;
+    ``stage`` when it is not the run's stage (remote actors on a list of stages)."""
 
     ret: float
     length: int
     x_pos: int
     flag: bool
     start_x: int | None = None
+    stage: str | None = None
+
+
+class Emulators(Protocol):
+    """What the runner's loop needs of the emulators: :class:`Collector` (processes on this
+    machine) or :class:`mario.distributed.collector.RayCollector` (actors on a cluster)."""
+
+    acts: bool
+    """True when the emulators choose their actions themselves (remote actors)."""
+    archive: bool
+    archive_state: dict[str, Any] | None
+    rebuild_frames: int
+    from_archive: np.ndarray
+
+    def reset(self, archive_state: dict[str, Any] | None = None) -> Any:
+        """Start; the first observations (None when the emulators act themselves)."""
+        ...
+
+    def send(self, obs: Any, actions: Any) -> None:
+        """Start the next step with ``actions`` chosen for ``obs`` (both None when the
+        emulators act themselves)."""
+        ...
+
+    def receive(self) -> tuple[Any, list[Transition], list[EpisodeEnd]]:
+        """The next observations to act on, the steps finished, the episodes ended."""
+        ...
+
+    def sync(self) -> None: ...
+
+    def metrics(self) -> dict[str, float]: ...
+
+    def close(self) -> None: ...
 
 
 class Collector:
     """Steps ``envs`` one vector step ahead of the loop (see the module docstring)."""
+
+    acts = False
+    """The loop chooses the actions (remote actors choose their own)."""
 
     def __init__(self, envs: AsyncVectorEnv, *, archive: bool = False) -> None:
         self.envs = envs
@@ -65,10 +102,10 @@ class Collector:
         self._sent = (obs, actions)
         self._pending = True
 
-    def receive(self) -> tuple[np.ndarray, Transition, list[EpisodeEnd]]:
+    def receive(self) -> tuple[np.ndarray, list[Transition], list[EpisodeEnd]]:
         """The step sent last: the observations to act on next (where an episode ended, the
-        next episode's first), the transition (with the true final observation there), and
-        the episodes it ended."""
+        next episode's first), the transition (one: with the true final observation where
+        an episode ended), and the episodes it ended."""
         next_obs, reward, terminated, truncated, info = self.envs.step_wait()
         obs, actions = self._sent
         self._pending = False
@@ -98,7 +135,7 @@ class Collector:
             self._returns[i], self._lengths[i] = 0.0, 0
         self._note_starts(info)
         transition = Transition(obs, actions, reward, terminated, truncated, true_next)
-        return next_obs, transition, ended
+        return next_obs, [transition], ended
 
     def _note_starts(self, info: dict[str, Any]) -> None:
         if "from_archive" in info:  # the episodes now running (a new one where one ended)
@@ -112,6 +149,10 @@ class Collector:
         merged = merge_states(list(self.envs.call("archive_state")))
         self.envs.call("load_archive", merged, False)
         self.archive_state = merged
+
+    def metrics(self) -> dict[str, float]:
+        """Figures for the train log (none: the archive's are logged on their own)."""
+        return {}
 
     def close(self) -> None:
         with warnings.catch_warnings():  # "close while waiting for step": expected on errors

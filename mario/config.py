@@ -1,8 +1,9 @@
 """The typed run configuration, in sections that check themselves.
 
-A training run has an algorithm (``algo``: ``dqn`` or ``ppo``) and five sections: ``run``
+A training run has an algorithm (``algo``: ``dqn`` or ``ppo``) and six sections: ``run``
 (what to train on, how long, where), ``env`` (the pixel pipeline and the start archive),
-``eval`` (evaluations during training), and the algorithm's own (``dqn`` or ``ppo``).
+``eval`` (evaluations during training), ``dist`` (emulator actors on a Ray cluster, off by
+default), and the algorithm's own (``dqn`` or ``ppo``).
 Outside the code the config is one flat mapping of keys (YAML files, presets, ``mario train
 --KEY VALUE``, ``config.yaml`` and checkpoints): every key names one field. A key of the
 other algorithm's section is an error naming the algorithm it belongs to; ``lr``, ``gamma``
@@ -63,7 +64,9 @@ class RunConfig:
 
     stage: str = _f("1-1", "stage to train on: W-S (1-1 .. 8-4) or 'all' for the full game")
     total_steps: int = _f(5_000_000, "agent steps (over all envs) the run trains for in total")
-    num_envs: int = _f(4, "parallel environments, one process each")
+    num_envs: int = _f(
+        4, "parallel environments, one process each (set by --num-actors with --ray-address)"
+    )
     device: str = _f("auto", "torch device: auto (CUDA when present), cpu, cuda, cuda:N")
     seed: int = _f(0, "seed for envs, exploration and network init")
     run_dir: str = _f("", "run folder (default: checkpoints/<stage>-<timestamp>)")
@@ -156,6 +159,33 @@ class EvalConfig:
     def validate(self) -> None:
         _at_least(self, 0, "eval_every")
         _at_least(self, 1, "eval_episodes")
+
+
+@dataclass
+class DistConfig:
+    """Emulator actors on a Ray cluster (Ape-X style DQN); off while ``ray_address`` is empty.
+
+    With a ``ray_address`` the run's ``num_envs`` is ``num_actors * envs_per_actor``: one
+    replay stream per remote emulator.
+    """
+
+    ray_address: str = _f(
+        "",
+        "Ray cluster for emulator actors: auto (the cluster this machine joined) or HOST:PORT "
+        "('': no Ray, emulator processes on this machine; needs mario[distributed])",
+    )
+    num_actors: int = _f(2, "with --ray-address: remote actors, one CPU each")
+    envs_per_actor: int = _f(1, "with --ray-address: emulators stepped by each actor")
+    actor_steps: int = _f(32, "with --ray-address: vector steps per batch an actor sends")
+    actor_inflight: int = _f(2, "with --ray-address: batches in flight per actor (backpressure)")
+    weights_every: float = _f(2.0, "with --ray-address: seconds between weight broadcasts")
+
+    def validate(self) -> None:
+        _at_least(self, 1, "num_actors", "envs_per_actor", "actor_steps", "actor_inflight")
+        if not self.weights_every > 0:
+            raise ConfigError(
+                f"bad value {self.weights_every!r} for weights_every: must be > 0 (seconds)"
+            )
 
 
 @dataclass
@@ -263,10 +293,11 @@ _SECTION_TYPES: dict[str, type] = {
     "run": RunConfig,
     "env": EnvConfig,
     "eval": EvalConfig,
+    "dist": DistConfig,
     "dqn": DQNConfig,
     "ppo": PPOConfig,
 }
-COMMON_SECTIONS = ("run", "env", "eval")
+COMMON_SECTIONS = ("run", "env", "eval", "dist")
 
 
 @dataclass
@@ -277,6 +308,7 @@ class TrainConfig:
     run: RunConfig = field(default_factory=RunConfig)
     env: EnvConfig = field(default_factory=EnvConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    dist: DistConfig = field(default_factory=DistConfig)
     dqn: DQNConfig = field(default_factory=DQNConfig)
     ppo: PPOConfig = field(default_factory=PPOConfig)
 
@@ -291,7 +323,7 @@ class TrainConfig:
             raise ConfigError(
                 f"bad value {self.algo!r} for algo: valid values are {', '.join(ALGOS)}"
             )
-        for section in (self.run, self.env, self.eval, self.learn):
+        for section in (self.dist, self.run, self.env, self.eval, self.learn):
             section.validate()
             for f in dataclasses.fields(section):
                 choices = _choices(type(section), f.name)
@@ -300,6 +332,8 @@ class TrainConfig:
                         f"bad value {getattr(section, f.name)!r} for {f.name}: valid values "
                         f"are {', '.join(choices)}"
                     )
+        if self.distributed:
+            self._check_distributed()
         if isinstance(self.learn, DQNConfig):
             smallest = self.run.num_envs * (self.env.stack + self.dqn.n_step + 2)
             if self.dqn.replay_size < smallest + self.dqn.batch_size:
@@ -317,10 +351,33 @@ class TrainConfig:
                 )
         return self
 
+    @property
+    def distributed(self) -> bool:
+        """Whether the emulators run as actors on a Ray cluster."""
+        return bool(self.dist.ray_address)
+
+    def _check_distributed(self) -> None:
+        if self.algo != "dqn":
+            raise ConfigError(
+                f"--ray-address runs DQN only (Ape-X style actors), not algo {self.algo}: "
+                "use --algo dqn, or leave out --ray-address"
+            )
+        if self.env.archive_share > 0:
+            raise ConfigError(
+                "--archive-share is not available with --ray-address (the start archive "
+                "lives in local emulator processes): leave one of them out"
+            )
+        streams = self.dist.num_actors * self.dist.envs_per_actor
+        if self.run.num_envs != streams:
+            raise ConfigError(
+                f"num_envs ({self.run.num_envs}) must be num_actors x envs_per_actor "
+                f"({streams}) with --ray-address"
+            )
+
     def to_dict(self) -> dict[str, Any]:
         """The flat mapping: ``algo``, the common sections and the selected algorithm's."""
         flat: dict[str, Any] = {"algo": self.algo}
-        for section in (self.run, self.env, self.eval, self.learn):
+        for section in (self.run, self.env, self.eval, self.dist, self.learn):
             flat.update(dataclasses.asdict(section))
         return flat
 
@@ -457,6 +514,9 @@ def build_config(base: dict[str, Any] | None = None, **overrides: Any) -> TrainC
                 f"(use --algo {other}, or leave it out)"
             )
     built = {name: _SECTION_TYPES[name](**kw) for name, kw in sections.items()}
+    dist = built["dist"]
+    if dist.ray_address:  # one replay stream per remote emulator
+        built["run"].num_envs = dist.num_actors * dist.envs_per_actor
     return TrainConfig(algo=algo, **built).validate()
 
 

@@ -13,7 +13,7 @@ from typing import Any, SupportsFloat, cast
 
 import gymnasium as gym
 import numpy as np
-from gymnasium.vector import AsyncVectorEnv, AutoresetMode
+from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv
 
 from mario._compat import (
     BUTTON_BITS,
@@ -312,9 +312,29 @@ def make_vec_env(
     the last observation and info of the ended episode are in ``info["final_obs"][i]`` and
     ``info["final_info"]`` (rows masked by ``info["_final_obs"]``).
     """
+    return AsyncVectorEnv(
+        _builders(num_envs, stage, seed, env_kwargs),
+        shared_memory=True,
+        autoreset_mode=autoreset_mode,
+    )
+
+
+def make_sync_vec_env(
+    num_envs: int, stage: str = "1-1", *, seed: int | None = None, **env_kwargs: Any
+) -> SyncVectorEnv:
+    """:func:`make_vec_env`'s envs (same seeds, same auto-reset) stepped one after another in
+    this process: a remote actor (:mod:`mario.distributed`) is one process on one CPU."""
+    return SyncVectorEnv(
+        _builders(num_envs, stage, seed, env_kwargs), autoreset_mode=AutoresetMode.SAME_STEP
+    )
+
+
+def _builders(
+    num_envs: int, stage: str, seed: int | None, env_kwargs: dict[str, Any]
+) -> list[Callable[[], gym.Env]]:
+    """One builder of :func:`make_env` per env, checked here so bad input fails here."""
     if not isinstance(num_envs, int | np.integer) or num_envs < 1:
         raise ValueError(f"num_envs must be an integer >= 1, got {num_envs!r}")
-    # Validate in this process so bad input fails here, not inside a worker.
     parse_stage(stage)
     action_set(env_kwargs.get("actions", "simple"))
     check_pipeline_args(**env_kwargs)
@@ -334,8 +354,4 @@ def make_vec_env(
 
         return build
 
-    return AsyncVectorEnv(
-        [factory(i) for i in range(num_envs)],
-        shared_memory=True,
-        autoreset_mode=autoreset_mode,
-    )
+    return [factory(i) for i in range(num_envs)]

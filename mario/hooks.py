@@ -98,6 +98,8 @@ class TrainLog(Hook):
                 archive_rebuild_frames_per_step=(collector.rebuild_frames - rebuilt) / window,
             )
             self.mark = (stats.episodes, stats.archive_episodes, collector.rebuild_frames)
+        if collector is not None:
+            metrics.update(collector.metrics())  # remote actors: restarts, wire bytes, lag
         metrics.update(memory_metrics())
         runner.tracker.log(runner.step, metrics, kind="train")
         if not sys.stderr.isatty():

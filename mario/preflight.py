@@ -85,7 +85,7 @@ def check_resources(cfg: TrainConfig, run_dir: Path, device: torch.device, n_act
     """Refuse a run the machine cannot hold: emulator processes against the CPUs, the
     algorithm's buffer against host (or GPU) memory, one checkpoint against the free disk."""
     cores = len(os.sched_getaffinity(0))
-    num_envs = cfg.run.num_envs
+    num_envs = 0 if cfg.distributed else cfg.run.num_envs  # emulator processes here
     if num_envs > MAX_ENVS_PER_CORE * cores:
         raise ConfigError(
             f"bad value {num_envs} for num_envs: this machine has {cores} CPU cores, so at "

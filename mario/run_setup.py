@@ -162,6 +162,10 @@ def prepare_run(
     except CheckpointError as error:
         raise ConfigError(str(error)) from None
     check_resources(config, run_dir, device, action_set_size(config.env.actions))
+    if config.distributed:  # join the Ray cluster; it must have a CPU per actor
+        from mario.distributed.cluster import connect
+
+        connect(config)
     wandb_mode, message = resolve_wandb_mode(config.run.wandb_mode, run_dir)  # online needs a key
     if message:
         notes.append(message)

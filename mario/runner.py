@@ -44,7 +44,7 @@ from mario.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from mario.collector import Collector, EpisodeEnd
+from mario.collector import Collector, Emulators, EpisodeEnd
 from mario.config import ConfigError
 from mario.device import resolve_device
 from mario.models import net_signature
@@ -149,6 +149,7 @@ class Runner:
         *,
         argv: list[str] | None = None,
         env_factory: Callable[[int], AsyncVectorEnv] | None = None,
+        actor_env_factory: Callable[[int, int], Any] | None = None,
         n_actions: int | None = None,
         learn: bool = True,
         random_actions: bool = False,
@@ -156,6 +157,8 @@ class Runner:
     ) -> None:
         """``env_factory(seed)`` replaces the game's vector env (tests use a toy env with
         ``n_actions`` actions); it must auto-reset in SAME_STEP mode like make_vec_env.
+        ``actor_env_factory(num_envs, seed)`` is the same for each remote actor's envs
+        (``--ray-address``).
         ``learn=False`` and ``random_actions`` are for benchmarks (acting without learning,
         uniform random actions); ``hooks`` replaces the default ones."""
         from mario.hooks import default_hooks
@@ -163,6 +166,7 @@ class Runner:
         cfg = self.cfg = setup.config
         self.setup = setup
         self.env_factory = env_factory
+        self.actor_env_factory = actor_env_factory
         self.run_dir = setup.run_dir
         self.device = resolve_device(cfg.run.device)
         self.learning = learn
@@ -173,7 +177,7 @@ class Runner:
         self.step = 0
         self.stats = RunStats()
         self.archive_state: dict[str, Any] | None = None
-        self.collector: Collector | None = None
+        self.collector: Emulators | None = None
         self.last_saved: CheckpointInfo | None = None
         self.notes = list(setup.notes)
 
@@ -230,16 +234,7 @@ class Runner:
         signals = (signal.SIGINT, signal.SIGTERM)
         previous = {s: signal.signal(s, self._on_signal) for s in signals}
         try:
-            seed = cfg.run.seed + self.step
-            if self.env_factory is not None:
-                envs = self.env_factory(seed)
-            else:
-                from mario.env import make_vec_env
-
-                envs = make_vec_env(
-                    cfg.run.num_envs, cfg.run.stage, seed=seed, **cfg.env.train_kwargs()
-                )
-            self.collector = Collector(envs, archive=cfg.env.archive_share > 0)
+            self.collector = self._make_collector(cfg.run.seed + self.step)
             self._loop(self.collector)
             self.collector.sync()
             last = self.last_saved
@@ -267,30 +262,57 @@ class Runner:
             for s, handler in previous.items():
                 signal.signal(s, handler)
 
-    def _loop(self, collector: Collector) -> None:
+    def _make_collector(self, seed: int) -> Emulators:
+        """The emulators: processes on this machine, or actors on a Ray cluster."""
+        cfg = self.cfg
+        if cfg.distributed:
+            from mario.distributed.collector import RayCollector
+            from mario.distributed.wire import acting_weights
+
+            def weights() -> tuple[dict[str, torch.Tensor], int, int]:
+                return acting_weights(self.algo.net), self.algo.updates, self.step
+
+            return RayCollector(
+                cfg, self.n_actions, weights, seed=seed, env_fn=self.actor_env_factory
+            )
+        if self.env_factory is not None:
+            envs = self.env_factory(seed)
+        else:
+            from mario.env import make_vec_env
+
+            kwargs = cfg.env.train_kwargs()
+            envs = make_vec_env(cfg.run.num_envs, cfg.run.stage, seed=seed, **kwargs)
+        return Collector(envs, archive=cfg.env.archive_share > 0)
+
+    def _loop(self, collector: Emulators) -> None:
         """Act, store (+ hooks), learn, receive, until the total or a stop signal.
 
         The emulators run step t+1 while the loop stores step t, runs the hooks and learns:
-        only acting and receiving keep them waiting.
+        only acting and receiving keep them waiting. Remote actors act themselves
+        (``collector.acts``): then the loop skips acting, and each receive brings a batch of
+        steps of some of the envs (or none yet).
         """
         cfg, algo, timer = self.cfg, self.algo, self.timers
         obs = collector.reset(self.archive_state)
-        pending: tuple[Any, list[EpisodeEnd]] | None = None  # the step just finished
+        pending: tuple[list[Any], list[EpisodeEnd]] | None = None  # the steps just finished
         next_sync = self.step + cfg.run.log_every
         while True:
             running = self.step < cfg.run.total_steps and not self.stop_requested
             if running:  # act
                 with timer("act"):
-                    if self.random_actions:
+                    if collector.acts:
+                        actions = None
+                    elif self.random_actions:
                         actions = np.random.randint(self.n_actions, size=cfg.run.num_envs)
                     else:
                         actions = algo.act(obs, self.step, collector.from_archive)
                 with timer("send"):
                     collector.send(obs, actions)
             if pending is not None:  # store, then the hooks (logs, evaluations, checkpoints)
-                transition, ended = pending
+                transitions, ended = pending
                 with timer("store"):
-                    algo.observe(transition, self.step)
+                    for transition in transitions:
+                        algo.observe(transition, self.step)
                     for episode in ended:
                         self._episode_end(episode)
                 with timer("hooks"):
@@ -303,9 +325,9 @@ class Runner:
                 with timer("learn"):
                     algo.learn(self.step)
             with timer("receive"):  # the emulators' step: waiting for them, then gathering
-                obs, transition, ended = collector.receive()
-            pending = (transition, ended)
-            self.step += cfg.run.num_envs
+                obs, transitions, ended = collector.receive()
+            pending = (transitions, ended)
+            self.step += sum(len(t.action) for t in transitions)
             if self.step >= next_sync:  # no step is pending here: the processes can answer
                 collector.sync()
                 next_sync += cfg.run.log_every
@@ -317,7 +339,7 @@ class Runner:
             "length": e.length,
             "x_pos": e.x_pos,
             "flag_get": e.flag,
-            "stage": self.cfg.run.stage,
+            "stage": e.stage or self.cfg.run.stage,
             "episodes": self.stats.episodes,
         }
         if e.start_x is not None:

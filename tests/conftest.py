@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -107,3 +109,30 @@ def snapshot(run: Path) -> dict[str, bytes]:
         for p in sorted(run.rglob("*"))
         if p.is_file() and p.name != ".lock"
     }
+
+
+@pytest.fixture(scope="session")
+def ray_address() -> Iterator[str]:
+    """One local Ray instance for the session (2 CPUs, no dashboard, its files under /tmp),
+    with token authentication as a real cluster has it: the token is in the environment, so
+    ``mario train --ray-address`` subprocesses join with it. Returns the cluster's address."""
+    import secrets
+    import tempfile
+
+    os.environ.setdefault("RAY_AUTH_MODE", "token")  # before Ray reads its config
+    os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(32))
+    os.environ["RAY_ENABLE_UV_RUN_RUNTIME_ENV"] = "0"
+    import ray
+
+    root = str(Path(__file__).resolve().parents[1])  # actors import tests.toy_env
+    context = ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        _temp_dir=tempfile.mkdtemp(prefix="ray-", dir="/tmp"),
+        runtime_env={"env_vars": {"PYTHONPATH": root}},
+        logging_level=logging.WARNING,
+    )
+    try:
+        yield str(context.address_info["gcs_address"])
+    finally:
+        ray.shutdown()

@@ -417,6 +417,49 @@ def test_save_load_cuts_episodes_in_flight_and_continues(tmp_path: Path, priorit
         restored.load(tmp_path / "missing")
 
 
+@pytest.mark.parametrize("prioritized", [False, True])
+def test_streams_added_apart_and_cut_hold_the_same_transitions(prioritized: bool) -> None:
+    """Remote actors send their envs' steps on their own schedule, newest frames only: adding
+    each env's step alone (``streams``), in a shuffled order, stores what whole vector steps
+    do; ``cut`` ends the episodes in flight (a replaced actor) like a resume does."""
+    settings = {"frame_shape": FRAME, "n_step": 2, "prioritized": prioritized, "device": DEVICE}
+    fake = PixelVecEnv(3, seed=7)
+    memory = ReplayMemory(90, 3, **settings)
+    rng = np.random.default_rng(0)
+    for _ in range(100):
+        step = fake.step()
+        for env in rng.permutation(3):
+            memory.add(
+                step["obs"][env : env + 1, -1],
+                step["action"][env : env + 1],
+                step["reward"][env : env + 1],
+                step["terminated"][env : env + 1],
+                step["truncated"][env : env + 1],
+                step["next_obs"][env : env + 1, -1],
+                streams=[env],
+            )
+    assert len(memory) == len(fake.sampleable(30, 2))
+    check_batch(memory.sample(64), fake, memory, 64)
+    memory.cut([2, 0, 1])
+    fake.cut()
+    assert len(memory) == len(fake.sampleable(30, 2))
+    for _ in range(40):
+        add(memory, fake.step())
+    for seed in range(3):
+        torch.manual_seed(seed)
+        check_batch(memory.sample(64), fake, memory, 64)
+    with pytest.raises(ValueError, match="repeat"):
+        memory.add(
+            *(
+                np.repeat(step[k][:1], 2, 0)
+                for k in ("obs", "action", "reward", "terminated", "truncated", "next_obs")
+            ),
+            streams=[1, 1],
+        )
+    with pytest.raises(ValueError, match="streams"):
+        memory.cut([3])
+
+
 @pytest.mark.parametrize(("capacity", "num_envs"), [(240, 8), (60, 2), (90, 1)])
 def test_a_memory_saved_with_other_envs_or_size_is_transplanted(
     tmp_path: Path, capacity: int, num_envs: int

@@ -60,3 +60,11 @@ def make_corridor_vec(num_envs: int, seed: int) -> gym.vector.VectorEnv:
     )
     envs.reset(seed=seed)
     return envs
+
+
+def make_corridor_sync(num_envs: int, seed: int) -> gym.vector.VectorEnv:
+    """The corridor for a remote actor: its envs in its own process, auto-resetting alike."""
+    return gym.vector.SyncVectorEnv(
+        [make_corridor for _ in range(num_envs)],
+        autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
+    )

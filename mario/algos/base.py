@@ -25,7 +25,11 @@ class Transition:
     """One vector step, as the algorithms store it (arrays over the ``E`` envs).
 
     ``next_obs`` is the true next observation: where an episode ended, its final one (not
-    the auto-reset first observation of the next episode).
+    the auto-reset first observation of the next episode). Remote actors
+    (:mod:`mario.distributed`) send only the newest frame of each observation (``obs`` and
+    ``next_obs`` of shape ``(E, H, W)``), and their rows are some of the run's envs:
+    ``streams`` names them (None: all envs, in order). ``cut``: the episodes in flight on
+    those envs were lost before this step (a replaced actor) and end there.
     """
 
     obs: np.ndarray
@@ -34,6 +38,8 @@ class Transition:
     terminated: np.ndarray
     truncated: np.ndarray
     next_obs: np.ndarray
+    streams: np.ndarray | None = None
+    cut: bool = False
 
 
 @dataclass

@@ -16,7 +16,12 @@ import numpy as np
 import torch
 
 from mario.algos.base import Explained, Transition, check_finite
-from mario.algos.dqn.exploration import EpsilonSchedule, boltzmann_actions, select_actions
+from mario.algos.dqn.exploration import (
+    EpsilonSchedule,
+    boltzmann_actions,
+    select_actions,
+    spread_epsilons,
+)
 from mario.algos.dqn.learner import Learner
 from mario.algos.dqn.replay import ReplayMemory
 from mario.config import TrainConfig
@@ -119,10 +124,8 @@ class DQN:
             return np.asarray(np.random.randint(self.net.n_actions, size=obs.shape[0]))
         epsilon: float | torch.Tensor = self.epsilon(step)
         if self.cfg.eps_spread > 0 and obs.shape[0] > 1:
-            # Ape-X: env i explores with eps^(1 + spread * i / (N - 1)); env 0 with the
-            # schedule's eps, the last nearly greedily, so greedy failure modes get practice
-            powers = 1 + self.cfg.eps_spread * torch.linspace(0, 1, obs.shape[0])
-            epsilon = torch.as_tensor(float(epsilon)) ** powers
+            n = obs.shape[0]
+            epsilon = spread_epsilons(float(epsilon), self.cfg.eps_spread, torch.arange(n), n)
         if self.cfg.archive_eps > 0 and archived is not None and archived.any():
             # Go-Explore's "explore" after "return": near the frontier the greedy policy is
             # what keeps dying, so episodes started from the archive explore more
@@ -136,7 +139,11 @@ class DQN:
 
     # -- learning ----------------------------------------------------------------------------
     def observe(self, t: Transition, step: int) -> None:
-        self.replay.add(t.obs, t.action, t.reward, t.terminated, t.truncated, t.next_obs)
+        if t.cut and t.streams is not None:
+            self.replay.cut(t.streams)
+        self.replay.add(
+            t.obs, t.action, t.reward, t.terminated, t.truncated, t.next_obs, streams=t.streams
+        )
 
     def learn(self, step: int) -> None:
         """The updates due by ``step``: ``replay_ratio`` per agent step after the burn-in."""

@@ -49,6 +49,17 @@ class EpsilonSchedule:
         return max(self.end, self.start * (self.end / self.start) ** fraction)
 
 
+def spread_epsilons(
+    epsilon: float, spread: float, envs: torch.Tensor, num_envs: int
+) -> torch.Tensor:
+    """Ape-X's per-env exploration: env ``i`` of ``num_envs`` explores with
+    ``epsilon ** (1 + spread * i / (num_envs - 1))``; env 0 with the schedule's ε, the last
+    nearly greedily, so the greedy policy's failure modes get practice. ``envs``: the env
+    indices (a remote actor's share of all the run's envs)."""
+    powers = 1 + spread * envs.to(torch.float32) / max(1, num_envs - 1)
+    return torch.as_tensor(float(epsilon)) ** powers
+
+
 def _check_q(q_values: torch.Tensor) -> None:
     if q_values.dim() != 2 or q_values.shape[1] < 1:
         raise ValueError(f"q_values must be (N, A) with A >= 1, got {tuple(q_values.shape)}")

@@ -218,22 +218,28 @@ class ReplayMemory:
         terminated: ArrayLike,
         truncated: ArrayLike,
         next_obs: ArrayLike,
+        *,
+        streams: ArrayLike | None = None,
     ) -> None:
         """Store one vector step (of a vector env that auto-resets in the same step).
 
-        obs/next_obs: uint8 ``[E, stack, *frame_shape]`` (numpy or torch); action int ``[E]``;
-        reward float ``[E]``; terminated/truncated bool ``[E]``. ``next_obs`` is the TRUE next
-        observation (the final one where an episode ended, not the auto-reset one).
+        obs/next_obs: uint8 ``[E, stack, *frame_shape]`` or only their newest frames
+        ``[E, *frame_shape]`` (numpy or torch); action int ``[E]``; reward float ``[E]``;
+        terminated/truncated bool ``[E]``. ``next_obs`` is the TRUE next observation (the
+        final one where an episode ended, not the auto-reset one). ``streams``: the streams
+        (env ids) the ``E`` rows belong to, each at most once (default: all, in order); remote
+        actors send their envs' steps on their own schedule.
         """
-        obs_frame = self._newest_frame(obs, "obs")
-        next_frame = self._newest_frame(next_obs, "next_obs")
-        action_t = self._per_env(action, torch.int64, "action")
-        reward_t = self._per_env(reward, torch.float32, "reward")
-        terminated_t = self._per_env(terminated, torch.bool, "terminated")
-        truncated_t = self._per_env(truncated, torch.bool, "truncated")
+        envs = self._envs if streams is None else self._stream_ids(streams)
+        n = int(envs.numel())
+        obs_frame = self._newest_frame(obs, "obs", n)
+        next_frame = self._newest_frame(next_obs, "next_obs", n)
+        action_t = self._per_env(action, torch.int64, "action", n)
+        reward_t = self._per_env(reward, torch.float32, "reward", n)
+        terminated_t = self._per_env(terminated, torch.bool, "terminated", n)
+        truncated_t = self._per_env(truncated, torch.bool, "truncated", n)
 
-        envs = self._envs
-        written = self._written
+        written = self._written[envs]
         row = written % self._rows
         row_next = (written + 1) % self._rows
         # Both rows are spare (not live) before this add, so writing every env is safe.
@@ -244,49 +250,69 @@ class ReplayMemory:
         else:
             # One copy per frame: as fast as index_copy_ and, unlike it, free of the thread
             # pool, which stalls for milliseconds when env workers oversubscribe the CPU.
-            for env, r in enumerate(row.tolist()):
-                self._frames[r, env].copy_(obs_frame[env])
-                self._frames[(r + 1) % self._rows, env].copy_(next_frame[env])
+            for i, (env, r) in enumerate(zip(envs.tolist(), row.tolist(), strict=True)):
+                self._frames[r, env].copy_(obs_frame[i])
+                self._frames[(r + 1) % self._rows, env].copy_(next_frame[i])
         self._action[row, envs] = action_t
         self._reward[row, envs] = reward_t
         self._terminated[row, envs] = terminated_t
         self._truncated[row, envs] = truncated_t
         self._final[row, envs] = False
-        self._ep_pos[row, envs] = self._ep_pos_next
+        ep_pos = self._ep_pos_next[envs]
+        self._ep_pos[row, envs] = ep_pos
         self._final[row_next, envs] = True
-        self._ep_pos[row_next, envs] = self._ep_pos_next + 1
+        self._ep_pos[row_next, envs] = ep_pos + 1
 
         ended = terminated_t | truncated_t
-        self._written = written + 1 + ended
-        self._ep_pos_next = torch.where(ended, 0, self._ep_pos_next + 1)
-        self._refresh_validity(written)
+        self._written[envs] = written + 1 + ended
+        self._ep_pos_next[envs] = torch.where(ended, 0, ep_pos + 1)
+        self._refresh_validity(written, envs)
 
-    def _newest_frame(self, x: ArrayLike, name: str) -> torch.Tensor:
-        expected = (self.num_envs, self.stack, *self.frame_shape)
+    def cut(self, streams: ArrayLike) -> None:
+        """End the episodes in flight on ``streams`` as truncations (their emulators were
+        lost, e.g. a dead remote actor): the next :meth:`add` there starts a new episode."""
+        cut = [j for j in self._stream_ids(streams).tolist() if int(self._ep_pos_next[j]) != 0]
+        for j in cut:
+            self._cut_stream(j)
+        if cut:
+            self._revalidate()
+
+    def _stream_ids(self, streams: ArrayLike) -> torch.Tensor:
+        ids = torch.as_tensor(streams).to("cpu", torch.int64).reshape(-1)
+        if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= self.num_envs):
+            raise ValueError(f"streams must be in [0, {self.num_envs}), got {ids.tolist()}")
+        if ids.unique().numel() != ids.numel():
+            raise ValueError(f"streams must not repeat within one add, got {ids.tolist()}")
+        return ids
+
+    def _newest_frame(self, x: ArrayLike, name: str, n: int) -> torch.Tensor:
         shape, dtype = tuple(x.shape), x.dtype
         if dtype != (np.uint8 if isinstance(x, np.ndarray) else torch.uint8):
             raise ValueError(f"{name} must hold uint8 frames, got dtype {dtype}")
-        if shape == expected:
+        if shape == (n, self.stack, *self.frame_shape):
             frame = x[:, -1]
-        elif self.stack == 1 and shape == (self.num_envs, *self.frame_shape):
-            frame = x  # stack=1 observations without a stack axis
+        elif shape == (n, *self.frame_shape):
+            frame = x  # newest frames only (or stack=1 observations without a stack axis)
         else:
-            raise ValueError(f"{name} must have shape {expected}, got {shape}")
+            raise ValueError(
+                f"{name} must have shape {(n, self.stack, *self.frame_shape)} or "
+                f"{(n, *self.frame_shape)}, got {shape}"
+            )
         if isinstance(frame, np.ndarray):
             if not frame.flags.writeable:  # e.g. shared memory of a vector env
                 frame = frame.copy()
             frame = torch.from_numpy(frame)
         return frame.to(self.device, non_blocking=True)
 
-    def _per_env(self, x: ArrayLike | float, dtype: torch.dtype, name: str) -> torch.Tensor:
+    def _per_env(self, x: ArrayLike | float, dtype: torch.dtype, name: str, n: int) -> torch.Tensor:
         t = torch.as_tensor(x)
-        if tuple(t.shape) != (self.num_envs,):
-            raise ValueError(f"{name} must have shape ({self.num_envs},), got {tuple(t.shape)}")
+        if tuple(t.shape) != (n,):
+            raise ValueError(f"{name} must have shape ({n},), got {tuple(t.shape)}")
         return t.to("cpu", dtype)
 
-    def _refresh_validity(self, written_before: torch.Tensor) -> None:
+    def _refresh_validity(self, written_before: torch.Tensor, envs: torch.Tensor) -> None:
         """Re-evaluate the positions whose validity this add can change; keep trees in step."""
-        env = self._envs[:, None]
+        env = envs[:, None]
         pos = written_before[:, None] + self._window
         valid = self._is_valid(pos, env)
         row = pos % self._rows

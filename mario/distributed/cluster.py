@@ -1,0 +1,81 @@
+"""Joining a Ray cluster, with one-line errors for what a user can get wrong.
+
+A wrong address must not hang the trainer in Ray's connection retries (minutes of C++ log
+lines): the address is resolved and probed with a plain TCP connection first. The actors need
+one CPU each, so a cluster with fewer CPUs than ``num_actors`` is refused before any starts.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+
+from mario.config import ConfigError, TrainConfig
+
+#: Seconds to wait for the cluster's GCS port to accept a TCP connection.
+PROBE_TIMEOUT_S = 5.0
+
+
+def connect(cfg: TrainConfig) -> None:
+    """Join the cluster at ``cfg.dist.ray_address`` (once per process) and check that it has a
+    CPU per actor; ConfigError (one line) otherwise."""
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError(
+            '--ray-address needs Ray: pip install "mario[distributed]" (or ray>=2.60)'
+        ) from None
+    address = cfg.dist.ray_address
+    if not ray.is_initialized():
+        os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")  # workers: this interpreter
+        target = _resolve(address)
+        _probe(address, target)
+        try:
+            ray.init(address=target, logging_level=logging.WARNING, log_to_driver=True)
+        except (ConnectionError, RuntimeError, ValueError) as error:
+            first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+            raise ConfigError(
+                f"cannot join the Ray cluster at {address} ({target}): {first}"
+            ) from None
+    cpus = int(ray.cluster_resources().get("CPU", 0))
+    if cfg.dist.num_actors > cpus:
+        raise ConfigError(
+            f"bad value {cfg.dist.num_actors} for num_actors: the Ray cluster at {address} has "
+            f"{cpus} CPUs and each actor takes one (add machines with ray start --address, or "
+            f"use --num-actors {max(1, cpus)} or fewer)"
+        )
+
+
+def _resolve(address: str) -> str:
+    """``auto`` (the cluster this machine joined last, or RAY_ADDRESS) or HOST:PORT, as
+    HOST:PORT."""
+    from ray._private.services import canonicalize_bootstrap_address
+
+    try:
+        target = canonicalize_bootstrap_address(address)
+    except (ConnectionError, ValueError) as error:
+        raise ConfigError(_unreachable(address, str(error).splitlines()[0])) from None
+    if not target:
+        raise ConfigError(_unreachable(address, "no running Ray cluster found"))
+    return target
+
+
+def _probe(address: str, target: str) -> None:
+    host, _, port = target.rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"bad value {address!r} for ray_address: expected auto or HOST:PORT")
+    try:
+        with socket.create_connection((host, int(port)), timeout=PROBE_TIMEOUT_S):
+            pass
+    except OSError as error:
+        raise ConfigError(
+            _unreachable(address, f"{target}: {error.strerror or type(error).__name__}")
+        ) from None
+
+
+def _unreachable(address: str, why: str) -> str:
+    return (
+        f"cannot reach the Ray cluster at {address} ({why}): start it with ray start --head "
+        "on the learner machine, then pass --ray-address auto there (or HOST:PORT)"
+    )

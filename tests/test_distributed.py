@@ -1,0 +1,275 @@
+"""Training on a Ray cluster: remote actors, their batches, weights, deaths, and the CLI.
+
+Everything runs on one local Ray instance (the session's ``ray_address`` fixture, 2 CPUs,
+token authentication on), with the toy corridor in the actors where learning has to fit in
+seconds and the real emulator through ``mario train``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from mario.algos.base import Transition
+from mario.checkpoint import list_checkpoints, load_checkpoint
+from mario.config import TrainConfig, build_config
+from mario.distributed.collector import RayCollector
+from mario.distributed.wire import acting_weights
+from mario.models import MarioNet
+from mario.run_setup import prepare_run
+from mario.runner import Runner
+from mario.tracking import read_metrics
+from tests.conftest import assert_one_line_error, run_mario
+from tests.test_train import TOY, greedy_success
+from tests.toy_env import make_corridor_sync
+
+K, T = 2, 16  # envs per actor, steps per batch
+
+
+def toy_config(address: str, **overrides: Any) -> TrainConfig:
+    values = {"ray_address": address, "num_actors": 2, "envs_per_actor": K, "actor_steps": T}
+    return build_config({"replay_size": 4000, "burn_in": 0, **values, **overrides})
+
+
+def right_walker() -> MarioNet:
+    """A Q-network that always prefers action 2 (walk right) by a wide margin."""
+    net = MarioNet(3, 4)
+    with torch.no_grad():
+        out = net.online.head[2]
+        out.weight.zero_()
+        out.bias.copy_(torch.tensor([0.0, 0.0, 10.0]))
+    return net
+
+
+def collect(collector: RayCollector, batches: int, timeout: float = 60) -> list[list[Transition]]:
+    """``batches`` non-empty receives (the loop's send/receive pair), as lists of steps."""
+    out: list[list[Transition]] = []
+    deadline = time.monotonic() + timeout
+    while len(out) < batches:
+        assert time.monotonic() < deadline, f"only {len(out)} batches in {timeout} s"
+        collector.send(None, None)
+        _, steps, _ = collector.receive()
+        if steps:
+            out.append(steps)
+    return out
+
+
+def test_batches_hold_the_actors_steps_with_their_episode_boundaries(ray_address: str) -> None:
+    """Shapes, streams, next frames and episode ends of random play in two actors, as the
+    replay memory needs them: each stream's steps follow each other across batches, and
+    where an episode ended the next frame is its final one, not the next episode's first."""
+    cfg = toy_config(ray_address, eps_start=1.0, eps_end=1.0)
+    net = MarioNet(3, 4)
+    collector = RayCollector(
+        cfg, 3, lambda: (acting_weights(net), 0, 0), seed=0, env_fn=make_corridor_sync
+    )
+    collector.reset()
+    per_stream: dict[int, list[tuple[Transition, int]]] = {s: [] for s in range(4)}
+    firsts = Counter()
+    try:
+        for steps in collect(collector, 24):
+            assert len(steps) == T
+            streams = steps[0].streams
+            assert streams is not None and list(streams) in ([0, 1], [2, 3])
+            firsts[int(streams[0])] += steps[0].cut
+            for step in steps:
+                assert step.obs.shape == step.next_obs.shape == (K, 84, 84)
+                assert step.obs.dtype == np.uint8 and step.action.shape == (K,)
+                for row, s in enumerate(step.streams):
+                    per_stream[int(s)].append((step, row))
+    finally:
+        collector.close()
+    assert firsts == {0: 1, 2: 1}  # each actor's first batch starts its envs over
+    ends = {"terminated": 0, "truncated": 0}
+    lengths: list[int] = []
+    for s, rows in per_stream.items():
+        assert rows, f"no steps of stream {s}"
+        length = 0
+        for (step, row), (following, next_row) in itertools.pairwise(rows):
+            length += 1
+            if step.terminated[row] or step.truncated[row]:
+                # the final frame: terminated at the goal (the agent's column at x 72..79)
+                if step.terminated[row]:
+                    assert (step.next_obs[row][:, 72:80] == 255).all()
+                    ends["terminated"] += 1
+                else:
+                    ends["truncated"] += 1
+                    assert length == 25  # the corridor's time limit
+                lengths.append(length)
+                length = 0
+            else:
+                np.testing.assert_array_equal(step.next_obs[row], following.obs[next_row])
+    assert ends["terminated"] > 0 and ends["truncated"] > 0, ends
+    assert all(1 <= n <= 25 for n in lengths)
+
+
+def test_weights_reach_the_actors_and_choose_their_actions(ray_address: str) -> None:
+    """Broadcast weights (every 0.2 s, new versions) arrive at every actor, and the actors
+    act greedily with them (ε 0): a net that prefers "right" makes every action "right"."""
+    cfg = toy_config(ray_address, eps_start=0.0, eps_end=0.0, weights_every=0.2)
+    net = right_walker()
+    calls = []
+
+    def weights() -> tuple[dict[str, torch.Tensor], int, int]:
+        calls.append(len(calls))
+        return acting_weights(net), calls[-1], 1_000
+
+    collector = RayCollector(cfg, 3, weights, seed=1, env_fn=make_corridor_sync)
+    collector.reset()
+    try:
+        start = time.monotonic()
+        actions = []
+        while time.monotonic() - start < 3 or min(collector.versions) < 3:
+            for steps in collect(collector, 1):
+                actions += [int(a) for step in steps for a in step.action]
+    finally:
+        collector.close()
+    assert len(calls) >= 5  # reset, then one per 0.2 s while batches come
+    assert min(collector.versions) >= 3  # newer versions reached both actors
+    assert set(actions) == {2}
+
+
+def test_a_killed_actor_is_replaced_and_the_batches_go_on(ray_address: str) -> None:
+    """SIGKILL an actor's process: its batches in flight are dropped, a new actor takes its
+    envs (its first batch cuts their episodes), and the other actor never stops."""
+    cfg = toy_config(ray_address, eps_start=1.0, eps_end=1.0)
+    net = MarioNet(3, 4)
+    collector = RayCollector(
+        cfg, 3, lambda: (acting_weights(net), 0, 0), seed=2, env_fn=make_corridor_sync
+    )
+    collector.reset()
+    try:
+        collect(collector, 4)
+        pid = collector.actors[0].__ray_call__.remote(lambda actor: os.getpid())
+        import ray
+
+        os.kill(ray.get(pid), signal.SIGKILL)
+        after: list[list[Transition]] = []
+        deadline = time.monotonic() + 90
+        while not any(s[0].cut and s[0].streams[0] == 0 for s in after):
+            assert time.monotonic() < deadline, "no batch from a replacement actor in 90 s"
+            after += collect(collector, 1)
+        assert collector.restarts == 1 and collector.dropped >= 1
+        assert any(s[0].streams[0] == 2 for s in after)
+        more = collect(collector, 6)
+        assert {int(s[0].streams[0]) for s in more} == {0, 2}
+    finally:
+        collector.close()
+
+
+@pytest.mark.slow
+def test_distributed_dqn_learns_the_toy_corridor(ray_address: str, tmp_path: Path) -> None:
+    """The Ape-X path end to end (actors acting with broadcast weights, batches into the same
+    replay memory, the same learner and hooks) solves the corridor as the local DQN does
+    (tests/test_train.py), with the same settings and threshold."""
+    setup = prepare_run(
+        {
+            **TOY["dqn"],
+            "run_dir": str(tmp_path / "toy"),
+            "checkpoint_every": 1000,
+            "log_every": 500,
+            "wandb_mode": "disabled",
+            "seed": 3,
+            "ray_address": ray_address,
+            "num_actors": 2,
+            "envs_per_actor": 2,
+            "actor_steps": 8,
+            "weights_every": 0.5,
+        }
+    )
+    runner = Runner(setup, actor_env_factory=make_corridor_sync, n_actions=3)
+    assert runner.run() == 0
+    rate = greedy_success(runner.algo.policy())
+    print(f"toy corridor, distributed dqn: trained greedy {rate:.2f}")
+    assert rate >= 0.9
+    metrics = read_metrics(tmp_path / "toy" / "metrics.jsonl")
+    train = [m for m in metrics if m["kind"] == "train"]
+    assert train and all(m["actors"] == 2 for m in train)
+    assert train[-1]["wire_bytes_per_step"] < 84 * 84  # compressed frames
+    assert any(m["kind"] == "episode" for m in metrics)
+    assert list_checkpoints(tmp_path / "toy")[-1].step >= TOY["dqn"]["total_steps"]
+
+
+TRAIN = [
+    "train",
+    "--preset",
+    "quickstart",
+    "--burn-in",
+    "100",
+    "--replay-size",
+    "3000",
+    "--log-every",
+    "200",
+    "--max-episode-steps",
+    "60",
+    "--wandb-mode",
+    "offline",
+]
+
+
+@pytest.mark.slow
+def test_mario_train_on_ray_with_the_emulator_saves_and_resumes(
+    ray_address: str, tmp_path: Path, home: Path
+) -> None:
+    """``mario train --ray-address`` with two actors stepping the real game: a run folder with
+    checkpoints, episodes and the actors' figures in metrics.jsonl; ``--resume`` continues
+    it on the cluster (the address is part of the run's config)."""
+    run = tmp_path / "run"
+    ray_args = ["--ray-address", ray_address, "--num-actors", "2", "--envs-per-actor", "1"]
+    result = run_mario(*TRAIN, *ray_args, "--total-steps", "512", "--run-dir", str(run), home=home)
+    assert result.returncode == 0, result.stderr
+    state, info, _ = load_checkpoint(run)
+    assert state["config"]["num_envs"] == 2 and state["config"]["ray_address"] == ray_address
+    assert info.step >= 512 and info.replay_path is not None
+    metrics = read_metrics(run / "metrics.jsonl")
+    assert any(m["kind"] == "episode" and m["stage"] == "1-1" for m in metrics)
+    train = [m for m in metrics if m["kind"] == "train"]
+    assert train and all(m["actors"] == 2 for m in train)
+    result = run_mario("train", "--resume", str(run), "--total-steps", "1024", home=home)
+    assert result.returncode == 0, result.stderr
+    assert "replay memory restored" in result.stderr
+    resumed, _, _ = load_checkpoint(run)
+    assert resumed["counters"]["step"] >= 1024
+    assert resumed["counters"]["updates"] > state["counters"]["updates"]
+
+
+@pytest.mark.parametrize(
+    ("args", "needles"),
+    [
+        (["--ray-address", "127.0.0.1:1"], ["cannot reach the Ray cluster", "ray start --head"]),
+        (["--ray-address", "auto", "--num-actors", "0"], ["num_actors", "must be >= 1"]),
+        (["--ray-address", "auto", "--algo", "ppo"], ["DQN only"]),
+    ],
+)
+def test_bad_distributed_input_is_one_line(
+    args: list[str], needles: list[str], tmp_path: Path, home: Path
+) -> None:
+    common = TRAIN if "ppo" not in args else ["train", "--wandb-mode", "offline"]
+    result = run_mario(*common, *args, "--run-dir", str(tmp_path / "run"), home=home)
+    assert_one_line_error(result, *needles)
+    assert not list_checkpoints(tmp_path / "run")
+
+
+def test_more_actors_than_the_clusters_cpus_is_one_line(
+    ray_address: str, tmp_path: Path, home: Path
+) -> None:
+    result = run_mario(
+        *TRAIN,
+        "--ray-address",
+        ray_address,
+        "--num-actors",
+        "3",
+        "--run-dir",
+        str(tmp_path / "r"),
+        home=home,
+    )
+    assert_one_line_error(result, "num_actors", "2 CPUs")
