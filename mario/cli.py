@@ -465,11 +465,22 @@ def build_parser() -> argparse.ArgumentParser:
     ev.set_defaults(func=_cmd_eval)
 
     bench = sub.add_parser("bench", help="benchmarks (see docs/BENCHMARKS.md)")
-    bench.add_argument("what", choices=("env", "replay", "learner", "train"))
+    bench.add_argument("what", choices=("env", "replay", "learner", "train", "distributed"))
     bench.add_argument("--seconds", type=float, default=3.0, help="per timed run")
     bench.add_argument("--repeats", type=_positive_int, default=3)
     bench.add_argument("--max-envs", type=_positive_int, help="env: largest vector size")
     bench.add_argument("--num-envs", type=_positive_int, default=2, help="train: envs")
+    bench.add_argument(
+        "--num-actors", type=_positive_int, default=2, help="distributed: Ray actors"
+    )
+    bench.add_argument(
+        "--envs-per-actor", type=_positive_int, default=1, help="distributed: envs per actor"
+    )
+    bench.add_argument(
+        "--ray-address",
+        default="",
+        help="distributed: a running Ray cluster (default: a local Ray instance)",
+    )
     bench.add_argument(
         "--preset",
         metavar="NAME",

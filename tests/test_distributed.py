@@ -273,3 +273,21 @@ def test_more_actors_than_the_clusters_cpus_is_one_line(
         home=home,
     )
     assert_one_line_error(result, "num_actors", "2 CPUs")
+
+
+@pytest.mark.slow
+def test_bench_distributed_measures_wire_ingest_and_both_trainers(ray_address: str) -> None:
+    """``mario bench distributed``'s figures on the real game: compressed batches much smaller
+    than raw frames, a learner that takes them in, and both trainers learning at the same
+    replay ratio (on the session's Ray instance)."""
+    from mario.bench.distributed import bench_distributed, format_distributed
+
+    result = bench_distributed(seconds=2.0, repeats=1, batches=2, burn_in=64)
+    assert 0 < result["bytes_per_transition"] < 84 * 84 / 4  # zlib: > 4x on Mario frames
+    assert result["compression"] > 4 and result["actor_steps_per_s"] > 0
+    assert result["ingest_transitions_per_s"] > 0
+    assert result["weights_bytes"] > 1_000_000  # the full-width online head, float16
+    for run in ("train_local", "train_ray"):
+        assert result[run]["steps_per_s"] > 0 and result[run]["updates_per_s"] > 0, run
+    assert result["ray_vs_local"] > 0
+    assert "ray / local" in format_distributed(result)

@@ -1,4 +1,4 @@
-"""Benchmarks behind ``mario bench env|replay|learner|train``: numbers for docs/BENCHMARKS.md.
+"""Benchmarks behind ``mario bench env|replay|learner|train|distributed``: numbers for the docs.
 
 Every figure is the median of ``repeats`` timed runs; ratios come from runs made side by
 side in the same process, since the machines are shared and noisy.
@@ -82,6 +82,17 @@ def run(args: Any) -> dict[str, Any]:
                         cuda_graph=graph,
                     )
         return {"machine": machine(), "rows": rows}
+    if args.what == "distributed":
+        from mario.bench.distributed import bench_distributed
+
+        return bench_distributed(
+            seconds=args.seconds,
+            num_actors=args.num_actors,
+            envs_per_actor=args.envs_per_actor,
+            device=device,
+            repeats=args.repeats,
+            ray_address=args.ray_address,
+        )
     from mario.bench.train import bench_train, preset_overrides
 
     overrides = preset_overrides(args.preset) if args.preset else {}
@@ -112,6 +123,10 @@ def format_result(what: str, result: dict[str, Any]) -> str:
         from mario.bench.train import format_train
 
         return format_train(result)
+    if what == "distributed":
+        from mario.bench.distributed import format_distributed
+
+        return format_distributed(result)
     lines = [f"machine: {result.get('machine')}"]
     for key, value in result.items():
         if key == "machine":
