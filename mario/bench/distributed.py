@@ -1,10 +1,11 @@
 """``mario bench distributed``: what remote actors cost and give, measured on this machine.
 
 ``wire``
-    An :class:`~mario.distributed.actor.EnvActor` (the real game, random play, no Ray) fills
-    batches as it would on a CPU machine: its agent steps/s on one core and the bytes per
-    transition its compressed batches take (newest frames only, zlib level 1), against the
-    7,056 raw bytes of one 84x84 frame.
+    An :class:`~mario.distributed.actor.EnvActor` (the real game, no Ray) fills batches as it
+    would on a CPU machine, acting with a (fresh) network of the run's size on one CPU
+    thread: its agent steps/s on one core and the bytes per transition its compressed
+    batches take (newest frames only, zlib level 1), against the 7,056 raw bytes of one
+    84x84 frame.
 ``ingest``
     The learner's side of those batches: decompress and store them in a DQN's replay memory
     on ``device``, repeated: transitions/s the learner can take in (its ceiling on actors),
@@ -34,8 +35,13 @@ RAW_FRAME_BYTES = 84 * 84
 
 def _wire(cfg: Any, n_actions: int, batches: int) -> tuple[list[Any], dict[str, Any]]:
     from mario.distributed.actor import EnvActor
+    from mario.distributed.wire import acting_weights
+    from mario.models import MarioNet
 
     actor = EnvActor(cfg, n_actions, 0, seed=0)
+    d = cfg.dqn
+    net = MarioNet(n_actions, cfg.env.stack, dueling=d.dueling, width=d.net_width)
+    actor.set_weights(acting_weights(net), 0, d.burn_in)  # past the burn-in: the net acts
     try:
         start = time.perf_counter()
         out = [actor.collect() for _ in range(batches)]
