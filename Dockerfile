@@ -22,10 +22,13 @@ RUN apt-get update \
 # requirements: the dependency list from pyproject.toml and the pins from constraints.txt (all
 # but torch's: the torch layer below decides it). Only a change of these two files' contents
 # redoes the dependency layers; an edit of pyproject's tool settings does not.
+# EXTRAS: optional dependency groups to add, comma-separated (distributed: Ray, for
+# docs/DISTRIBUTED.md).
 FROM python AS requirements
+ARG EXTRAS=
 COPY pyproject.toml constraints.txt /src/
 RUN mkdir /req \
-    && python3 -c "import tomllib; print('\n'.join(tomllib.load(open('/src/pyproject.toml', 'rb'))['project']['dependencies']))" > /req/requirements.txt \
+    && python3 -c "import os, tomllib; p = tomllib.load(open('/src/pyproject.toml', 'rb'))['project']; print('\n'.join(p['dependencies'] + [d for e in os.environ['EXTRAS'].split(',') if e for d in p['optional-dependencies'][e]]))" > /req/requirements.txt \
     && { grep -vE '^[[:space:]]*torch[[:space:]]*([=<>!~;[]|$)' /src/constraints.txt || true; } > /req/constraints.txt
 
 # ---------------------------------------------------------------------------------------------
