@@ -65,6 +65,7 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
             parser.add_argument(
                 flag,
                 type=str,
+                nargs="+" if key == "stages" else None,  # --stages 1-1 1-2, or a world: 1
                 default=argparse.SUPPRESS,
                 metavar=kind.__name__.upper(),
                 choices=key_choices(key) or None,

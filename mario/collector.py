@@ -72,8 +72,13 @@ class Collector:
     acts = False
     """The loop chooses the actions (remote actors choose their own)."""
 
-    def __init__(self, envs: AsyncVectorEnv, *, archive: bool = False) -> None:
+    def __init__(
+        self, envs: AsyncVectorEnv, *, archive: bool = False, stages: list[str] | None = None
+    ) -> None:
+        """``stages``: what env ``i`` plays is the ``i``-th (cycling), named in the episodes
+        it ends when there are several."""
         self.envs = envs
+        self.stages = stages if stages and len(stages) > 1 else None
         self.num_envs = envs.num_envs
         self.archive = archive
         self.archive_state: dict[str, Any] | None = None
@@ -130,6 +135,7 @@ class Collector:
                     int(final["x_pos"][i]),
                     bool(final["flag_get"][i]),
                     int(final["start_x"][i]) if archived else None,
+                    self.stages[i % len(self.stages)] if self.stages else None,
                 )
             )
             self._returns[i], self._lengths[i] = 0.0, 0

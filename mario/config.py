@@ -63,6 +63,12 @@ class RunConfig:
     """What to train on, for how long, where the run folder is and what it logs."""
 
     stage: str = _f("1-1", "stage to train on: W-S (1-1 .. 8-4) or 'all' for the full game")
+    stages: str = _f(
+        "",
+        "several stages at once, spread over the envs (env i plays the i-th, cycling): W-S "
+        "names or whole worlds (2: 2-1 .. 2-4), e.g. '1-1 1-2' or '1 2'; evaluation covers "
+        "them all ('': --stage only)",
+    )
     total_steps: int = _f(5_000_000, "agent steps (over all envs) the run trains for in total")
     num_envs: int = _f(
         4, "parallel environments, one process each (set by --num-actors with --ray-address)"
@@ -82,11 +88,29 @@ class RunConfig:
     def validate(self) -> None:
         try:
             parse_stage(self.stage)
+            stages = self.stage_list()
         except ValueError as error:
             raise ConfigError(str(error)) from None
         _at_least(self, 1, "total_steps", "num_envs", "checkpoint_every", "keep_checkpoints")
+        if len(stages) > self.num_envs:
+            raise ConfigError(
+                f"bad value {self.stages!r} for stages: {len(stages)} stages need at least as "
+                f"many envs, got num_envs {self.num_envs} (raise --num-envs or --num-actors)"
+            )
         _at_least(self, 1, "log_every")
         _at_least(self, 0, "seed")
+
+    def stage_list(self) -> list[str]:
+        """The stages the envs play: ``stages`` expanded (a world ``W`` is ``W-1`` .. ``W-4``,
+        repeats dropped), or ``[stage]``. ValueError names a bad one."""
+        out: list[str] = []
+        for token in self.stages.replace(",", " ").split():
+            names = [f"{token}-{s}" for s in range(1, 5)] if token.isdigit() else [token]
+            for name in names:
+                parse_stage(name)
+                if name not in out:
+                    out.append(name)
+        return out or [self.stage]
 
 
 @dataclass
@@ -464,6 +488,8 @@ def coerce(name: str, value: Any) -> Any:
                 raise ConfigError(f"bad value {value!r} for {name}: must be a finite number")
     elif isinstance(value, str):
         return value
+    elif name == "stages" and isinstance(value, list | tuple):  # YAML list, CLI nargs
+        return " ".join(str(v) for v in value)
     raise ConfigError(f"bad value {value!r} for {name}: expected {kind.__name__}")
 
 

@@ -297,7 +297,7 @@ class _SeedFirstReset(gym.Wrapper):
 
 def make_vec_env(
     num_envs: int,
-    stage: str = "1-1",
+    stage: str | Sequence[str] = "1-1",
     *,
     seed: int | None = None,
     autoreset_mode: AutoresetMode | str = AutoresetMode.SAME_STEP,
@@ -305,7 +305,8 @@ def make_vec_env(
 ) -> AsyncVectorEnv:
     """``num_envs`` copies of :func:`make_env`, one process each (Gymnasium AsyncVectorEnv).
 
-    Env ``i`` gets seed ``seed + i``. Observations travel through shared memory.
+    Env ``i`` gets seed ``seed + i``, and with a list of stages the ``i``-th of them (cycling).
+    Observations travel through shared memory.
 
     Auto-reset (``SAME_STEP``, the default): when env ``i``'s episode ends, the same
     ``step`` call resets it and returns the new episode's first observation in ``obs[i]``;
@@ -320,7 +321,11 @@ def make_vec_env(
 
 
 def make_sync_vec_env(
-    num_envs: int, stage: str = "1-1", *, seed: int | None = None, **env_kwargs: Any
+    num_envs: int,
+    stage: str | Sequence[str] = "1-1",
+    *,
+    seed: int | None = None,
+    **env_kwargs: Any,
 ) -> SyncVectorEnv:
     """:func:`make_vec_env`'s envs (same seeds, same auto-reset) stepped one after another in
     this process: a remote actor (:mod:`mario.distributed`) is one process on one CPU."""
@@ -330,17 +335,22 @@ def make_sync_vec_env(
 
 
 def _builders(
-    num_envs: int, stage: str, seed: int | None, env_kwargs: dict[str, Any]
+    num_envs: int, stage: str | Sequence[str], seed: int | None, env_kwargs: dict[str, Any]
 ) -> list[Callable[[], gym.Env]]:
     """One builder of :func:`make_env` per env, checked here so bad input fails here."""
     if not isinstance(num_envs, int | np.integer) or num_envs < 1:
         raise ValueError(f"num_envs must be an integer >= 1, got {num_envs!r}")
-    parse_stage(stage)
+    stages = [stage] if isinstance(stage, str) else list(stage)
+    if not stages:
+        raise ValueError("stage must name at least one stage")
+    for name in stages:
+        parse_stage(name)
     action_set(env_kwargs.get("actions", "simple"))
     check_pipeline_args(**env_kwargs)
 
     def factory(index: int) -> Callable[[], gym.Env]:
         env_seed = None if seed is None else seed + index
+        env_stage = stages[index % len(stages)]
 
         def build() -> gym.Env:
             if multiprocessing.parent_process() is not None:
@@ -350,7 +360,7 @@ def _builders(
                 # and exits.
                 signal.signal(signal.SIGINT, signal.SIG_IGN)
                 signal.signal(signal.SIGTERM, signal.SIG_IGN)
-            return make_env(stage, seed=env_seed, **env_kwargs)
+            return make_env(env_stage, seed=env_seed, **env_kwargs)
 
         return build
 

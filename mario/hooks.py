@@ -83,6 +83,8 @@ class TrainLog(Hook):
         if stats.recent_returns:
             metrics["return_mean100"] = float(sum(stats.recent_returns) / len(stats.recent_returns))
             metrics["x_pos_mean100"] = float(sum(stats.recent_x) / len(stats.recent_x))
+        for stage, xs in sorted(stats.stage_x.items()):  # several stages at once
+            metrics[f"x_pos_mean100/{stage}"] = float(sum(xs) / len(xs))
         collector = runner.collector
         if collector is not None and collector.archive:
             episodes, from_archive, rebuilt = self.mark
@@ -128,10 +130,26 @@ def log_line(runner: Runner, metrics: dict[str, Any]) -> str:
     return "  ".join(parts)
 
 
+def eval_summary(per_stage: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """One evaluation record: a single stage's summary as it is; for several stages the means
+    over them (what the best checkpoint is chosen by) and each stage's figures as
+    ``STAGE/KEY``."""
+    if len(per_stage) == 1:
+        return next(iter(per_stage.values()))
+    keys = ("return_mean", "x_pos_mean", "flag_rate")
+    out: dict[str, Any] = {
+        k: round(sum(s[k] for s in per_stage.values()) / len(per_stage), 4) for k in keys
+    }
+    out["episodes"] = sum(s["episodes"] for s in per_stage.values())
+    for stage, s in per_stage.items():
+        out.update({f"{stage}/{k}": s[k] for k in (*keys, "x_pos_max")})
+    return out
+
+
 class Evaluate(Hook):
-    """Every ``eval_every`` steps: greedy episodes from the stage's real start on fresh
-    seeds, a video of the first, metrics, a checkpoint, and the best-checkpoint choice (flag
-    rate first, then mean x_pos)."""
+    """Every ``eval_every`` steps: greedy episodes from the real start of the run's stage (or
+    each of its stages) on fresh seeds, a video of the first, metrics, a checkpoint, and the
+    best-checkpoint choice (flag rate first, then mean x_pos; means over the stages)."""
 
     def __init__(self, runner: Runner) -> None:
         self.schedule = Periodic(runner.cfg.eval.eval_every, runner.step)
@@ -146,15 +164,18 @@ class Evaluate(Hook):
         videos.mkdir(exist_ok=True)
         video = videos / f"eval-step-{runner.step:09d}.mp4"
         agent = Agent(runner.algo.policy(), cfg, runner.step)
+        stages = cfg.run.stage_list()
         result = evaluate(
             agent,
-            [cfg.run.stage],
+            stages,
             cfg.eval.eval_episodes,
             seed=10_000 + runner.step,
             max_steps=cfg.env.max_episode_steps or 5000,
             video_path=video,
         )
-        summary = {k: v for k, v in result[cfg.run.stage].items() if k != "runs"}
+        summary = eval_summary(
+            {s: {k: v for k, v in r.items() if k != "runs"} for s, r in result.items()}
+        )
         runner.tracker.log(runner.step, summary, kind="eval")
         runner.tracker.log_video(runner.step, Path(video))
         info = runner.save()

@@ -86,6 +86,8 @@ class RunStats:
     archive_episodes: int = 0
     recent_returns: deque[float] = field(default_factory=lambda: deque(maxlen=100))
     recent_x: deque[int] = field(default_factory=lambda: deque(maxlen=100))
+    stage_x: dict[str, deque[int]] = field(default_factory=dict)
+    """Recent x per stage (several stages at once; not kept across a resume)."""
     best_x: int = 0
     best_metric: float = -float("inf")
 
@@ -95,6 +97,8 @@ class RunStats:
             self.recent_returns.append(e.ret)
             self.recent_x.append(e.x_pos)
             self.best_x = max(self.best_x, e.x_pos)
+            if e.stage is not None:
+                self.stage_x.setdefault(e.stage, deque(maxlen=100)).append(e.x_pos)
         else:
             self.archive_episodes += 1
 
@@ -281,8 +285,8 @@ class Runner:
             from mario.env import make_vec_env
 
             kwargs = cfg.env.train_kwargs()
-            envs = make_vec_env(cfg.run.num_envs, cfg.run.stage, seed=seed, **kwargs)
-        return Collector(envs, archive=cfg.env.archive_share > 0)
+            envs = make_vec_env(cfg.run.num_envs, cfg.run.stage_list(), seed=seed, **kwargs)
+        return Collector(envs, archive=cfg.env.archive_share > 0, stages=cfg.run.stage_list())
 
     def _loop(self, collector: Emulators) -> None:
         """Act, store (+ hooks), learn, receive, until the total or a stop signal.

@@ -8,6 +8,7 @@ seconds and the real emulator through ``mario train``.
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import signal
 import time
@@ -225,15 +226,25 @@ def test_mario_train_on_ray_with_the_emulator_saves_and_resumes(
     it on the cluster (the address is part of the run's config)."""
     run = tmp_path / "run"
     ray_args = ["--ray-address", ray_address, "--num-actors", "2", "--envs-per-actor", "1"]
-    result = run_mario(*TRAIN, *ray_args, "--total-steps", "512", "--run-dir", str(run), home=home)
+    stage_args = ["--stages", "1-1", "1-2", "--eval-every", "400", "--eval-episodes", "1"]
+    result = run_mario(
+        *TRAIN, *ray_args, *stage_args, "--total-steps", "512", "--run-dir", str(run), home=home
+    )
     assert result.returncode == 0, result.stderr
     state, info, _ = load_checkpoint(run)
     assert state["config"]["num_envs"] == 2 and state["config"]["ray_address"] == ray_address
     assert info.step >= 512 and info.replay_path is not None
     metrics = read_metrics(run / "metrics.jsonl")
-    assert any(m["kind"] == "episode" and m["stage"] == "1-1" for m in metrics)
+    # one actor per stage: episodes of both, and an evaluation of both that picks the best
+    assert {m["stage"] for m in metrics if m["kind"] == "episode"} == {"1-1", "1-2"}
     train = [m for m in metrics if m["kind"] == "train"]
     assert train and all(m["actors"] == 2 for m in train)
+    evals = [m for m in metrics if m["kind"] == "eval"]
+    assert evals and {"1-1/x_pos_mean", "1-2/x_pos_mean", "x_pos_mean"} <= set(evals[0])
+    mean = (evals[0]["1-1/x_pos_mean"] + evals[0]["1-2/x_pos_mean"]) / 2
+    assert evals[0]["x_pos_mean"] == pytest.approx(mean, abs=0.01)
+    best = json.loads((run / "best.json").read_text())
+    assert best["step"] == evals[0]["step"]
     result = run_mario("train", "--resume", str(run), "--total-steps", "1024", home=home)
     assert result.returncode == 0, result.stderr
     assert "replay memory restored" in result.stderr
@@ -248,6 +259,8 @@ def test_mario_train_on_ray_with_the_emulator_saves_and_resumes(
         (["--ray-address", "127.0.0.1:1"], ["cannot reach the Ray cluster", "ray start --head"]),
         (["--ray-address", "auto", "--num-actors", "0"], ["num_actors", "must be >= 1"]),
         (["--ray-address", "auto", "--algo", "ppo"], ["DQN only"]),
+        (["--stages", "1-1", "1-5"], ["unknown stage '1-5'"]),
+        (["--stages", "1", "--num-envs", "2"], ["4 stages need at least as many envs"]),
     ],
 )
 def test_bad_distributed_input_is_one_line(
@@ -257,6 +270,38 @@ def test_bad_distributed_input_is_one_line(
     result = run_mario(*common, *args, "--run-dir", str(tmp_path / "run"), home=home)
     assert_one_line_error(result, *needles)
     assert not list_checkpoints(tmp_path / "run")
+
+
+def test_stages_are_spread_over_the_envs() -> None:
+    """Env i plays the i-th stage of the list, cycling (a world is its four stages)."""
+    from mario.env import make_sync_vec_env
+
+    cfg = build_config({"stages": "1-1 4", "num_envs": 5})
+    assert cfg.run.stage_list() == ["1-1", "4-1", "4-2", "4-3", "4-4"]
+    envs = make_sync_vec_env(3, ["1-1", "4-2"], seed=0)
+    try:
+        _, info = envs.reset()
+        assert [(int(w), int(s)) for w, s in zip(info["world"], info["stage"], strict=True)] == [
+            (1, 1),
+            (4, 2),
+            (1, 1),
+        ]
+    finally:
+        envs.close()
+
+
+@pytest.mark.slow
+def test_local_training_on_several_stages_logs_each(tmp_path: Path, home: Path) -> None:
+    """--stages without Ray: the local emulator processes play the list, and the episodes and
+    the train log name their stages."""
+    run = tmp_path / "run"
+    args = ["--stages", "1-1", "1-2", "--num-envs", "2", "--max-episode-steps", "30"]
+    result = run_mario(*TRAIN, *args, "--total-steps", "200", "--run-dir", str(run), home=home)
+    assert result.returncode == 0, result.stderr
+    metrics = read_metrics(run / "metrics.jsonl")
+    assert {m["stage"] for m in metrics if m["kind"] == "episode"} == {"1-1", "1-2"}
+    last = [m for m in metrics if m["kind"] == "train"][-1]
+    assert {"x_pos_mean100/1-1", "x_pos_mean100/1-2"} <= set(last)
 
 
 def test_more_actors_than_the_clusters_cpus_is_one_line(

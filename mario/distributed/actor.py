@@ -60,13 +60,14 @@ class EnvActor:
         self.rng = np.random.default_rng(seed)
         self.version = -1  # no weights yet: random play
         self.learner_step = 0
+        stages = cfg.run.stage_list()  # spread over all the run's envs, cycling
+        self.stages = [stages[(self.first_env + j) % len(stages)] for j in range(self.k)]
         if env_fn is not None:
             self.envs = env_fn(self.k, seed)
         else:
             from mario.env import make_sync_vec_env
 
-            self.envs = make_sync_vec_env(self.k, cfg.run.stage, seed=seed, **cfg.env.kwargs())
-        self.stage = cfg.run.stage
+            self.envs = make_sync_vec_env(self.k, self.stages, seed=seed, **cfg.env.kwargs())
         self.obs, _ = self.envs.reset(seed=seed)
         self.returns = np.zeros(self.k)
         self.lengths = np.zeros(self.k, dtype=np.int64)
@@ -132,7 +133,7 @@ class EnvActor:
             int(self.lengths[i]),
             int(final["x_pos"][i]),
             bool(final["flag_get"][i]),
-            stage=self.stage,
+            stage=self.stages[i],
         )
         self.returns[i], self.lengths[i] = 0.0, 0
         return end
