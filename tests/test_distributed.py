@@ -29,7 +29,7 @@ from mario.models import MarioNet
 from mario.run_setup import prepare_run
 from mario.runner import Runner
 from mario.tracking import read_metrics
-from tests.conftest import assert_one_line_error, run_mario
+from tests.conftest import assert_one_line_error, mario_env, run_mario
 from tests.test_train import TOY, greedy_success
 from tests.toy_env import make_corridor_sync
 
@@ -336,3 +336,32 @@ def test_bench_distributed_measures_wire_ingest_and_both_trainers(ray_address: s
         assert result[run]["steps_per_s"] > 0 and result[run]["updates_per_s"] > 0, run
     assert result["ray_vs_local"] > 0
     assert "ray / local" in format_distributed(result)
+
+
+@pytest.mark.slow
+def test_two_node_cluster_loses_a_node_and_training_goes_on(tmp_path: Path) -> None:
+    """A real two-node cluster (``ray.cluster_utils.Cluster``, in its own process): the node
+    with the actors is removed mid-run, they are replaced (the survivor node has one CPU;
+    the second replacement waits until a new node joins), and the run reaches its total."""
+    import subprocess
+    import sys
+
+    run = tmp_path / "run"
+    result = subprocess.run(
+        [sys.executable, "-m", "tests.ray_two_nodes", str(run)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=Path(__file__).resolve().parents[1],
+        env=mario_env(),
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    outcome = json.loads(result.stdout.strip().splitlines()[-1])
+    assert outcome["status"] == 0 and outcome["step"] >= 2400, outcome
+    assert [e[0] for e in outcome["events"]] == ["removed", "added"], outcome
+    removed_at = outcome["events"][0][1]
+    assert "died" in result.stderr  # the learner said which actors it replaced
+    train = [m for m in read_metrics(run / "metrics.jsonl") if m["kind"] == "train"]
+    after = [m for m in train if m["step"] > removed_at]
+    assert after and after[-1]["actor_restarts"] >= 1 and after[-1]["actors"] == 2
+    assert list_checkpoints(run)[-1].step >= 2400
