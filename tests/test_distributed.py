@@ -29,7 +29,13 @@ from mario.models import MarioNet
 from mario.run_setup import prepare_run
 from mario.runner import Runner
 from mario.tracking import read_metrics
-from tests.conftest import assert_one_line_error, mario_env, run_mario
+from tests.conftest import (
+    assert_one_line_error,
+    mario_env,
+    run_mario,
+    start_mario,
+    wait_for_checkpoint,
+)
 from tests.test_train import TOY, greedy_success
 from tests.toy_env import make_corridor_sync
 
@@ -218,22 +224,42 @@ TRAIN = [
 
 
 @pytest.mark.slow
-def test_mario_train_on_ray_with_the_emulator_saves_and_resumes(
+def test_mario_train_on_ray_with_the_emulator_stops_on_sigterm_and_resumes(
     ray_address: str, tmp_path: Path, home: Path
 ) -> None:
-    """``mario train --ray-address`` with two actors stepping the real game: a run folder with
-    checkpoints, episodes and the actors' figures in metrics.jsonl; ``--resume`` continues
-    it on the cluster (the address is part of the run's config)."""
+    """``mario train --ray-address`` with two actors stepping the real game (one per stage):
+    checkpoints, episodes of both stages, an evaluation of both, the actors' figures in
+    metrics.jsonl; SIGTERM saves and exits 0 within seconds as without Ray; ``--resume``
+    continues on the cluster (the address is part of the run's config)."""
     run = tmp_path / "run"
     ray_args = ["--ray-address", ray_address, "--num-actors", "2", "--envs-per-actor", "1"]
     stage_args = ["--stages", "1-1", "1-2", "--eval-every", "400", "--eval-episodes", "1"]
-    result = run_mario(
-        *TRAIN, *ray_args, *stage_args, "--total-steps", "512", "--run-dir", str(run), home=home
+    proc = start_mario(
+        *TRAIN,
+        *ray_args,
+        *stage_args,
+        "--total-steps",
+        "100000",
+        "--checkpoint-every",
+        "400",
+        "--run-dir",
+        str(run),
+        home=home,
     )
-    assert result.returncode == 0, result.stderr
+    try:
+        wait_for_checkpoint(proc, run)
+        proc.send_signal(signal.SIGTERM)
+        t0 = time.monotonic()
+        _, err = proc.communicate(timeout=30)
+        stop_seconds = time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert stop_seconds < 10, f"took {stop_seconds:.1f} s to save and exit"
     state, info, _ = load_checkpoint(run)
     assert state["config"]["num_envs"] == 2 and state["config"]["ray_address"] == ray_address
-    assert info.step >= 512 and info.replay_path is not None
+    assert info.step >= 400 and info.replay_path is not None
     metrics = read_metrics(run / "metrics.jsonl")
     # one actor per stage: episodes of both, and an evaluation of both that picks the best
     assert {m["stage"] for m in metrics if m["kind"] == "episode"} == {"1-1", "1-2"}
@@ -245,11 +271,12 @@ def test_mario_train_on_ray_with_the_emulator_saves_and_resumes(
     assert evals[0]["x_pos_mean"] == pytest.approx(mean, abs=0.01)
     best = json.loads((run / "best.json").read_text())
     assert best["step"] == evals[0]["step"]
-    result = run_mario("train", "--resume", str(run), "--total-steps", "1024", home=home)
+    total = info.step + 256
+    result = run_mario("train", "--resume", str(run), "--total-steps", str(total), home=home)
     assert result.returncode == 0, result.stderr
     assert "replay memory restored" in result.stderr
     resumed, _, _ = load_checkpoint(run)
-    assert resumed["counters"]["step"] >= 1024
+    assert resumed["counters"]["step"] >= total
     assert resumed["counters"]["updates"] > state["counters"]["updates"]
 
 
