@@ -331,7 +331,7 @@ class Runner:
             with timer("receive"):  # the emulators' step: waiting for them, then gathering
                 obs, transitions, ended = collector.receive()
             pending = (transitions, ended)
-            self.step += sum(len(t.action) for t in transitions)
+            self.step += sum(t.steps for t in transitions)
             if self.step >= next_sync:  # no step is pending here: the processes can answer
                 collector.sync()
                 next_sync += cfg.run.log_every

@@ -80,19 +80,20 @@ def test_batches_hold_the_actors_steps_with_their_episode_boundaries(ray_address
         cfg, 3, lambda: (acting_weights(net), 0, 0), seed=0, env_fn=make_corridor_sync
     )
     collector.reset()
-    per_stream: dict[int, list[tuple[Transition, int]]] = {s: [] for s in range(4)}
-    firsts = Counter()
+    per_stream: dict[int, list[tuple[Transition, int, int]]] = {s: [] for s in range(4)}
+    firsts: Counter[int] = Counter()
     try:
         for steps in collect(collector, 24):
-            assert len(steps) == T
-            streams = steps[0].streams
-            assert streams is not None and list(streams) in ([0, 1], [2, 3])
-            firsts[int(streams[0])] += steps[0].cut
-            for step in steps:
-                assert step.obs.shape == step.next_obs.shape == (K, 84, 84)
-                assert step.obs.dtype == np.uint8 and step.action.shape == (K,)
-                for row, s in enumerate(step.streams):
-                    per_stream[int(s)].append((step, row))
+            assert len(steps) == 1  # one actor's batch: T steps of its K envs
+            batch = steps[0]
+            assert batch.obs.shape == batch.next_obs.shape == (T, K, 84, 84)
+            assert batch.obs.dtype == np.uint8 and batch.action.shape == (T, K)
+            assert batch.steps == T * K
+            assert batch.streams is not None and list(batch.streams) in ([0, 1], [2, 3])
+            firsts[int(batch.streams[0])] += batch.cut
+            for t in range(T):
+                for row, s in enumerate(batch.streams):
+                    per_stream[int(s)].append((batch, t, row))
     finally:
         collector.close()
     assert firsts == {0: 1, 2: 1}  # each actor's first batch starts its envs over
@@ -101,12 +102,12 @@ def test_batches_hold_the_actors_steps_with_their_episode_boundaries(ray_address
     for s, rows in per_stream.items():
         assert rows, f"no steps of stream {s}"
         length = 0
-        for (step, row), (following, next_row) in itertools.pairwise(rows):
+        for (batch, t, row), (following, t_next, row_next) in itertools.pairwise(rows):
             length += 1
-            if step.terminated[row] or step.truncated[row]:
+            if batch.terminated[t, row] or batch.truncated[t, row]:
                 # the final frame: terminated at the goal (the agent's column at x 72..79)
-                if step.terminated[row]:
-                    assert (step.next_obs[row][:, 72:80] == 255).all()
+                if batch.terminated[t, row]:
+                    assert (batch.next_obs[t, row][:, 72:80] == 255).all()
                     ends["terminated"] += 1
                 else:
                     ends["truncated"] += 1
@@ -114,7 +115,9 @@ def test_batches_hold_the_actors_steps_with_their_episode_boundaries(ray_address
                 lengths.append(length)
                 length = 0
             else:
-                np.testing.assert_array_equal(step.next_obs[row], following.obs[next_row])
+                np.testing.assert_array_equal(
+                    batch.next_obs[t, row], following.obs[t_next, row_next]
+                )
     assert ends["terminated"] > 0 and ends["truncated"] > 0, ends
     assert all(1 <= n <= 25 for n in lengths)
 
@@ -137,7 +140,7 @@ def test_weights_reach_the_actors_and_choose_their_actions(ray_address: str) -> 
         actions = []
         while time.monotonic() - start < 3 or min(collector.versions) < 3:
             for steps in collect(collector, 1):
-                actions += [int(a) for step in steps for a in step.action]
+                actions += [int(a) for step in steps for a in step.action.reshape(-1)]
     finally:
         collector.close()
     assert len(calls) >= 5  # reset, then one per 0.2 s while batches come
@@ -155,14 +158,16 @@ def test_a_killed_actor_is_replaced_and_the_batches_go_on(ray_address: str) -> N
     )
     collector.reset()
     try:
-        collect(collector, 4)
+        seen: set[int] = set()
+        while seen != {0, 2}:  # both actors' first batches are in
+            seen |= {int(s[0].streams[0]) for s in collect(collector, 1)}
         pid = collector.actors[0].__ray_call__.remote(lambda actor: os.getpid())
         import ray
 
         os.kill(ray.get(pid), signal.SIGKILL)
         after: list[list[Transition]] = []
         deadline = time.monotonic() + 90
-        while not any(s[0].cut and s[0].streams[0] == 0 for s in after):
+        while not (after and after[-1][0].cut and after[-1][0].streams[0] == 0):
             assert time.monotonic() < deadline, "no batch from a replacement actor in 90 s"
             after += collect(collector, 1)
         assert collector.restarts == 1 and collector.dropped >= 1

@@ -460,6 +460,43 @@ def test_streams_added_apart_and_cut_hold_the_same_transitions(prioritized: bool
         memory.cut([3])
 
 
+def _state(memory: ReplayMemory) -> dict[str, Any]:
+    out = {key: value.clone() for key, value in memory._meta.items()}
+    out.update(
+        frames=memory._frames.cpu().clone(),
+        written=memory._written.clone(),
+        ep_pos_next=memory._ep_pos_next.clone(),
+        num_valid=memory._num_valid,
+    )
+    if memory._tree is not None:
+        out["priorities"] = memory._tree.leaves().clone()
+    return out
+
+
+@pytest.mark.parametrize("prioritized", [False, True])
+@pytest.mark.parametrize("capacity", [150, 48])
+def test_extend_stores_exactly_what_adds_do(prioritized: bool, capacity: int) -> None:
+    """A remote actor's batch of T steps in one ``extend`` leaves the memory exactly as T
+    ``add`` calls do (every slot, flag, counter and priority), over many wrap-arounds, for
+    two actors' streams in turn; a stream too short for a batch takes the adds' path."""
+    settings = {"frame_shape": FRAME, "n_step": 3, "prioritized": prioritized, "device": DEVICE}
+    fake = PixelVecEnv(4, seed=11, max_len=6)
+    one, many = ReplayMemory(capacity, 4, **settings), ReplayMemory(capacity, 4, **settings)
+    for _ in range(12):
+        steps = [fake.step() for _ in range(8)]
+        for first in (0, 2):  # actor 0: streams 0-1, actor 1: streams 2-3
+            part = {k: np.stack([st[k][first : first + 2] for st in steps]) for k in steps[0]}
+            part["obs"], part["next_obs"] = part["obs"][:, :, -1], part["next_obs"][:, :, -1]
+            keys = ("obs", "action", "reward", "terminated", "truncated", "next_obs")
+            for t in range(8):
+                one.add(*(part[k][t] for k in keys), streams=[first, first + 1])
+            many.extend(*(part[k] for k in keys), streams=[first, first + 1])
+            a, b = _state(one), _state(many)
+            for key in a:
+                assert torch.equal(torch.as_tensor(a[key]), torch.as_tensor(b[key])), key
+    check_batch(many.sample(32), fake, many, 32)
+
+
 @pytest.mark.parametrize(("capacity", "num_envs"), [(240, 8), (60, 2), (90, 1)])
 def test_a_memory_saved_with_other_envs_or_size_is_transplanted(
     tmp_path: Path, capacity: int, num_envs: int

@@ -25,11 +25,11 @@ class Transition:
     """One vector step, as the algorithms store it (arrays over the ``E`` envs).
 
     ``next_obs`` is the true next observation: where an episode ended, its final one (not
-    the auto-reset first observation of the next episode). Remote actors
-    (:mod:`mario.distributed`) send only the newest frame of each observation (``obs`` and
-    ``next_obs`` of shape ``(E, H, W)``), and their rows are some of the run's envs:
-    ``streams`` names them (None: all envs, in order). ``cut``: the episodes in flight on
-    those envs were lost before this step (a replaced actor) and end there.
+    the auto-reset first observation of the next episode). A remote actor's batch
+    (:mod:`mario.distributed`) is ``T`` steps of some of the run's envs at once: every array
+    has a leading time axis, ``obs`` and ``next_obs`` hold only the newest frames
+    (``(T, E, H, W)``), ``streams`` names the envs (None: all envs, in order), and ``cut``
+    says the episodes in flight on them were lost before (a replaced actor) and end there.
     """
 
     obs: np.ndarray
@@ -40,6 +40,11 @@ class Transition:
     next_obs: np.ndarray
     streams: np.ndarray | None = None
     cut: bool = False
+
+    @property
+    def steps(self) -> int:
+        """Agent steps held (envs x time steps)."""
+        return int(self.action.size)
 
 
 @dataclass

@@ -75,8 +75,7 @@ def _ingest(
         stored, start = 0, time.perf_counter()
         while time.perf_counter() - start < seconds:
             for batch in batches:
-                for transition in decode(batch):
-                    algo.observe(transition, 0)
+                algo.observe(decode(batch), 0)
                 stored += batch.steps
         if device.startswith("cuda"):
             torch.cuda.synchronize()

@@ -126,7 +126,7 @@ class RayCollector:
         self.versions[i] = batch.version
         if batch.version >= 0:
             self._lag.append(self._weights_meta[0] - batch.version)
-        return None, decode(batch), batch.episodes
+        return None, [decode(batch)], batch.episodes
 
     def sync(self) -> None:
         """Nothing to merge (no start archive across machines)."""

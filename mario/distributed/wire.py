@@ -96,9 +96,9 @@ def encode(
     )
 
 
-def decode(batch: Batch) -> list[Transition]:
-    """The batch as ``T`` transitions of its ``K`` envs (newest frames only, ``streams`` set;
-    the first one ``cut`` when the actor's envs started over)."""
+def decode(batch: Batch) -> Transition:
+    """The batch as one transition of ``T`` steps of its ``K`` envs (newest frames only,
+    ``streams`` set, ``cut`` when the actor's envs started over)."""
     t, k, h, w = batch.shape
     frames = _inflate(batch.frames).reshape(t + 1, k, h, w)
     finals = _inflate(batch.finals).reshape(-1, h, w)
@@ -106,24 +106,18 @@ def decode(batch: Batch) -> list[Transition]:
     reward, terminated, truncated = (
         np.array(a) for a in (batch.reward, batch.terminated, batch.truncated)
     )
-    done = terminated | truncated
     next_frames = frames[1:].copy()  # where an episode ended, its final frame instead
-    next_frames[done] = finals
-    streams = np.arange(batch.first_env, batch.first_env + k)
-    action = batch.action.astype(np.int64)
-    return [
-        Transition(
-            frames[i],
-            action[i],
-            reward[i],
-            terminated[i],
-            truncated[i],
-            next_frames[i],
-            streams=streams,
-            cut=batch.first and i == 0,
-        )
-        for i in range(t)
-    ]
+    next_frames[terminated | truncated] = finals
+    return Transition(
+        frames[:-1],
+        batch.action.astype(np.int64),
+        reward,
+        terminated,
+        truncated,
+        next_frames,
+        streams=np.arange(batch.first_env, batch.first_env + k),
+        cut=batch.first,
+    )
 
 
 def _inflate(data: bytes) -> np.ndarray:

@@ -141,9 +141,8 @@ class DQN:
     def observe(self, t: Transition, step: int) -> None:
         if t.cut and t.streams is not None:
             self.replay.cut(t.streams)
-        self.replay.add(
-            t.obs, t.action, t.reward, t.terminated, t.truncated, t.next_obs, streams=t.streams
-        )
+        store = self.replay.extend if t.action.ndim == 2 else self.replay.add  # T steps at once
+        store(t.obs, t.action, t.reward, t.terminated, t.truncated, t.next_obs, streams=t.streams)
 
     def learn(self, step: int) -> None:
         """The updates due by ``step``: ``replay_ratio`` per agent step after the burn-in."""

@@ -66,6 +66,11 @@ ArrayLike = np.ndarray | torch.Tensor
 _META_BYTES_PER_SLOT = 8 + 4 + 1 + 1 + 1 + 1 + 8
 
 
+def _flat2(x: ArrayLike) -> ArrayLike:
+    """``[T, E, ...]`` as ``[T * E, ...]``."""
+    return x.reshape(-1, *x.shape[2:])
+
+
 class ReplayMemory:
     """Replay memory of vector-env transitions with n-step returns (see the module docstring).
 
@@ -312,8 +317,11 @@ class ReplayMemory:
 
     def _refresh_validity(self, written_before: torch.Tensor, envs: torch.Tensor) -> None:
         """Re-evaluate the positions whose validity this add can change; keep trees in step."""
-        env = envs[:, None]
-        pos = written_before[:, None] + self._window
+        self._refresh(written_before[:, None] + self._window, envs[:, None])
+
+    def _refresh(self, pos: torch.Tensor, env: torch.Tensor) -> None:
+        """Re-evaluate the absolute positions ``pos`` of envs ``env`` (broadcastable; no row
+        twice) and keep the count and the priority trees in step."""
         valid = self._is_valid(pos, env)
         row = pos % self._rows
         was = self._valid[row, env]
@@ -324,7 +332,91 @@ class ReplayMemory:
             if bool(changed.any()):
                 gained = valid[changed].to(torch.float64)  # new: max priority; lost: absent
                 value = gained * self._leaf_value(self._max_priority)
-                self._tree.set((row * self.num_envs + env)[changed], value)
+                slots = (row * self.num_envs + env).expand_as(changed)
+                self._tree.set(slots[changed], value)
+
+    def extend(
+        self,
+        obs: ArrayLike,
+        action: ArrayLike,
+        reward: ArrayLike,
+        terminated: ArrayLike,
+        truncated: ArrayLike,
+        next_obs: ArrayLike,
+        *,
+        streams: ArrayLike | None = None,
+    ) -> None:
+        """``T`` vector steps of the same envs at once (a remote actor's batch): exactly what
+        ``T`` calls of :meth:`add` store, in one pass. Arguments as for :meth:`add` with a
+        leading time axis: obs/next_obs ``[T, E, *frame_shape]`` (newest frames), the rest
+        ``[T, E]``; ``next_obs[t]`` must equal ``obs[t + 1]`` where step ``t`` did not end
+        its episode. Falls back to ``T`` adds when a stream is too short for the batch.
+
+        Slots: step ``t`` of a stream lands at ``written + t + (episode ends before t)``; an
+        episode end spends the slot after it on the final frame, as in :meth:`add`.
+        """
+        envs = self._envs if streams is None else self._stream_ids(streams)
+        n = int(envs.numel())
+        act = torch.as_tensor(action)
+        if act.dim() != 2 or act.shape[1] != n:
+            raise ValueError(f"action must have shape (T, {n}), got {tuple(act.shape)}")
+        t_max = int(act.shape[0])
+        term = self._per_env(
+            torch.as_tensor(terminated).reshape(-1), torch.bool, "terminated", t_max * n
+        )
+        trunc = self._per_env(
+            torch.as_tensor(truncated).reshape(-1), torch.bool, "truncated", t_max * n
+        )
+        done = (term | trunc).view(t_max, n)
+        grow = t_max + done.sum(0)  # slots each stream takes
+        if int(grow.max()) + self.n_step + self.stack + 3 > self.capacity_per_env:
+            for t in range(t_max):  # the batch would wrap within its own stream
+                self.add(
+                    obs[t],
+                    action[t],
+                    reward[t],
+                    terminated[t],
+                    truncated[t],
+                    next_obs[t],
+                    streams=envs,
+                )
+            return
+        frames = self._newest_frame(_flat2(obs), "obs", t_max * n)
+        next_frames = self._newest_frame(_flat2(next_obs), "next_obs", t_max * n)
+        step = torch.arange(t_max)[:, None]
+        before = done.long().cumsum(0) - done.long()  # episode ends before step t
+        written = self._written[envs]
+        pos = written + step + before  # (T, n)
+        # the newest episode end before step t (-1: none): ep_pos restarts after it
+        last = torch.where(done, step, -1).cummax(0).values
+        last_before = torch.cat([torch.full((1, n), -1), last[:-1]])
+        ep = torch.where(last_before < 0, self._ep_pos_next[envs] + step, step - last_before - 1)
+        row, row_next = pos % self._rows, (pos + 1) % self._rows
+        env = envs.expand(t_max, n)
+        # next frames first: where no episode ended, the next step's obs frame (the same
+        # frame) lands on the same slot afterwards; where one ended, the final slot keeps it
+        slots_next = (row_next * self.num_envs + env).reshape(-1).to(self.device)
+        self._frames_flat.index_copy_(0, slots_next, next_frames)
+        slots = (row * self.num_envs + env).reshape(-1).to(self.device)
+        self._frames_flat.index_copy_(0, slots, frames)
+        self._final[row_next, env] = True
+        self._ep_pos[row_next, env] = ep + 1
+        self._action[row, env] = act.to(torch.int64)
+        self._reward[row, env] = torch.as_tensor(reward).to("cpu", torch.float32).view(t_max, n)
+        self._terminated[row, env] = term.view(t_max, n)
+        self._truncated[row, env] = trunc.view(t_max, n)
+        self._final[row, env] = False
+        self._ep_pos[row, env] = ep
+        new_written = written + grow
+        self._written[envs] = new_written
+        self._ep_pos_next[envs] = torch.where(done[-1], 0, ep[-1] + 1)
+        # validity can change for the new slots and the n before them, and at the oldest
+        # edge (slots that left the stream, stacks that now reach out of it)
+        new = (written - self.n_step)[:, None] + torch.arange(self.n_step + int(grow.max()))
+        edge = (new_written - self.capacity_per_env - 2)[:, None] + torch.arange(self.stack + 3)
+        keep = new < new_written[:, None]
+        self._refresh(new[keep], envs[:, None].expand_as(new)[keep])
+        self._refresh(edge, envs[:, None])
 
     def _is_valid(self, pos: torch.Tensor, env: torch.Tensor) -> torch.Tensor:
         """Sampleability of absolute positions ``pos`` of envs ``env`` (broadcastable)."""
