@@ -88,7 +88,7 @@ class RayCollector:
         self._batches = 0
         self._wire_bytes = 0
         self._wire_steps = 0
-        self._lag: list[int] = []
+        self._lag = [0, 0]  # sum, batches: how many updates old the acting weights were
 
     # -- the loop's calls ---------------------------------------------------------------------
     def reset(self, archive_state: dict[str, Any] | None = None) -> None:
@@ -125,7 +125,8 @@ class RayCollector:
         self._wire_steps += batch.steps
         self.versions[i] = batch.version
         if batch.version >= 0:
-            self._lag.append(self._weights_meta[0] - batch.version)
+            self._lag[0] += self._weights_meta[0] - batch.version
+            self._lag[1] += 1
         return None, [decode(batch)], batch.episodes
 
     def sync(self) -> None:
@@ -141,10 +142,10 @@ class RayCollector:
         }
         if self._wire_steps:
             out["wire_bytes_per_step"] = round(self._wire_bytes / self._wire_steps, 1)
-        if self._lag:
-            out["weights_lag_updates"] = float(np.mean(self._lag))
+        if self._lag[1]:
+            out["weights_lag_updates"] = round(self._lag[0] / self._lag[1], 1)
         self._wire_bytes = self._wire_steps = 0
-        self._lag = []
+        self._lag = [0, 0]
         return out
 
     def close(self) -> None:
