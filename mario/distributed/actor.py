@@ -62,6 +62,7 @@ class EnvActor:
         self.learner_step = 0
         stages = cfg.run.stage_list()  # spread over all the run's envs, cycling
         self.stages = [stages[(self.first_env + j) % len(stages)] for j in range(self.k)]
+        self.name_stages = len(stages) > 1  # episodes name their stage when there are several
         if env_fn is not None:
             self.envs = env_fn(self.k, seed)
         else:
@@ -133,7 +134,7 @@ class EnvActor:
             int(self.lengths[i]),
             int(final["x_pos"][i]),
             bool(final["flag_get"][i]),
-            stage=self.stages[i],
+            stage=self.stages[i] if self.name_stages else None,
         )
         self.returns[i], self.lengths[i] = 0.0, 0
         return end
