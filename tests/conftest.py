@@ -7,9 +7,11 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -90,13 +92,31 @@ def wait_for_checkpoint(proc: subprocess.Popen[str], run: Path, after: int = -1)
 
 
 def stop_waiting(proc: subprocess.Popen[str], after: float) -> tuple[str, str]:
-    """``after`` seconds on, the process must still be running (waiting); SIGTERM it and
-    return its output."""
+    """Once the process says it waits for a stop signal (within 120 s: a loaded machine can
+    take seconds to get there), ``after`` seconds on it must still be running (waiting);
+    SIGTERM it and return its output."""
+    assert proc.stdout is not None and proc.stderr is not None
+    lines: list[str] = []
+    waiting = threading.Event()
+
+    def read(stream: IO[str]) -> None:
+        for line in stream:
+            lines.append(line)
+            if "waiting for a stop signal" in line:
+                waiting.set()
+
+    reader = threading.Thread(target=read, args=(proc.stderr,), daemon=True)
+    reader.start()
     try:
+        if not waiting.wait(120):
+            raise AssertionError(f"never waited for a stop signal: {''.join(lines)}")
         time.sleep(after)
-        assert proc.poll() is None, proc.communicate()
+        assert proc.poll() is None, (proc.returncode, "".join(lines))
         proc.send_signal(signal.SIGTERM)
-        return proc.communicate(timeout=10)
+        out = proc.stdout.read()
+        proc.wait(timeout=10)
+        reader.join(timeout=10)
+        return out, "".join(lines)
     finally:
         if proc.poll() is None:
             proc.kill()
