@@ -107,7 +107,13 @@ class RayCollector:
         batch was lost with its actor): ``(None, transitions, episodes ended)``."""
         import ray
 
-        ready, _ = ray.wait(list(self.inflight), num_returns=1, timeout=WAIT_S)
+        # Wait on each actor's oldest call only: an actor runs its calls in order, and its
+        # streams must reach the replay memory in that order; with several of one actor's
+        # results ready, ray.wait(num_returns=1) may hand back a later one first.
+        oldest: dict[int, Any] = {}
+        for ref, j in self.inflight.items():  # insertion order = submission order
+            oldest.setdefault(j, ref)
+        ready, _ = ray.wait(list(oldest.values()), num_returns=1, timeout=WAIT_S)
         if not ready:
             self._starving()
             return None, [], []
