@@ -12,7 +12,8 @@ issue 135):
   ``255 + (255 - ram[0x03b8])`` (y position), which overflow or wrap.
 
 The ROM header is widened here; the RAM bytes are read as Python ints (what NumPy 1's
-promotion gave) by :class:`mario.game.GameEmulator`, on both backends. It is exercised by ``tests/test_parity.py`` against a recording of the stock library under NumPy 1.
+promotion gave) by :class:`mario.game.GameEmulator`, on both backends. It is exercised by
+``tests/test_parity.py`` against a recording of the stock library under NumPy 1.
 Importing gym (which nes-py subclasses) prints a deprecation banner to stderr; it is
 swallowed here so that ``import mario`` prints nothing.
 """

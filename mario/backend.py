@@ -6,26 +6,20 @@ Python 3.10-3.12 gets nes-py 8.2.1 / gym-super-mario-bros 7.4.0 (built from sour
 old ``gym``), with the NumPy-2 layer in :mod:`mario._compat`. Here the installed nes-py's
 major version picks the same way at run time.
 
-Both run the same game: :mod:`mario.game` computes reward, termination and ``info`` itself
-on either backend, so nothing above it knows which one runs. Importing this module loads
-the emulator; :func:`describe` and :func:`versions` do not (``mario --version`` uses them).
+Both run the same game: :mod:`mario.game` imports the chosen library and computes reward,
+termination and ``info`` itself on either backend, so nothing above it knows which one
+runs. This module only names the backend (from package metadata, without loading the
+emulator), for ``mario --version``, ``mario info`` and checkpoints.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
-from typing import Any
 
-__all__ = [
-    "BUTTON_BITS",
-    "COMPLEX_MOVEMENT",
-    "NAME",
-    "RIGHT_ONLY",
-    "SIMPLE_MOVEMENT",
-    "SuperMarioBrosEnv",
-    "describe",
-    "versions",
-]
+__all__ = ["BACKENDS", "NAME", "backend_name", "describe", "versions"]
+
+#: The two backends: nes-py 9.x, and nes-py 8.2.1 with mario._compat.
+BACKENDS: tuple[str, ...] = ("upstream", "classic")
 
 _PACKAGES = ("nes-py", "gym-super-mario-bros")
 
@@ -58,16 +52,6 @@ def describe() -> str:
 #: ``"upstream"`` or ``"classic"``: the backend this process runs.
 NAME = backend_name()
 
-SuperMarioBrosEnv: Any
-if NAME == "upstream":
-    from gym_super_mario_bros import actions as _actions
-    from gym_super_mario_bros.smb_env import SuperMarioBrosEnv
-    from nes_py.wrappers import JoypadSpace
-else:
-    from mario._compat import JoypadSpace, SuperMarioBrosEnv, _actions
 
-RIGHT_ONLY: list[list[str]] = _actions.RIGHT_ONLY
-SIMPLE_MOVEMENT: list[list[str]] = _actions.SIMPLE_MOVEMENT
-COMPLEX_MOVEMENT: list[list[str]] = _actions.COMPLEX_MOVEMENT
-#: Button name -> controller bit, as nes-py's JoypadSpace defines it.
-BUTTON_BITS: dict[str, int] = dict(JoypadSpace._button_map)
+#: ``"upstream"`` or ``"classic"``: the backend this process runs.
+NAME = backend_name()

@@ -15,8 +15,15 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode
 
-from mario.backend import BUTTON_BITS, COMPLEX_MOVEMENT, RIGHT_ONLY, SIMPLE_MOVEMENT
-from mario.game import REWARDS, GameEmulator, check_reward
+from mario.game import (
+    BUTTON_BITS,
+    COMPLEX_MOVEMENT,
+    REWARDS,
+    RIGHT_ONLY,
+    SIMPLE_MOVEMENT,
+    GameEmulator,
+    check_reward,
+)
 from mario.game_options import (
     ACTION_SET_NAMES,
     FULL_GAME,
@@ -30,8 +37,8 @@ __all__ = [
     "ACTION_SETS",
     "ACTION_SET_NAMES",
     "FULL_GAME",
-    "STAGES",
     "REWARDS",
+    "STAGES",
     "MarioEnv",
     "action_label",
     "action_set",
@@ -71,8 +78,9 @@ class MarioEnv(gym.Env[np.ndarray, int]):
 
     Game semantics (reward, termination, ``info``) are gym-super-mario-bros 7.4.0's on either
     backend (:mod:`mario.game`); ``reward="upstream"`` takes 9.x's reward instead and adds
-    ``reward_components`` to ``info``. Observations are the full-colour ``(240, 256, 3)`` uint8 screen. Death and reaching the
-    flag are ``terminated``; a single-stage env ends there, the full game at game over.
+    ``reward_components`` to ``info``. Observations are the full-colour ``(240, 256, 3)``
+    uint8 screen. Death and reaching the flag are ``terminated``; a single-stage env ends
+    there, the full game at game over.
 
     ``frame_callback``, when set, receives the screen (a view into the emulator: copy it to
     keep it) after every emulator frame and after reset. Replay videos use it to record all

@@ -1,6 +1,6 @@
 """The rules of the game, computed here the same way on either backend.
 
-:class:`GameEmulator` is the backend's ``SuperMarioBrosEnv`` (:mod:`mario.backend`) with
+:class:`GameEmulator` is the backend's ``SuperMarioBrosEnv`` (see :mod:`mario.backend`) with
 every RAM read, the reward, termination and ``info`` defined here, on Python ints. The
 library keeps what it does to the emulator: loading the ROM, skipping the start screens,
 writing the target stage, and its RAM hacks after each frame (cutting death animations and
@@ -23,12 +23,34 @@ from __future__ import annotations
 
 from typing import Any
 
-from mario.backend import SuperMarioBrosEnv
+from mario import backend
+from mario.game_options import REWARD_NAMES
 
-__all__ = ["REWARDS", "GameEmulator"]
+if backend.NAME == "upstream":
+    from gym_super_mario_bros import actions as _actions
+    from gym_super_mario_bros.smb_env import SuperMarioBrosEnv
+    from nes_py.wrappers import JoypadSpace
+else:
+    from mario._compat import JoypadSpace, SuperMarioBrosEnv, _actions
+
+__all__ = [
+    "BUTTON_BITS",
+    "COMPLEX_MOVEMENT",
+    "REWARDS",
+    "RIGHT_ONLY",
+    "SIMPLE_MOVEMENT",
+    "GameEmulator",
+    "check_reward",
+]
+
+RIGHT_ONLY: list[list[str]] = _actions.RIGHT_ONLY
+SIMPLE_MOVEMENT: list[list[str]] = _actions.SIMPLE_MOVEMENT
+COMPLEX_MOVEMENT: list[list[str]] = _actions.COMPLEX_MOVEMENT
+#: Button name -> controller bit, as nes-py's JoypadSpace defines it.
+BUTTON_BITS: dict[str, int] = dict(JoypadSpace._button_map)
 
 #: Reward functions by name; the first is the default.
-REWARDS: tuple[str, ...] = ("classic", "upstream")
+REWARDS: tuple[str, ...] = REWARD_NAMES
 _LOW, _HIGH = -15.0, 15.0
 _STATUS = {0: "small", 1: "tall"}  # any other value: "fireball"
 _BUSY_STATES = frozenset((0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x07))
@@ -44,7 +66,7 @@ def check_reward(reward: str) -> str:
     return reward
 
 
-class GameEmulator(SuperMarioBrosEnv):  # type: ignore[misc]
+class GameEmulator(SuperMarioBrosEnv):
     """One emulator running Super Mario Bros, with this project's reading of its RAM.
 
     ``target``: ``(world, stage)`` or ``None`` for the full game. :meth:`play` and
