@@ -182,11 +182,11 @@ class MarioEnv(gym.Env[np.ndarray, int]):
         reward, done, info = self._nes.play(byte)
         self.history.append(byte)
         self._emit()
-        return np.ascontiguousarray(self._nes.screen), reward, done, False, info
+        return self._nes.copy_screen(), reward, done, False, info
 
     def render(self) -> np.ndarray:
         """The current full-colour frame, ``(240, 256, 3)`` uint8."""
-        return np.ascontiguousarray(self._nes.screen)
+        return self._nes.copy_screen()
 
     def close(self) -> None:
         for nes in (self._home, self._parked):
@@ -204,7 +204,7 @@ class MarioEnv(gym.Env[np.ndarray, int]):
 
     def observe(self) -> tuple[np.ndarray, dict[str, Any]]:
         """Observation (a copy of the screen) and info of the current frame."""
-        return np.ascontiguousarray(self._nes.screen), self._nes._get_info()
+        return self._nes.copy_screen(), self._nes._get_info()
 
     # -- helpers ---------------------------------------------------------------------------
     def _button_byte(self, action: Any) -> int:
