@@ -92,8 +92,10 @@ class MarioEnv(gym.Env[np.ndarray, int]):
     prefix reaches instead of the real start: a second emulator replays it once (the real
     start stays in the first one's save slot) and parks the state in its own save slot, so
     further episodes from the same prefix cost nothing. :attr:`rebuild_frames` counts the
-    emulator frames replays took. Only training uses this (``mario.archive``); evaluation and
-    replays always start at the real start.
+    emulator frames replays took. On nes-py 9, ``options={"start": prefix, "snapshot": s}``
+    with ``s`` from :meth:`snapshot` (taken when the history was ``prefix``) loads that state
+    instead of replaying (~20 µs instead of a millisecond per prefix frame). Only training
+    uses this (``mario.archive``); evaluation and replays always start at the real start.
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 60}  # noqa: RUF012
@@ -144,7 +146,7 @@ class MarioEnv(gym.Env[np.ndarray, int]):
             self._nes = self._home
             self.history = bytearray()
         else:
-            self._nes = self._park(bytes(start))
+            self._nes = self._park(bytes(start), (options or {}).get("snapshot"))
             self.history = bytearray(start)
         self._nes.reset()
         if self.noop_max and start is None:
@@ -157,9 +159,20 @@ class MarioEnv(gym.Env[np.ndarray, int]):
         self._emit()
         return self.observe()
 
-    def _park(self, prefix: bytes) -> GameEmulator:
+    def snapshot(self) -> Any:
+        """The current emulator state for ``reset(options={"start": history, "snapshot":
+        ...})``, or ``None`` where the backend has no snapshots (classic nes-py 8.2.1)."""
+        return self._nes.snapshot()
+
+    def _park(self, prefix: bytes, snapshot: Any = None) -> GameEmulator:
         """The emulator whose save slot holds the state ``prefix`` reaches (built once)."""
         if self._parked is not None and self._parked_prefix == prefix:
+            return self._parked
+        if snapshot is not None:
+            if self._parked is None:
+                self._parked = GameEmulator(self._target, self.reward)
+            self._parked.start_from(snapshot)
+            self._parked_prefix = prefix
             return self._parked
         if self._parked is not None:
             self._parked.close()

@@ -43,6 +43,7 @@ __all__ = [
     "REWARDS",
     "RIGHT_ONLY",
     "SIMPLE_MOVEMENT",
+    "SNAPSHOTS",
     "GameEmulator",
     "check_reward",
 ]
@@ -52,6 +53,8 @@ SIMPLE_MOVEMENT: list[list[str]] = _actions.SIMPLE_MOVEMENT
 COMPLEX_MOVEMENT: list[list[str]] = _actions.COMPLEX_MOVEMENT
 #: Button name -> controller bit, as nes-py's JoypadSpace defines it.
 BUTTON_BITS: dict[str, int] = dict(JoypadSpace._button_map)
+#: Whether the backend can save and load emulator states (nes-py 9's dump_state/load_state).
+SNAPSHOTS: bool = hasattr(SuperMarioBrosEnv, "dump_state")
 
 #: Reward functions by name; the first is the default.
 REWARDS: tuple[str, ...] = REWARD_NAMES
@@ -97,6 +100,16 @@ class GameEmulator(SuperMarioBrosEnv):
         if self._bgrx is None:
             return np.ascontiguousarray(self.screen)
         return cv2.cvtColor(self._bgrx, cv2.COLOR_BGRA2RGB)
+
+    def snapshot(self) -> Any:
+        """The emulator's state (nes-py 9's ``dump_state()``, ~12 µs, in-process only), or
+        ``None`` on the classic backend, which has no snapshots."""
+        return self.dump_state() if SNAPSHOTS else None
+
+    def start_from(self, snapshot: Any) -> None:
+        """Put ``snapshot`` (from :meth:`snapshot`) in the save slot that ``reset()`` restores."""
+        self.load_state(snapshot)
+        self._backup()
 
     # -- one frame ------------------------------------------------------------------------
     def play(self, action: int) -> tuple[float, bool, dict[str, Any]]:

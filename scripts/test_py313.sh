@@ -4,7 +4,8 @@
 # is the ~4 GB CUDA build, and these tests don't use it): mario itself with --no-deps, then
 # only the game's dependencies as pyproject.toml declares them (markers and all), binary
 # wheels only, with every C/C++ compiler on the PATH replaced by a shim that records being
-# called: the install must call none. Then runs the torch-free tests: env, wrappers, parity.
+# called: the install must call none. Then runs the torch-free tests: env, wrappers, parity,
+# and the archive's env-level tests (save-state starts, which use nes-py 9's snapshots).
 # PYTHON313 chooses the interpreter (default: python3.13, else pyenv's 3.13.0). Extra args go
 # to pytest.
 set -euo pipefail
@@ -61,4 +62,5 @@ if "$VENV/bin/python" -c "import torch" 2>/dev/null; then
   exit 1
 fi
 export WANDB_MODE=offline WANDB_SILENT=true MPLBACKEND=Agg
-"$VENV/bin/python" -m pytest tests/test_env.py tests/test_wrappers.py tests/test_parity.py "$@"
+"$VENV/bin/python" -m pytest tests/test_env.py tests/test_wrappers.py tests/test_parity.py \
+  tests/test_archive.py -k "not training_with_the_archive and not options_are_validated" "$@"
