@@ -1,5 +1,7 @@
 """``mario bench env``: raw emulator frames/s, the pixel pipeline's agent steps/s, and how a
-vector env of one process per env scales."""
+vector env of one process per env scales; on nes-py 9 also its native vector emulator.
+
+``scripts/bench_backends.py`` runs this on both game backends side by side."""
 
 from __future__ import annotations
 
@@ -84,6 +86,34 @@ def _vector_steps(num_envs: int, frame_skip: int) -> tuple[Callable[[float], int
     return run, envs
 
 
+def _native_vector_frames(num_envs: int) -> tuple[Callable[[float], int], Any] | None:
+    """nes-py 9's ``VectorNESEmulator``: ``num_envs`` emulators stepped by one call (in one
+    thread), frame advances only: no game rules, no observations, so an upper bound of what
+    a vector env built on it could do. ``None`` on the classic backend (it has none)."""
+    try:
+        from nes_py import VectorNESEmulator
+    except ImportError:
+        return None
+    probe = MarioEnv("1-1", "simple")
+    rom, codes = probe._nes._rom_path, probe._bytes
+    probe.close()
+    vector = VectorNESEmulator(rom, num_envs)
+    vector.reset()
+    picks = _actions(len(codes), 4096 * num_envs).reshape(-1, num_envs)
+    actions = np.asarray(codes, dtype=np.uint8)[picks]
+
+    def run(seconds: float) -> int:
+        frames, i, deadline = 0, 0, time.perf_counter() + seconds
+        while time.perf_counter() < deadline:
+            for row in actions[i : i + 64]:
+                vector.step(row)
+            i = (i + 64) % len(actions)
+            frames += 64 * num_envs
+        return frames
+
+    return run, vector
+
+
 def bench_env(
     *, seconds: float = 3.0, repeats: int = 3, frame_skip: int = 4, max_envs: int | None = None
 ) -> dict[str, Any]:
@@ -105,6 +135,19 @@ def bench_env(
     }
     cores = len(os.sched_getaffinity(0))
     counts = sorted({1, *range(2, (max_envs or cores) + 1)})
+    native = _native_vector_frames(counts[-1])
+    if native is not None:
+        run, vector = native
+        try:
+            rate = median_rate(run, seconds, repeats)
+        finally:
+            vector.close()
+        result["native_vector"] = {
+            "num_envs": counts[-1],
+            "frames_per_s": round(rate, 1),
+            # frame advances alone, in one thread: vs the same envs as processes, full pipeline
+            "vs_emulator_only_x_envs": round(rate / (counts[-1] * emulator), 3),
+        }
     single = None
     for n in counts:
         run, envs = _vector_steps(n, frame_skip)
@@ -139,10 +182,17 @@ def format_env(result: dict[str, Any]) -> str:
         f"(vs emulator only {result['pipeline_ratio_vs_emulator_only']:.3f})",
         "vector env (AsyncVectorEnv, one process per env):",
     ]
+    native = result.get("native_vector")
     for row in result["vector"]:
         lines.append(
             f"  {row['num_envs']:3d} envs: {row['steps_per_s']:8.1f} steps/s  "
             f"scaling vs n x pipeline {row['scaling_vs_pipeline']:.3f}  "
             f"vs n x 1-env vector {row['scaling_vs_1_env']:.3f}"
+        )
+    if native:
+        lines.append(
+            f"nes-py 9 VectorNESEmulator, {native['num_envs']} envs, frame advances only: "
+            f"{native['frames_per_s']:.1f} frames/s "
+            f"({native['vs_emulator_only_x_envs']:.3f} x n x emulator only)"
         )
     return "\n".join(lines)
