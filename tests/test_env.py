@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -275,3 +276,17 @@ def test_a_start_from_a_snapshot_is_the_start_from_its_prefix() -> None:
     assert loaded.rebuild_frames == (0 if SNAPSHOTS else len(prefix))
     for env in (player, replayed, loaded):
         env.close()
+
+
+def test_cli_names_the_backend_and_rejects_an_unknown_reward(tmp_path: Path) -> None:
+    from mario import backend
+    from tests.conftest import assert_one_line_error, run_mario
+
+    version = run_mario("--version")
+    assert version.returncode == 0, version.stderr
+    assert f"game backend {backend.describe()}" in version.stdout
+    bad = run_mario("train", "--reward", "progress", "--run-dir", str(tmp_path / "run"))
+    assert_one_line_error(bad, "--reward", "'progress'", "classic", "upstream")
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(ValueError, match="unknown reward 'progress': valid rewards are classic"):
+        mario.make_env("1-1", reward="progress")
