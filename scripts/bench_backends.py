@@ -27,6 +27,10 @@ ROWS = [  # (label, how to read it from one result)
     ("pipeline (skip 4, gray, 84, stack 4), agent steps/s", lambda r: r["pipeline_steps_per_s"]),
     ("pipeline ratio to raw / frame_skip", lambda r: r["pipeline_ratio"]),
     ("pipeline ratio to emulator only / frame_skip", lambda r: r["pipeline_ratio_vs_emulator_only"]),  # noqa: E501
+    ("CPU µs per frame: emulator only", lambda r: r["cpu_us_per_frame"]["emulator_only"]),
+    ("CPU µs per frame: raw env", lambda r: r["cpu_us_per_frame"]["raw"]),
+    ("CPU µs per frame: pipeline (per agent step / 4)", lambda r: r["cpu_us_per_frame"]["pipeline"]),  # noqa: E501
+    ("pipeline CPU ratio: emulator only / pipeline, per frame", lambda r: r["pipeline_cpu_ratio_vs_emulator_only"]),  # noqa: E501
     ("vector env, 1 env, steps/s", lambda r: r["vector"][0]["steps_per_s"]),
     ("vector env, 2 envs, steps/s", lambda r: r["vector"][-1]["steps_per_s"]),
     ("vector env, 2 envs, scaling vs 2 x pipeline", lambda r: r["vector"][-1]["scaling_vs_pipeline"]),  # noqa: E501

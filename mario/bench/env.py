@@ -6,6 +6,7 @@ vector env of one process per env scales; on nes-py 9 also its native vector emu
 from __future__ import annotations
 
 import os
+import statistics
 import time
 from collections.abc import Callable
 from typing import Any
@@ -86,6 +87,18 @@ def _vector_steps(num_envs: int, frame_skip: int) -> tuple[Callable[[float], int
     return run, envs
 
 
+def _rate_and_cpu(run: Callable[[float], int], seconds: float, repeats: int) -> tuple[float, float]:
+    """Median rate (counts per wall second) and median CPU seconds of this process per count
+    over ``repeats`` runs."""
+    rates, costs = [], []
+    for _ in range(repeats):
+        wall, cpu = time.perf_counter(), time.process_time()
+        count = run(seconds)
+        rates.append(count / (time.perf_counter() - wall))
+        costs.append((time.process_time() - cpu) / count)
+    return statistics.median(rates), statistics.median(costs)
+
+
 def _native_vector_frames(num_envs: int) -> tuple[Callable[[float], int], Any] | None:
     """nes-py 9's ``VectorNESEmulator``: ``num_envs`` emulators stepped by one call (in one
     thread), frame advances only: no game rules, no observations, so an upper bound of what
@@ -118,9 +131,9 @@ def bench_env(
     *, seconds: float = 3.0, repeats: int = 3, frame_skip: int = 4, max_envs: int | None = None
 ) -> dict[str, Any]:
     """Raw emulator frames/s, pipeline agent steps/s and their ratio, vector scaling."""
-    emulator = median_rate(_raw_frames(emulator_only=True), seconds, repeats)
-    raw = median_rate(_raw_frames(emulator_only=False), seconds, repeats)
-    pipeline = median_rate(_pipeline_steps(frame_skip), seconds, repeats)
+    emulator, emulator_cpu = _rate_and_cpu(_raw_frames(emulator_only=True), seconds, repeats)
+    raw, raw_cpu = _rate_and_cpu(_raw_frames(emulator_only=False), seconds, repeats)
+    pipeline, pipeline_cpu = _rate_and_cpu(_pipeline_steps(frame_skip), seconds, repeats)
     result: dict[str, Any] = {
         "machine": machine(),
         "frame_skip": frame_skip,
@@ -131,6 +144,14 @@ def bench_env(
         # ≥ 0.95 means the wrappers cost ≤ 5% over the raw emulator
         "pipeline_ratio": round(pipeline / (raw / frame_skip), 3),
         "pipeline_ratio_vs_emulator_only": round(pipeline / (emulator / frame_skip), 3),
+        # CPU time of this process per emulator frame: what other processes on a shared
+        # machine barely move, unlike the rates above
+        "cpu_us_per_frame": {
+            "emulator_only": round(emulator_cpu * 1e6, 1),
+            "raw": round(raw_cpu * 1e6, 1),
+            "pipeline": round(pipeline_cpu / frame_skip * 1e6, 1),
+        },
+        "pipeline_cpu_ratio_vs_emulator_only": round(emulator_cpu / (pipeline_cpu / frame_skip), 3),
         "vector": [],
     }
     cores = len(os.sched_getaffinity(0))
@@ -180,6 +201,8 @@ def format_env(result: dict[str, Any]) -> str:
         f"{result['pipeline_frames_per_s']:.1f} frames/s",
         f"pipeline ratio to raw/frame_skip : {result['pipeline_ratio']:.3f} "
         f"(vs emulator only {result['pipeline_ratio_vs_emulator_only']:.3f})",
+        f"CPU µs per frame (this process)  : {result['cpu_us_per_frame']}, pipeline ratio to "
+        f"emulator only {result['pipeline_cpu_ratio_vs_emulator_only']:.3f}",
         "vector env (AsyncVectorEnv, one process per env):",
     ]
     native = result.get("native_vector")
