@@ -6,16 +6,22 @@
 #
 # PyPI's torch wheels carry their own CUDA libraries, so a plain Debian base suffices: the host
 # needs only the NVIDIA driver and the NVIDIA container toolkit, no CUDA base image.
-# BASE_IMAGE: Debian 12 (its python3 is 3.11) or an image derived from it.
-ARG BASE_IMAGE=debian:bookworm-slim
+# BASE_IMAGE: Debian 13 "trixie" (its python3 is 3.13: the maintained game libraries, nes-py 9,
+# as binary wheels, no compiler) or Debian 12 "bookworm" (python3 3.11: the classic nes-py
+# 8.2.1, compiled from source; the CI smoke test uses it, see scripts/docker_smoke.sh), or an
+# image derived from either.
+ARG BASE_IMAGE=debian:trixie-slim
 
 # ---------------------------------------------------------------------------------------------
-# python: Debian's Python and a C++ compiler (nes-py, needed by gym-super-mario-bros, has no
-# wheel: pip compiles its emulator).
+# python: Debian's Python; below Python 3.13 also a C++ compiler (nes-py 8.2.1 has no wheel:
+# pip compiles its emulator). From 3.13 nes-py 9 comes as a wheel and nothing is compiled.
 FROM ${BASE_IMAGE} AS python
 ARG DEBIAN_FRONTEND=noninteractive
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends python3 python3-venv python3-dev g++ \
+    && apt-get install -y --no-install-recommends python3 python3-venv \
+    && if ! python3 -c 'import sys; sys.exit(sys.version_info < (3, 13))'; then \
+        apt-get install -y --no-install-recommends python3-dev g++; \
+    fi \
     && rm -rf /var/lib/apt/lists/*
 
 # ---------------------------------------------------------------------------------------------

@@ -9,7 +9,9 @@ of the training episodes from them, weighted toward the cells where episodes end
 * A *cell* is ``(world, stage, x // cell_size)``; its state is stored as the prefix of button
   bytes, one per emulator frame, that reaches it from the real start (the emulator is
   deterministic, so :class:`mario.env.MarioEnv` rebuilds it by replaying). For each cell the
-  archive keeps the shortest prefix seen: more game time left, a cheaper rebuild.
+  archive keeps the shortest prefix seen: more game time left, a cheaper rebuild. On nes-py 9
+  the wrapper also keeps a snapshot of the state it reached itself, and starts there load it
+  instead of replaying the prefix.
 * Choosing a start: a *target* cell with probability proportional to its recent deaths (a
   count that decays with every episode) plus a small floor, then the archived cell up to
   ``backoff`` cells before it, so the agent gets a run-up to the obstacle.
@@ -25,7 +27,7 @@ merged archive with its checkpoints.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import gymnasium as gym
@@ -46,6 +48,10 @@ class Cell:
     """Count of episodes that ended by death in this cell, decayed by ``decay`` per episode."""
     starts: int = 0
     """Episodes started from this cell's state."""
+    snapshot: Any = field(default=None, repr=False, compare=False)
+    """The emulator state the prefix reaches, where the backend saves states (nes-py 9) and
+    this process reached it: a start loads it instead of replaying the prefix. Not saved in
+    checkpoints nor shared between workers (opaque, in-process); there the prefix rebuilds."""
 
 
 class CellArchive:
@@ -89,16 +95,17 @@ class CellArchive:
         cell = self.cells.get(key)
         return cell is None or length < len(cell.prefix)
 
-    def observe(self, key: CellKey, x: int, prefix: bytes) -> bool:
-        """Offer the state ``prefix`` reaches for ``key``: kept if the cell is new or the
-        prefix shorter. Returns whether the archive changed."""
+    def observe(self, key: CellKey, x: int, prefix: bytes, snapshot: Any = None) -> bool:
+        """Offer the state ``prefix`` reaches (``snapshot``: that state, if saved) for
+        ``key``: kept if the cell is new or the prefix shorter. Returns whether the archive
+        changed."""
         cell = self.cells.get(key)
         if cell is not None:
             if len(prefix) >= len(cell.prefix):
                 return False
-            cell.prefix, cell.x = prefix, x
+            cell.prefix, cell.x, cell.snapshot = prefix, x, snapshot
             return True
-        self.cells[key] = Cell(key, prefix, x)
+        self.cells[key] = Cell(key, prefix, x, snapshot=snapshot)
         if len(self.cells) > self.max_cells:
             self._evict()
         return True
@@ -236,8 +243,9 @@ class ArchiveStarts(gym.Wrapper):
         self._cell: Cell | None = None
         self._left = 0  # archived episodes still to start from self._cell
         self._seen: set[CellKey] = set()
-        self._waiting: list[tuple[CellKey, int, int, int]] = []
-        """Cells entered this episode, not yet archived: (key, x, prefix length, step)."""
+        self._waiting: list[tuple[CellKey, int, int, int, Any]] = []
+        """Cells entered this episode, not yet archived: (key, x, prefix length, step,
+        snapshot or None)."""
         self._t = 0  # agent steps into this episode
         self._from_archive = False
         self._start_x = 0
@@ -255,6 +263,8 @@ class ArchiveStarts(gym.Wrapper):
         options = dict(options or {})
         if cell is not None:
             options["start"] = cell.prefix
+            if cell.snapshot is not None:
+                options["snapshot"] = cell.snapshot
         obs, info = self.env.reset(seed=seed, options=options)
         self._from_archive = cell is not None
         self._start_x = cell.x if cell is not None else 0
@@ -274,15 +284,16 @@ class ArchiveStarts(gym.Wrapper):
         if not terminated and key not in self._seen:  # a cell entered first this episode
             self._seen.add(key)
             if self.archive.wants(key, len(history)):
-                self._waiting.append((key, int(info["x_pos"]), len(history), self._t))
+                snapshot = self.env.unwrapped.snapshot()  # type: ignore[attr-defined]
+                self._waiting.append((key, int(info["x_pos"]), len(history), self._t, snapshot))
         if died:  # the states still waiting led to this death within `settle` steps
             self._waiting.clear()
         elif self._waiting:
             ended = terminated or truncated
             while self._waiting and (ended or self._t - self._waiting[0][3] >= self.settle):
-                cell, x, length, _ = self._waiting.pop(0)
+                cell, x, length, _, snapshot = self._waiting.pop(0)
                 if self.archive.wants(cell, length):
-                    self.archive.observe(cell, x, bytes(history[:length]))
+                    self.archive.observe(cell, x, bytes(history[:length]), snapshot)
         return obs, reward, terminated, truncated, self._annotate(info)
 
     def _annotate(self, info: dict[str, Any]) -> dict[str, Any]:

@@ -37,6 +37,7 @@ from typing import Any, BinaryIO
 import numpy as np
 import torch
 
+from mario import backend
 from mario.run_folder import (
     BEST,
     FORMAT_VERSION,
@@ -527,4 +528,5 @@ def package_versions() -> dict[str, str]:
             versions[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
             versions[dist] = "not installed"
+    versions["game_backend"] = backend.NAME  # same game either way; the emulator differs
     return versions

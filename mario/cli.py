@@ -160,6 +160,7 @@ def _finish(args: argparse.Namespace, status: int, why: str) -> int:
 
 
 def _cmd_info(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from mario.backend import backend_name
     from mario.checkpoint import load_checkpoint, upgrade_state
 
     state, info, warnings = load_checkpoint(Path(args.path), fallback=True)
@@ -178,6 +179,7 @@ def _cmd_info(args: argparse.Namespace, argv: Sequence[str]) -> int:
                 "stage": state["stage"],
                 "actions": state["actions"],
                 "wandb_run_id": state["wandb_run_id"],
+                "game_backend": backend_name(state["versions"].get("nes-py")),
                 "versions": state["versions"],
                 "created": state["created"],
                 "path": str(info.path),
@@ -375,9 +377,13 @@ def build_parser() -> argparse.ArgumentParser:
         prog="mario",
         description="Train agents (Double DQN or PPO) to play Super Mario Bros; watch them play.",
     )
-    from mario import __version__
+    from mario import __version__, backend
 
-    parser.add_argument("--version", action="version", version=f"mario {__version__}")
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"mario {__version__}, game backend {backend.describe()}",
+    )
     sub = parser.add_subparsers(
         dest="command",
         required=True,

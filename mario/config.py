@@ -26,13 +26,20 @@ from typing import Any, Literal, get_args
 
 import yaml
 
-from mario.game_options import ACTION_SET_NAMES, check_pipeline_args, parse_stage
+from mario.game_options import (
+    ACTION_SET_NAMES,
+    REWARD_NAMES,
+    check_pipeline_args,
+    parse_stage,
+)
 
 Algo = Literal["dqn", "ppo"]
 ALGOS: tuple[str, ...] = get_args(Algo)
 WandbMode = Literal["auto", "online", "offline", "disabled"]
 ActionSet = Literal["right_only", "simple", "complex"]
 assert get_args(ActionSet) == ACTION_SET_NAMES
+Reward = Literal["classic", "upstream"]
+assert get_args(Reward) == REWARD_NAMES
 
 
 class ConfigError(ValueError):
@@ -118,6 +125,11 @@ class EnvConfig:
     """The pixel pipeline the network sees, and where training episodes start."""
 
     actions: ActionSet = _f("simple", "action set: right_only (5), simple (7), complex (12)")
+    reward: Reward = _f(
+        "classic",
+        "reward: classic (gym-super-mario-bros 7.4.0's x progress + clock + death) or "
+        "upstream (9.x's: new best x, score, coins, power-ups, completion, clock, death)",
+    )
     frame_skip: int = _f(4, "NES frames per agent step (the action repeats, rewards sum)")
     resize: int = _f(84, "side of the square grayscale frame the network sees")
     stack: int = _f(4, "frames stacked into one observation")
@@ -151,6 +163,7 @@ class EnvConfig:
         """Keyword arguments of :func:`mario.make_env` for this pipeline (no archive)."""
         return {
             "actions": self.actions,
+            "reward": self.reward,
             "frame_skip": self.frame_skip,
             "resize": self.resize,
             "stack": self.stack,

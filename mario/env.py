@@ -15,12 +15,14 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv
 
-from mario._compat import (
+from mario.game import (
     BUTTON_BITS,
     COMPLEX_MOVEMENT,
+    REWARDS,
     RIGHT_ONLY,
     SIMPLE_MOVEMENT,
-    SafeSuperMarioBrosEnv,
+    GameEmulator,
+    check_reward,
 )
 from mario.game_options import (
     ACTION_SET_NAMES,
@@ -35,6 +37,7 @@ __all__ = [
     "ACTION_SETS",
     "ACTION_SET_NAMES",
     "FULL_GAME",
+    "REWARDS",
     "STAGES",
     "MarioEnv",
     "action_label",
@@ -73,9 +76,11 @@ def action_label(buttons: Sequence[str]) -> str:
 class MarioEnv(gym.Env[np.ndarray, int]):
     """One game of Super Mario Bros, one NES frame per step.
 
-    Game semantics (reward, termination, ``info``) are gym-super-mario-bros 7.4.0's own;
-    observations are the full-colour ``(240, 256, 3)`` uint8 screen. Death and reaching the
-    flag are ``terminated``; a single-stage env ends there, the full game at game over.
+    Game semantics (reward, termination, ``info``) are gym-super-mario-bros 7.4.0's on either
+    backend (:mod:`mario.game`); ``reward="upstream"`` takes 9.x's reward instead and adds
+    ``reward_components`` to ``info``. Observations are the full-colour ``(240, 256, 3)``
+    uint8 screen. Death and reaching the flag are ``terminated``; a single-stage env ends
+    there, the full game at game over.
 
     ``frame_callback``, when set, receives the screen (a view into the emulator: copy it to
     keep it) after every emulator frame and after reset. Replay videos use it to record all
@@ -87,8 +92,10 @@ class MarioEnv(gym.Env[np.ndarray, int]):
     prefix reaches instead of the real start: a second emulator replays it once (the real
     start stays in the first one's save slot) and parks the state in its own save slot, so
     further episodes from the same prefix cost nothing. :attr:`rebuild_frames` counts the
-    emulator frames replays took. Only training uses this (``mario.archive``); evaluation and
-    replays always start at the real start.
+    emulator frames replays took. On nes-py 9, ``options={"start": prefix, "snapshot": s}``
+    with ``s`` from :meth:`snapshot` (taken when the history was ``prefix``) loads that state
+    instead of replaying (~20 µs instead of a millisecond per prefix frame). Only training
+    uses this (``mario.archive``); evaluation and replays always start at the real start.
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 60}  # noqa: RUF012
@@ -99,10 +106,12 @@ class MarioEnv(gym.Env[np.ndarray, int]):
         actions: str = "simple",
         *,
         noop_max: int = 0,
+        reward: str = "classic",
         render_mode: str | None = "rgb_array",
     ) -> None:
         target = parse_stage(stage)
         buttons = action_set(actions)
+        check_reward(reward)
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"unknown render_mode {render_mode!r}: valid is 'rgb_array'")
         if noop_max < 0:
@@ -111,13 +120,14 @@ class MarioEnv(gym.Env[np.ndarray, int]):
         self.actions = actions
         self.buttons = buttons
         self.noop_max = int(noop_max)
+        self.reward = reward
         self.render_mode = render_mode
         self.frame_callback: FrameCallback | None = None
         self._bytes = [sum(BUTTON_BITS[b] for b in combo) for combo in buttons]
         self._target = target
-        self._home = SafeSuperMarioBrosEnv(target=target)  # its save slot: the real start
+        self._home = GameEmulator(target, reward)  # its save slot: the real start
         self._nes = self._home  # the emulator the episode runs on
-        self._parked: SafeSuperMarioBrosEnv | None = None  # its save slot: a prefix's state
+        self._parked: GameEmulator | None = None  # its save slot: a prefix's state
         self._parked_prefix: bytes | None = None
         self.history = bytearray()
         """Button byte of every emulator frame since the real start."""
@@ -136,7 +146,7 @@ class MarioEnv(gym.Env[np.ndarray, int]):
             self._nes = self._home
             self.history = bytearray()
         else:
-            self._nes = self._park(bytes(start))
+            self._nes = self._park(bytes(start), (options or {}).get("snapshot"))
             self.history = bytearray(start)
         self._nes.reset()
         if self.noop_max and start is None:
@@ -149,14 +159,25 @@ class MarioEnv(gym.Env[np.ndarray, int]):
         self._emit()
         return self.observe()
 
-    def _park(self, prefix: bytes) -> SafeSuperMarioBrosEnv:
+    def snapshot(self) -> Any:
+        """The current emulator state for ``reset(options={"start": history, "snapshot":
+        ...})``, or ``None`` where the backend has no snapshots (classic nes-py 8.2.1)."""
+        return self._nes.snapshot()
+
+    def _park(self, prefix: bytes, snapshot: Any = None) -> GameEmulator:
         """The emulator whose save slot holds the state ``prefix`` reaches (built once)."""
         if self._parked is not None and self._parked_prefix == prefix:
+            return self._parked
+        if snapshot is not None:
+            if self._parked is None:
+                self._parked = GameEmulator(self._target, self.reward)
+            self._parked.start_from(snapshot)
+            self._parked_prefix = prefix
             return self._parked
         if self._parked is not None:
             self._parked.close()
         self._parked, self._parked_prefix = None, None
-        nes = SafeSuperMarioBrosEnv(target=self._target)  # a fresh one: the real start
+        nes = GameEmulator(self._target, self.reward)  # a fresh one: the real start
         nes.reset()
         for byte in prefix:  # the same code path as play: rewards, RAM hacks and all
             if nes.advance(byte)[1]:
@@ -168,17 +189,17 @@ class MarioEnv(gym.Env[np.ndarray, int]):
         return nes
 
     def step(self, action: int) -> tuple[np.ndarray, SupportsFloat, bool, bool, dict[str, Any]]:
-        # The library builds info before its post-step RAM hacks (skipping a death or level
-        # change); keep that info, as the stock env returns it, not one read afterwards.
+        # info is read before the library's post-step RAM hacks (skipping a death or level
+        # change), as the stock env returns it, not afterwards.
         byte = self._button_byte(action)
-        _, reward, done, info = self._nes.step(byte)
+        reward, done, info = self._nes.play(byte)
         self.history.append(byte)
         self._emit()
-        return np.ascontiguousarray(self._nes.screen), reward, done, False, _plain(info)
+        return self._nes.copy_screen(), reward, done, False, info
 
     def render(self) -> np.ndarray:
         """The current full-colour frame, ``(240, 256, 3)`` uint8."""
-        return np.ascontiguousarray(self._nes.screen)
+        return self._nes.copy_screen()
 
     def close(self) -> None:
         for nes in (self._home, self._parked):
@@ -196,7 +217,7 @@ class MarioEnv(gym.Env[np.ndarray, int]):
 
     def observe(self) -> tuple[np.ndarray, dict[str, Any]]:
         """Observation (a copy of the screen) and info of the current frame."""
-        return np.ascontiguousarray(self._nes.screen), _plain(self._nes._get_info())
+        return self._nes.copy_screen(), self._nes._get_info()
 
     # -- helpers ---------------------------------------------------------------------------
     def _button_byte(self, action: Any) -> int:
@@ -217,14 +238,6 @@ class MarioEnv(gym.Env[np.ndarray, int]):
             self.frame_callback(self._nes.screen)
 
 
-def _plain(info: dict[str, Any]) -> dict[str, Any]:
-    """Info with plain Python values (the library mixes in NumPy scalars)."""
-    return {
-        k: v if isinstance(v, str) else (bool(v) if k == "flag_get" else int(v))
-        for k, v in info.items()
-    }
-
-
 def make_env(
     stage: str = "1-1",
     *,
@@ -237,6 +250,7 @@ def make_env(
     max_episode_steps: int | None = None,
     max_pool: bool = False,
     noop_max: int = 0,
+    reward: str = "classic",
     render_mode: str | None = "rgb_array",
     archive: dict[str, Any] | None = None,
 ) -> gym.Env:
@@ -251,6 +265,7 @@ def make_env(
     ``seed`` seeds the env's first reset (a later ``reset(seed=...)`` overrides it).
     ``max_episode_steps`` counts agent steps and ends episodes with ``truncated``.
     ``noop_max`` > 0 starts each episode with a random number (up to it) of idle frames.
+    ``reward``: ``"classic"`` (7.4.0's) or ``"upstream"`` (9.x's), see :mod:`mario.game`.
     ``render()`` always returns the full-colour frame.
     ``archive`` (training only): keyword arguments of :class:`mario.archive.ArchiveStarts`,
     which starts a share of episodes from save states the agent reached.
@@ -258,7 +273,9 @@ def make_env(
     check_pipeline_args(
         frame_skip=frame_skip, resize=resize, stack=stack, max_episode_steps=max_episode_steps
     )
-    env: gym.Env = MarioEnv(stage, actions, noop_max=noop_max, render_mode=render_mode)
+    env: gym.Env = MarioEnv(
+        stage, actions, noop_max=noop_max, reward=reward, render_mode=render_mode
+    )
     if frame_skip > 1:
         env = SkipFrame(env, frame_skip, max_pool=max_pool)
     if grayscale:
@@ -346,6 +363,7 @@ def _builders(
     for name in stages:
         parse_stage(name)
     action_set(env_kwargs.get("actions", "simple"))
+    check_reward(env_kwargs.get("reward", "classic"))
     check_pipeline_args(**env_kwargs)
 
     def factory(index: int) -> Callable[[], gym.Env]:

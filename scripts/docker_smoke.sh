@@ -16,9 +16,16 @@
 #
 # Environment (all optional):
 #   SMOKE_IMAGE        image tag to build and test (localhost/mario:ci)
+#   SMOKE_SUITE        Debian release of the base: bookworm (Python 3.11, the classic game
+#                      backend, nes-py compiled; the default: the machines hold a CPU torch
+#                      wheel for cp311) or trixie (Python 3.13, nes-py 9 wheels, no compiler:
+#                      the image's default base; no cp313 CPU torch wheel here, so this needs
+#                      SMOKE_TORCH_WHEEL or SMOKE_TORCH_INDEX=1)
 #   SMOKE_BASE         local base image tag, made by scripts/docker_base_image.sh when missing
-#                      (localhost/mario-debian:bookworm; kept between runs)
+#                      (localhost/mario-debian:$SMOKE_SUITE; kept between runs)
 #   SMOKE_TORCH_WHEEL  the CPU torch wheel to build with (default: found in pip's find-links)
+#   SMOKE_TORCH_INDEX=1  without a wheel, take torch from the package index (its CUDA build,
+#                      several GB)
 #   SMOKE_UID/GID      host uid/gid the containers run as (4321, not in the image's passwd)
 #   SMOKE_KEEP=1       keep the temporary folder (run folder, logs) after the test
 #   SMOKE_NO_INSTALL=1 do not apt-get install podman/runc/debootstrap when they are missing
@@ -28,7 +35,13 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
 IMAGE="${SMOKE_IMAGE:-localhost/mario:ci}"
-BASE="${SMOKE_BASE:-localhost/mario-debian:bookworm}"
+SUITE="${SMOKE_SUITE:-bookworm}"
+BASE="${SMOKE_BASE:-localhost/mario-debian:$SUITE}"
+case "$SUITE" in
+    bookworm) PYTAG=cp311 BACKEND=classic ;;
+    trixie) PYTAG=cp313 BACKEND=upstream ;;
+    *) echo "SMOKE_SUITE must be bookworm or trixie, got $SUITE" >&2; exit 2 ;;
+esac
 RUN_UID="${SMOKE_UID:-4321}"
 RUN_GID="${SMOKE_GID:-$RUN_UID}"
 STOP_TIMEOUT=10    # podman stop -t: SIGTERM, then SIGKILL after this many seconds
@@ -178,7 +191,7 @@ phase_end "setup (install, config)"
 
 # ------------------------------------------------------------------------------- base image
 phase_start "base image $BASE"
-"$ROOT/scripts/docker_base_image.sh" "$BASE" || die "base image"
+SUITE="$SUITE" "$ROOT/scripts/docker_base_image.sh" "$BASE" || die "base image"
 phase_end "base image"
 
 # ------------------------------------------------------------------------------------ build
@@ -190,18 +203,23 @@ if [[ -z "$wheel" ]]; then
     links="${PIP_FIND_LINKS:-} $(pip config get global.find-links 2>/dev/null || true) /opt/wheels"
     for d in $links; do
         d="${d#file://}"
-        for w in "$d"/torch-"$torch_version"+cpu-cp311-*.whl "$d"/torch-"$torch_version"-cp311-*.whl; do
+        for w in "$d"/torch-"$torch_version"+cpu-$PYTAG-*.whl "$d"/torch-"$torch_version"-$PYTAG-*.whl; do
             [[ -f "$w" ]] && wheel="$w" && break 2
         done
     done
 fi
-[[ -n "$wheel" && -f "$wheel" ]] ||
-    die "no CPU wheel torch-$torch_version (cp311) in pip's find-links; set SMOKE_TORCH_WHEEL"
-echo "torch wheel: $wheel"
-# docker/wheels/ is bind-mounted into the torch install step (git-ignored); a hard link is free.
-find docker/wheels -maxdepth 1 -name 'torch-*.whl' ! -name "$(basename "$wheel")" -delete
-[[ -f "docker/wheels/$(basename "$wheel")" ]] ||
-    ln -f "$wheel" docker/wheels/ 2>/dev/null || cp "$wheel" docker/wheels/
+if [[ -n "$wheel" && -f "$wheel" ]]; then
+    echo "torch wheel: $wheel"
+    # docker/wheels/ is bind-mounted into the torch install step (git-ignored); a hard link is free.
+    find docker/wheels -maxdepth 1 -name 'torch-*.whl' ! -name "$(basename "$wheel")" -delete
+    [[ -f "docker/wheels/$(basename "$wheel")" ]] ||
+        ln -f "$wheel" docker/wheels/ 2>/dev/null || cp "$wheel" docker/wheels/
+elif [[ "${SMOKE_TORCH_INDEX:-0}" == 1 ]]; then
+    echo "torch: torch==$torch_version from the package index (no $PYTAG wheel here)"
+    find docker/wheels -maxdepth 1 -name 'torch-*.whl' -delete
+else
+    die "no CPU wheel torch-$torch_version ($PYTAG) in pip's find-links; set SMOKE_TORCH_WHEEL or SMOKE_TORCH_INDEX=1"
+fi
 if ! podman build --format docker -t "$IMAGE" \
     --build-arg BASE_IMAGE="$BASE" --build-arg TORCH_SPEC="torch==$torch_version" \
     . >"$WORK/build.log" 2>&1; then
@@ -209,6 +227,12 @@ if ! podman build --format docker -t "$IMAGE" \
     die "podman build (log above)"
 fi
 pass "image builds"
+version="$(podman run --rm "$IMAGE" --version)"
+check "the image runs the $BACKEND game backend ($version)" grep -q "game backend $BACKEND" <<<"$version"
+if [[ "$SUITE" == trixie ]]; then
+    check "built without a compiler (no g++ installed in any stage)" \
+        bash -c '! grep -qE "Setting up g\+\+|Unpacking g\+\+|Building wheel for nes" "$1"' _ "$WORK/build.log"
+fi
 size="$(podman image inspect --format '{{.Size}}' "$IMAGE")"
 echo "image size: $(numfmt --to=iec "$size") ($size bytes)"
 phase_end "build"

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from mario import backend
 from mario.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
 from mario.tracking import read_metrics
 from tests.conftest import assert_one_line_error, run_mario, snapshot
@@ -61,9 +62,11 @@ def test_bad_algorithm_options_get_one_line(tmp_path: Path, home: Path) -> None:
 @pytest.mark.slow
 def test_ppo_trains_resumes_evaluates_and_replays(tmp_path: Path, home: Path) -> None:
     run = tmp_path / "run"
+    # 9.x's reward (its info carries a reward_components dict through the vector env)
     result = run_mario(
-        "train", *PPO_SMALL, "--total-steps", "256", "--run-dir", str(run), home=home
-    )
+        "train", *PPO_SMALL, "--total-steps", "256", "--reward", "upstream",
+        "--run-dir", str(run), home=home,
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr
     train = [m for m in read_metrics(run / "metrics.jsonl") if m["kind"] == "train"]
     for key in ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction", "lr"):
@@ -71,6 +74,8 @@ def test_ppo_trains_resumes_evaluates_and_replays(tmp_path: Path, home: Path) ->
     info = json.loads(run_mario("info", str(run), home=home).stdout)
     assert info["algo"] == "ppo" and info["step"] == 256 and info["updates"] > 0
     assert info["network"]["kind"] == "actor_critic"
+    assert info["game_backend"] == info["versions"]["game_backend"] == backend.NAME
+    assert load_checkpoint(run)[0]["config"]["reward"] == "upstream"
 
     # resuming a PPO run as DQN is refused, nothing touched
     before = snapshot(run)

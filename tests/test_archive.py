@@ -9,10 +9,9 @@ import numpy as np
 import pytest
 
 from mario.archive import ArchiveStarts, CellArchive, merge_states
-from mario.checkpoint import load_checkpoint
 from mario.config import build_config
 from mario.env import MarioEnv, make_env
-from mario.tracking import read_metrics
+from mario.game import SNAPSHOTS
 from tests.conftest import run_mario
 
 
@@ -107,13 +106,15 @@ def test_the_wrapper_starts_from_archived_states_and_reports_them() -> None:
             break
     archive: CellArchive = env.get_wrapper_attr("archive")
     assert len(archive) >= 3
+    # the states were reached in this process: on nes-py 9 they were saved as snapshots
+    assert all((c.snapshot is not None) == SNAPSHOTS for c in archive.cells.values())
     starts = []
-    for _ in range(2):  # two archived episodes from one cell: one replay
+    for _ in range(2):  # two archived episodes from one cell: one replay (none: a snapshot)
         obs, info = env.reset()
         assert info["from_archive"] is True and info["start_x"] > 40
         assert abs(info["x_pos"] - info["start_x"]) <= 1
         starts.append((info["start_x"], info["rebuild_frames"]))
-    assert starts[0] == starts[1] and starts[0][1] > 0
+    assert starts[0] == starts[1] and (starts[0][1] == 0) == SNAPSHOTS
     assert obs.shape == (4, 84, 84) and obs.dtype == np.uint8
 
 
@@ -125,6 +126,10 @@ def test_evaluation_never_gets_the_archive() -> None:
 
 @pytest.mark.slow
 def test_training_with_the_archive_logs_saves_and_resumes_it(tmp_path: Path, home: Path) -> None:
+    # imported here: the Python 3.13 CI leg (no torch) runs this module's env tests
+    from mario.checkpoint import load_checkpoint
+    from mario.tracking import read_metrics
+
     run = tmp_path / "run"
     args = [
         "--preset",

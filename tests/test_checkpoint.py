@@ -324,9 +324,10 @@ def test_rng_state_round_trip_through_checkpoint(tmp_path: Path) -> None:
 def test_package_versions() -> None:
     versions = package_versions()
     expected = {"python", "torch", "numpy", "tensordict", "gymnasium"}
-    expected |= {"nes-py", "gym-super-mario-bros", "mario", "wandb"}
+    expected |= {"nes-py", "gym-super-mario-bros", "mario", "wandb", "game_backend"}
     assert set(versions) == expected
     assert versions["numpy"] == np.__version__
+    assert versions["game_backend"] in ("classic", "upstream")
     assert all(isinstance(v, str) and v for v in versions.values())
 
 

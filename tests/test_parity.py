@@ -1,4 +1,4 @@
-"""Our NumPy-2 env has the game semantics of the stock gym-super-mario-bros 7.4.0.
+"""Our env has the game semantics of the stock gym-super-mario-bros 7.4.0, on either backend.
 
 ``tests/fixtures/parity.json.gz`` records, frame by frame, what the STOCK library does on
 NumPy 1 (``scripts/record_parity_fixture.py``, which says how to re-record it): reward, done,
@@ -6,7 +6,12 @@ info and a CRC-32 of the screen for fixed action sequences covering a level clea
 Mario moving left, a jump above the top of the screen, stages other than 1-1, the full
 game until game over, and all three action sets. Here the same actions go through
 ``mario.make_env`` with the raw pipeline (one NES frame per step, full-colour screen) and
-every step must match exactly.
+every step must match exactly. The same test runs on both backends (``mario.backend``):
+nes-py 8.2.1 below Python 3.13, nes-py 9.0.1 from 3.13 (CI's Python 3.13 leg).
+
+``tests/fixtures/upstream_reward.json.gz`` records the stock gym-super-mario-bros 9.1.0's own
+reward on the same actions (``scripts/record_upstream_reward_fixture.py``); our port of it,
+``reward="upstream"``, must match it on both backends too.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import functools
 import gzip
 import json
+import sys
 import zlib
 from pathlib import Path
 from typing import Any
@@ -22,8 +28,10 @@ import numpy as np
 import pytest
 
 import mario
+from mario import backend
 
 FIXTURE = Path(__file__).parent / "fixtures" / "parity.json.gz"
+UPSTREAM_FIXTURE = Path(__file__).parent / "fixtures" / "upstream_reward.json.gz"
 INFO_KEYS = ("x_pos", "y_pos", "time", "life", "score", "coins", "status", "flag_get", "world",
              "stage")  # fmt: skip
 
@@ -31,6 +39,11 @@ INFO_KEYS = ("x_pos", "y_pos", "time", "life", "score", "coins", "status", "flag
 @functools.cache
 def fixture() -> dict[str, Any]:
     return json.loads(gzip.decompress(FIXTURE.read_bytes()))
+
+
+@functools.cache
+def upstream_fixture() -> dict[str, Any]:
+    return json.loads(gzip.decompress(UPSTREAM_FIXTURE.read_bytes()))
 
 
 def scenario(name: str) -> dict[str, Any]:
@@ -62,10 +75,25 @@ def typed(value: Any) -> tuple[str, Any]:
     return type(value).__name__, value
 
 
-def raw_env(stage: str, actions: str) -> Any:
+def raw_env(stage: str, actions: str, reward: str = "classic") -> Any:
     return mario.make_env(
-        stage, actions=actions, frame_skip=1, grayscale=False, resize=None, stack=1
+        stage,
+        actions=actions,
+        frame_skip=1,
+        grayscale=False,
+        resize=None,
+        stack=1,
+        reward=reward,
     )
+
+
+def test_backend_is_the_one_this_python_installs() -> None:
+    """pyproject.toml's markers: 9.x from Python 3.13, the classic libraries below it (so
+    CI's two legs really test both backends)."""
+    expected = "upstream" if sys.version_info >= (3, 13) else "classic"
+    assert expected == backend.NAME, backend.describe()
+    major = 9 if expected == "upstream" else 8
+    assert backend.versions()["nes-py"].startswith(f"{major}.")
 
 
 def test_fixture_covers_what_it_claims() -> None:
@@ -134,7 +162,8 @@ def test_matches_stock_step_by_step(name: str) -> None:
             )
         }
         assert not diff, (
-            f"{name} ({rec['stage']}, {rec['actions']}) step {i} action {action}: "
+            f"{name} ({rec['stage']}, {rec['actions']}, {backend.describe()}) step {i} "
+            f"action {action}: "
             f"field: (ours, stock) {diff}; "
             f"previous stock x_pos/y_pos/time: "
             + (
@@ -176,3 +205,29 @@ def test_render_is_full_colour_stock_screen_under_default_pipeline() -> None:
         assert obs.shape == (4, 84, 84) and not terminated and not truncated
     piped.close()
     raw.close()
+
+
+def test_upstream_fixture_covers_what_it_claims() -> None:
+    fx = upstream_fixture()
+    assert fx["versions"]["gym-super-mario-bros"].startswith("9.")
+    assert [s["name"] for s in fx["scenarios"]] == scenario_names()
+    seen = {key for s in fx["scenarios"] for c in s["components"] for key, v in c.items() if v}
+    assert seen >= {"progress", "time", "score", "coins", "completion", "death"}
+
+
+@pytest.mark.parametrize("name", scenario_names())
+def test_upstream_reward_matches_9x_step_by_step(name: str) -> None:
+    """``reward="upstream"`` is gym-super-mario-bros 9.1.0's reward, to the last bit, with
+    its ``reward_components``; termination is the same as with the classic reward."""
+    rec = scenario(name)
+    stock = next(s for s in upstream_fixture()["scenarios"] if s["name"] == name)
+    assert len(stock["reward"]) == len(rec["action_indices"]), "9.x ended at another step"
+    env = raw_env(rec["stage"], rec["actions"], reward="upstream")
+    _, info = env.reset()
+    assert set(info["reward_components"].values()) == {0.0}
+    for i, action in enumerate(rec["action_indices"]):
+        _, reward, terminated, _, info = env.step(action)
+        ours = (float(reward), terminated, info["reward_components"])
+        theirs = (stock["reward"][i], stock["terminated"][i], stock["components"][i])
+        assert ours == theirs, f"{name} step {i} ({backend.describe()}): {ours} != {theirs}"
+    env.close()

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from mario.device import resolve_device
+from mario import backend
 
 
 def machine() -> dict[str, Any]:
@@ -29,6 +29,7 @@ def machine() -> dict[str, Any]:
         "cpu": cpu,
         "cores": len(os.sched_getaffinity(0)),
         "python": platform.python_version(),
+        "game_backend": backend.describe(),
     }
     try:
         import torch
@@ -57,6 +58,8 @@ def run(args: Any) -> dict[str, Any]:
         from mario.bench.env import bench_env
 
         return bench_env(seconds=args.seconds, repeats=args.repeats, max_envs=args.max_envs)
+    from mario.device import resolve_device  # torch: not needed by the env benchmark
+
     device = str(resolve_device(args.device))
     if args.what == "replay":
         from mario.bench.replay import bench_replay

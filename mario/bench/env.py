@@ -1,9 +1,12 @@
 """``mario bench env``: raw emulator frames/s, the pixel pipeline's agent steps/s, and how a
-vector env of one process per env scales."""
+vector env of one process per env scales; on nes-py 9 also its native vector emulator.
+
+``scripts/bench_backends.py`` runs this on both game backends side by side."""
 
 from __future__ import annotations
 
 import os
+import statistics
 import time
 from collections.abc import Callable
 from typing import Any
@@ -41,8 +44,8 @@ def _raw_frames(emulator_only: bool) -> Callable[[float], int]:
                     if nes._is_dying or nes._is_dead or nes._flag_get:
                         nes.reset()
                 else:
-                    _, _, done, _ = nes.step(code)  # nes-py's own step, as the stock env runs
-                    if done:
+                    # nes-py's own step, as the stock env runs (8.x: 4-tuple, 9.x: 5-tuple)
+                    if nes.step(code)[2]:
                         nes.reset()
             frames += 256
         return frames
@@ -84,13 +87,53 @@ def _vector_steps(num_envs: int, frame_skip: int) -> tuple[Callable[[float], int
     return run, envs
 
 
+def _rate_and_cpu(run: Callable[[float], int], seconds: float, repeats: int) -> tuple[float, float]:
+    """Median rate (counts per wall second) and median CPU seconds of this process per count
+    over ``repeats`` runs."""
+    rates, costs = [], []
+    for _ in range(repeats):
+        wall, cpu = time.perf_counter(), time.process_time()
+        count = run(seconds)
+        rates.append(count / (time.perf_counter() - wall))
+        costs.append((time.process_time() - cpu) / count)
+    return statistics.median(rates), statistics.median(costs)
+
+
+def _native_vector_frames(num_envs: int) -> tuple[Callable[[float], int], Any] | None:
+    """nes-py 9's ``VectorNESEmulator``: ``num_envs`` emulators stepped by one call (in one
+    thread), frame advances only: no game rules, no observations, so an upper bound of what
+    a vector env built on it could do. ``None`` on the classic backend (it has none)."""
+    try:
+        from nes_py import VectorNESEmulator
+    except ImportError:
+        return None
+    probe = MarioEnv("1-1", "simple")
+    rom, codes = probe._nes._rom_path, probe._bytes
+    probe.close()
+    vector = VectorNESEmulator(rom, num_envs)
+    vector.reset()
+    picks = _actions(len(codes), 4096 * num_envs).reshape(-1, num_envs)
+    actions = np.asarray(codes, dtype=np.uint8)[picks]
+
+    def run(seconds: float) -> int:
+        frames, i, deadline = 0, 0, time.perf_counter() + seconds
+        while time.perf_counter() < deadline:
+            for row in actions[i : i + 64]:
+                vector.step(row)
+            i = (i + 64) % len(actions)
+            frames += 64 * num_envs
+        return frames
+
+    return run, vector
+
+
 def bench_env(
     *, seconds: float = 3.0, repeats: int = 3, frame_skip: int = 4, max_envs: int | None = None
 ) -> dict[str, Any]:
     """Raw emulator frames/s, pipeline agent steps/s and their ratio, vector scaling."""
-    emulator = median_rate(_raw_frames(emulator_only=True), seconds, repeats)
-    raw = median_rate(_raw_frames(emulator_only=False), seconds, repeats)
-    pipeline = median_rate(_pipeline_steps(frame_skip), seconds, repeats)
+    emulator, emulator_cpu = _rate_and_cpu(_raw_frames(emulator_only=True), seconds, repeats)
+    raw, raw_cpu = _rate_and_cpu(_raw_frames(emulator_only=False), seconds, repeats)
+    pipeline, pipeline_cpu = _rate_and_cpu(_pipeline_steps(frame_skip), seconds, repeats)
     result: dict[str, Any] = {
         "machine": machine(),
         "frame_skip": frame_skip,
@@ -101,10 +144,31 @@ def bench_env(
         # ≥ 0.95 means the wrappers cost ≤ 5% over the raw emulator
         "pipeline_ratio": round(pipeline / (raw / frame_skip), 3),
         "pipeline_ratio_vs_emulator_only": round(pipeline / (emulator / frame_skip), 3),
+        # CPU time of this process per emulator frame: what other processes on a shared
+        # machine barely move, unlike the rates above
+        "cpu_us_per_frame": {
+            "emulator_only": round(emulator_cpu * 1e6, 1),
+            "raw": round(raw_cpu * 1e6, 1),
+            "pipeline": round(pipeline_cpu / frame_skip * 1e6, 1),
+        },
+        "pipeline_cpu_ratio_vs_emulator_only": round(emulator_cpu / (pipeline_cpu / frame_skip), 3),
         "vector": [],
     }
     cores = len(os.sched_getaffinity(0))
     counts = sorted({1, *range(2, (max_envs or cores) + 1)})
+    native = _native_vector_frames(counts[-1])
+    if native is not None:
+        run, vector = native
+        try:
+            rate = median_rate(run, seconds, repeats)
+        finally:
+            vector.close()
+        result["native_vector"] = {
+            "num_envs": counts[-1],
+            "frames_per_s": round(rate, 1),
+            # frame advances alone, in one thread: vs the same envs as processes, full pipeline
+            "vs_emulator_only_x_envs": round(rate / (counts[-1] * emulator), 3),
+        }
     single = None
     for n in counts:
         run, envs = _vector_steps(n, frame_skip)
@@ -130,19 +194,28 @@ def format_env(result: dict[str, Any]) -> str:
     """A short human-readable table of :func:`bench_env`'s result."""
     lines = [
         f"machine: {result['machine']}",
-        f"emulator only (nes-py _LIB.Step) : {result['emulator_frames_per_s']:8.1f} frames/s",
+        f"emulator only (frame advance)    : {result['emulator_frames_per_s']:8.1f} frames/s",
         f"raw env (nes-py step)            : {result['raw_frames_per_s']:8.1f} frames/s",
         f"pipeline (skip {result['frame_skip']}, gray, 84, stack): "
         f"{result['pipeline_steps_per_s']:8.1f} steps/s = "
         f"{result['pipeline_frames_per_s']:.1f} frames/s",
         f"pipeline ratio to raw/frame_skip : {result['pipeline_ratio']:.3f} "
         f"(vs emulator only {result['pipeline_ratio_vs_emulator_only']:.3f})",
+        f"CPU µs per frame (this process)  : {result['cpu_us_per_frame']}, pipeline ratio to "
+        f"emulator only {result['pipeline_cpu_ratio_vs_emulator_only']:.3f}",
         "vector env (AsyncVectorEnv, one process per env):",
     ]
+    native = result.get("native_vector")
     for row in result["vector"]:
         lines.append(
             f"  {row['num_envs']:3d} envs: {row['steps_per_s']:8.1f} steps/s  "
             f"scaling vs n x pipeline {row['scaling_vs_pipeline']:.3f}  "
             f"vs n x 1-env vector {row['scaling_vs_1_env']:.3f}"
+        )
+    if native:
+        lines.append(
+            f"nes-py 9 VectorNESEmulator, {native['num_envs']} envs, frame advances only: "
+            f"{native['frames_per_s']:.1f} frames/s "
+            f"({native['vs_emulator_only_x_envs']:.3f} x n x emulator only)"
         )
     return "\n".join(lines)
