@@ -416,45 +416,42 @@ def test_a_checkpoint_of_a_cuda_graphed_learner_loads_on_cpu() -> None:
     assert math.isfinite(out["loss"]) and loader.updates == 2
 
 
-def test_ape_x_spread_gives_each_env_its_own_epsilon() -> None:
+def _off_greedy_rates(
+    overrides: dict, steps: int, *archived: np.ndarray | None
+) -> list[np.ndarray]:
+    """How often each of 4 envs' training actions differ from the greedy ones over ``steps``
+    calls of ``DQN.act`` on one observation batch: one array per ``archived`` marking."""
     from mario.algos.dqn import DQN
     from mario.config import build_config
 
-    cfg = build_config(
-        {"num_envs": 4, "burn_in": 0, "eps_start": 0.5, "eps_end": 0.5, "eps_spread": 7.0}
-    )
+    cfg = build_config({"num_envs": 4, "burn_in": 0, **overrides})
     torch.manual_seed(0)
     dqn = DQN(cfg, 5, torch.device("cpu"))
     obs = np.random.default_rng(0).integers(0, 256, (4, 4, 84, 84), dtype=np.uint8)
     greedy, _ = dqn.policy().act(obs)
-    off = np.zeros(4)
-    for step in range(400):
-        off += dqn.act(obs, step) != greedy
-    rates = off / 400  # random actions hit the greedy one 1/5 of the time
+    rates = []
+    for marks in archived:
+        off = np.zeros(4)
+        for step in range(steps):
+            off += dqn.act(obs, step, marks) != greedy
+        rates.append(off / steps)
+    return rates
+
+
+def test_ape_x_spread_gives_each_env_its_own_epsilon() -> None:
+    (rates,) = _off_greedy_rates({"eps_start": 0.5, "eps_end": 0.5, "eps_spread": 7.0}, 400, None)
+    # random actions hit the greedy one 1/5 of the time
     expected = 0.8 * 0.5 ** (1 + 7 * np.arange(4) / 3)  # 0.4, 0.08, 0.016, 0.003
     assert abs(rates[0] - expected[0]) < 0.08 and rates[-1] < 0.03
     assert rates[0] > rates[1] > rates[3]
 
 
 def test_episodes_started_from_the_archive_explore_with_their_own_floor() -> None:
-    from mario.algos.dqn import DQN
-    from mario.config import build_config
-
-    cfg = build_config(
-        {"num_envs": 4, "burn_in": 0, "eps_start": 0.01, "eps_end": 0.01, "archive_eps": 0.5}
-    )
-    torch.manual_seed(0)
-    dqn = DQN(cfg, 5, torch.device("cpu"))
-    obs = np.random.default_rng(0).integers(0, 256, (4, 4, 84, 84), dtype=np.uint8)
-    greedy, _ = dqn.policy().act(obs)
     archived = np.array([True, False, True, False])
-    off = np.zeros(4)
-    for step in range(400):
-        off += dqn.act(obs, step, archived) != greedy
-    rates = off / 400  # 0.8 * 0.5 = 0.4 where archived, 0.8 * 0.01 elsewhere
+    rates, plain = _off_greedy_rates(
+        {"eps_start": 0.01, "eps_end": 0.01, "archive_eps": 0.5}, 400, archived, None
+    )
+    # 0.8 * 0.5 = 0.4 where archived, 0.8 * 0.01 elsewhere
     assert abs(rates[0] - 0.4) < 0.08 and abs(rates[2] - 0.4) < 0.08
     assert rates[1] < 0.04 and rates[3] < 0.04
-    plain = np.zeros(4)
-    for step in range(200):  # without the marks every env follows the schedule
-        plain += dqn.act(obs, step) != greedy
-    assert plain.max() / 200 < 0.04
+    assert plain.max() < 0.04  # without the marks every env follows the schedule
