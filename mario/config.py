@@ -135,6 +135,9 @@ class EnvConfig:
     stack: int = _f(4, "frames stacked into one observation")
     noop_max: int = _f(30, "random idle frames (0..N) at each episode start, from the seed")
     max_episode_steps: int = _f(0, "agent steps before an episode is truncated (0: no limit)")
+    death_penalty: float = _f(
+        0.0, "extra penalty on the step a life is lost, beyond the reward's own (0: none)"
+    )
     archive_share: float = _f(
         0.0, "share of training episodes started from archived save states (0: off)"
     )
@@ -156,6 +159,7 @@ class EnvConfig:
                 f"bad value {self.resize!r} for resize: the networks take 84x84 frames (valid: 84)"
             )
         _at_least(self, 0, "noop_max", "max_episode_steps", "archive_backoff", "archive_settle")
+        _at_least(self, 0.0, "death_penalty")
         _at_least(self, 1, "archive_cell", "archive_repeat", "archive_max_cells")
         _within(self, 0.0, 1.0, "archive_share")
 
@@ -169,6 +173,7 @@ class EnvConfig:
             "stack": self.stack,
             "noop_max": self.noop_max,
             "max_episode_steps": self.max_episode_steps or None,
+            "death_penalty": self.death_penalty,
         }
 
     def train_kwargs(self) -> dict[str, Any]:

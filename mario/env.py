@@ -251,6 +251,7 @@ def make_env(
     max_pool: bool = False,
     noop_max: int = 0,
     reward: str = "classic",
+    death_penalty: float = 0.0,
     render_mode: str | None = "rgb_array",
     archive: dict[str, Any] | None = None,
 ) -> gym.Env:
@@ -266,18 +267,26 @@ def make_env(
     ``max_episode_steps`` counts agent steps and ends episodes with ``truncated``.
     ``noop_max`` > 0 starts each episode with a random number (up to it) of idle frames.
     ``reward``: ``"classic"`` (7.4.0's) or ``"upstream"`` (9.x's), see :mod:`mario.game`.
+    ``death_penalty`` > 0 is subtracted from the agent step on which a life is lost, on top
+    of the reward's own death term (which the per-frame clip holds to -15).
     ``render()`` always returns the full-colour frame.
     ``archive`` (training only): keyword arguments of :class:`mario.archive.ArchiveStarts`,
     which starts a share of episodes from save states the agent reached.
     """
     check_pipeline_args(
-        frame_skip=frame_skip, resize=resize, stack=stack, max_episode_steps=max_episode_steps
+        frame_skip=frame_skip,
+        resize=resize,
+        stack=stack,
+        max_episode_steps=max_episode_steps,
+        death_penalty=death_penalty,
     )
     env: gym.Env = MarioEnv(
         stage, actions, noop_max=noop_max, reward=reward, render_mode=render_mode
     )
     if frame_skip > 1:
         env = SkipFrame(env, frame_skip, max_pool=max_pool)
+    if death_penalty > 0:
+        env = DeathPenalty(env, death_penalty)
     if grayscale:
         env = GrayScale(env)
     if resize is not None:
@@ -294,6 +303,25 @@ def make_env(
     if seed is not None:
         env = _SeedFirstReset(env, seed)
     return env
+
+
+class DeathPenalty(gym.Wrapper):
+    """Subtract ``penalty`` from the step that ends an episode in death (terminated without
+    the flag; a truncation is not a death).
+
+    The stock death term (-25) is clipped to -15 per frame, about one step of running, so
+    falling into a pit costs little more than the progress it forgoes; this makes the
+    difference between dying and living large enough to outweigh a few steps of speed."""
+
+    def __init__(self, env: gym.Env, penalty: float) -> None:
+        super().__init__(env)
+        self.penalty = float(penalty)
+
+    def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        if terminated and not info.get("flag_get", False):
+            reward = float(reward) - self.penalty
+        return obs, reward, terminated, truncated, info
 
 
 class _SeedFirstReset(gym.Wrapper):

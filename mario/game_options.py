@@ -37,6 +37,7 @@ def check_pipeline_args(
     resize: int | tuple[int, int] | None = 84,
     stack: int = 4,
     max_episode_steps: int | None = None,
+    death_penalty: float = 0.0,
     **_: Any,
 ) -> None:
     """Raise ``ValueError`` naming the bad value and the valid ones."""
@@ -53,3 +54,5 @@ def check_pipeline_args(
         raise ValueError(f"stack must be an integer >= 1, got {stack!r}")
     if max_episode_steps is not None and max_episode_steps < 1:
         raise ValueError(f"max_episode_steps must be >= 1 or None, got {max_episode_steps!r}")
+    if not death_penalty >= 0:
+        raise ValueError(f"death_penalty must be >= 0, got {death_penalty!r}")

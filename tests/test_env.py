@@ -119,6 +119,29 @@ def test_death_is_terminated_not_truncated() -> None:
     assert not info["flag_get"]
 
 
+def test_death_penalty_adds_to_the_dying_step_only() -> None:
+    """``death_penalty`` changes the reward of the step that ends in death and no other; a
+    time limit is not a death."""
+    returns = {}
+    for penalty in (0.0, 40.0):
+        env = mario.make_env("1-1", death_penalty=penalty, seed=3)
+        env.reset()
+        rewards = []
+        while True:
+            _, reward, terminated, truncated, info = env.step(RIGHT)
+            rewards.append(float(reward))
+            if terminated or truncated:
+                break
+        assert terminated and not info["flag_get"]
+        returns[penalty] = rewards
+    clean, punished = returns[0.0], returns[40.0]
+    assert len(clean) == len(punished) > 10
+    assert punished[:-1] == clean[:-1] and punished[-1] == clean[-1] - 40.0
+    env = mario.make_env("1-1", death_penalty=40.0, max_episode_steps=5, seed=3)
+    env.reset()
+    assert [float(env.step(RIGHT)[1]) for _ in range(5)] == clean[:5]
+
+
 def test_max_episode_steps_truncates() -> None:
     env = mario.make_env("1-1", max_episode_steps=5)
     env.reset()
@@ -183,6 +206,7 @@ def test_stage_list_is_complete() -> None:
         ({"resize": 0}, r"resize must be a positive.*got 0"),
         ({"resize": -84}, r"resize must be a positive.*got -84"),
         ({"stack": 0}, r"stack must be an integer >= 1, got 0"),
+        ({"death_penalty": -1.0}, r"death_penalty must be >= 0, got -1.0"),
     ],
 )
 def test_bad_arguments_name_the_value_and_the_valid_ones(kwargs: dict, message: str) -> None:
