@@ -205,10 +205,13 @@ class EvalConfig:
 
 @dataclass
 class DistConfig:
-    """Emulator actors on a Ray cluster (Ape-X style DQN); off while ``ray_address`` is empty.
+    """Emulator actors on a Ray cluster; off while ``ray_address`` is empty. DQN: Ape-X style
+    (actors stream batches, the learner broadcasts weights every ``weights_every`` s); PPO:
+    synchronous rollouts of ``n_steps`` (``actor_steps``, ``actor_inflight`` and
+    ``weights_every`` do not apply).
 
     With a ``ray_address`` the run's ``num_envs`` is ``num_actors * envs_per_actor``: one
-    replay stream per remote emulator.
+    replay stream (PPO: rollout column) per remote emulator.
     """
 
     ray_address: str = _f(
@@ -218,9 +221,11 @@ class DistConfig:
     )
     num_actors: int = _f(2, "with --ray-address: remote actors, one CPU each")
     envs_per_actor: int = _f(1, "with --ray-address: emulators stepped by each actor")
-    actor_steps: int = _f(32, "with --ray-address: vector steps per batch an actor sends")
-    actor_inflight: int = _f(2, "with --ray-address: batches in flight per actor (backpressure)")
-    weights_every: float = _f(2.0, "with --ray-address: seconds between weight broadcasts")
+    actor_steps: int = _f(32, "with --ray-address, DQN: vector steps per batch an actor sends")
+    actor_inflight: int = _f(
+        2, "with --ray-address, DQN: batches in flight per actor (backpressure)"
+    )
+    weights_every: float = _f(2.0, "with --ray-address, DQN: seconds between weight broadcasts")
 
     def validate(self) -> None:
         _at_least(self, 1, "num_actors", "envs_per_actor", "actor_steps", "actor_inflight")
@@ -399,11 +404,6 @@ class TrainConfig:
         return bool(self.dist.ray_address)
 
     def _check_distributed(self) -> None:
-        if self.algo != "dqn":
-            raise ConfigError(
-                f"--ray-address runs DQN only (Ape-X style actors), not algo {self.algo}: "
-                "use --algo dqn, or leave out --ray-address"
-            )
         if self.env.archive_share > 0:
             raise ConfigError(
                 "--archive-share is not available with --ray-address (the start archive "

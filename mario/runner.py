@@ -271,14 +271,14 @@ class Runner:
         cfg = self.cfg
         if cfg.distributed:
             from mario.distributed.collector import RayCollector
+            from mario.distributed.rollouts import RolloutCollector
             from mario.distributed.wire import acting_weights
 
             def weights() -> tuple[dict[str, torch.Tensor], int, int]:
                 return acting_weights(self.algo.net), self.algo.updates, self.step
 
-            return RayCollector(
-                cfg, self.n_actions, weights, seed=seed, env_fn=self.actor_env_factory
-            )
+            kind = RolloutCollector if cfg.algo == "ppo" else RayCollector
+            return kind(cfg, self.n_actions, weights, seed=seed, env_fn=self.actor_env_factory)
         if self.env_factory is not None:
             envs = self.env_factory(seed)
         else:

@@ -7,6 +7,7 @@ seconds and the real emulator through ``mario train``.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import os
@@ -23,9 +24,11 @@ import torch
 from mario.algos.base import Transition
 from mario.checkpoint import list_checkpoints, load_checkpoint
 from mario.config import TrainConfig, build_config
+from mario.distributed.actor import EnvActor
 from mario.distributed.collector import RayCollector
-from mario.distributed.wire import acting_weights
-from mario.models import MarioNet
+from mario.distributed.rollouts import RolloutCollector
+from mario.distributed.wire import acting_weights, restack
+from mario.models import ActorCritic, MarioNet
 from mario.run_setup import prepare_run
 from mario.runner import Runner
 from mario.tracking import read_metrics
@@ -180,37 +183,96 @@ def test_a_killed_actor_is_replaced_and_the_batches_go_on(ray_address: str) -> N
         collector.close()
 
 
+def test_a_ppo_round_survives_a_killed_actor_and_keeps_its_weights(ray_address: str) -> None:
+    """Synchronous PPO rollouts: a round is every env's ``n_steps`` with one weights version.
+    SIGKILL an actor mid-round: a new actor plays the round's rollout again with the same
+    weights, and the round comes back whole (all envs, ``n_steps`` steps, env order)."""
+    n_steps = 1500  # long enough (seconds) to kill an actor in the middle of it
+    cfg = build_config(
+        {"algo": "ppo", "n_steps": n_steps, "ray_address": ray_address, "num_actors": 2}
+        | {"envs_per_actor": K}
+    )
+    net = ActorCritic(3, 4)
+    calls: list[int] = []
+
+    def weights() -> tuple[dict[str, torch.Tensor], int, int]:
+        calls.append(len(calls))
+        return acting_weights(net), calls[-1], 0
+
+    import ray
+
+    collector = RolloutCollector(cfg, 3, weights, seed=4, env_fn=make_corridor_sync)
+    collector.reset()
+    actors = collector.actors
+    try:
+        rounds: list[list[Transition]] = []
+        killed = False
+        deadline = time.monotonic() + 120
+        while len(rounds) < 2:
+            assert time.monotonic() < deadline, f"{len(rounds)} rounds in 120 s"
+            _, steps, episodes = collector.receive()
+            if steps:
+                rounds.append(steps)
+                assert episodes and collector.versions == [calls[-1]] * 2
+                # between rounds the actors are idle and answer (a call waits for collect)
+                pids = [ray.get(a.__ray_call__.remote(lambda _: os.getpid())) for a in actors]
+            elif rounds and not killed:  # the second round is being played: kill an actor
+                playing = next(iter(collector.inflight.values()))  # whose rollout is not in
+                os.kill(pids[playing], signal.SIGKILL)
+                killed = True
+    finally:
+        collector.close()
+    assert killed and collector.restarts == 1
+    for steps in rounds:
+        assert len(steps) == n_steps
+        assert {s.obs.shape for s in steps} == {(2 * K, 4, 84, 84)}
+        assert all(s.action.shape == (2 * K,) for s in steps)
+    assert calls[-1] == 2  # reset's broadcast, then one per round
+
+
 @pytest.mark.slow
-def test_distributed_dqn_learns_the_toy_corridor(ray_address: str, tmp_path: Path) -> None:
-    """The Ape-X path end to end (actors acting with broadcast weights, batches into the same
-    replay memory, the same learner and hooks) solves the corridor as the local DQN does
-    (tests/test_train.py), with the same settings and threshold."""
+@pytest.mark.parametrize(
+    ("algo", "settings"),
+    [
+        ("dqn", {"checkpoint_every": 1000, "actor_steps": 8, "weights_every": 0.5}),
+        ("ppo", {"checkpoint_every": 5000}),
+    ],
+)
+def test_distributed_training_learns_the_toy_corridor(
+    algo: str, settings: dict[str, Any], ray_address: str, tmp_path: Path
+) -> None:
+    """Two actors of 2 envs each, end to end (DQN: Ape-X actors acting with broadcast weights,
+    batches into the same replay memory; PPO: synchronous rollouts), with the same learner and
+    hooks, solve the corridor as the local algorithm does (tests/test_train.py: same settings,
+    same threshold)."""
     setup = prepare_run(
         {
-            **TOY["dqn"],
+            **TOY[algo],
+            **settings,
             "run_dir": str(tmp_path / "toy"),
-            "checkpoint_every": 1000,
             "log_every": 500,
             "wandb_mode": "disabled",
             "seed": 3,
             "ray_address": ray_address,
             "num_actors": 2,
             "envs_per_actor": 2,
-            "actor_steps": 8,
-            "weights_every": 0.5,
         }
     )
     runner = Runner(setup, actor_env_factory=make_corridor_sync, n_actions=3)
     assert runner.run() == 0
     rate = greedy_success(runner.algo.policy())
-    print(f"toy corridor, distributed dqn: trained greedy {rate:.2f}")
+    print(f"toy corridor, distributed {algo}: trained greedy {rate:.2f}")
     assert rate >= 0.9
     metrics = read_metrics(tmp_path / "toy" / "metrics.jsonl")
     train = [m for m in metrics if m["kind"] == "train"]
     assert train and all(m["actors"] == 2 for m in train)
-    assert train[-1]["wire_bytes_per_step"] < 84 * 84  # compressed frames
+    assert train[-1]["wire_bytes_per_step"] < 84 * 84  # compressed frames, never stacks
     assert any(m["kind"] == "episode" for m in metrics)
-    assert list_checkpoints(tmp_path / "toy")[-1].step >= TOY["dqn"]["total_steps"]
+    assert list_checkpoints(tmp_path / "toy")[-1].step >= TOY[algo]["total_steps"]
+    if algo == "ppo":  # every round but the last is learned from (the loop ends once the
+        # total is stored, as the local PPO's does), in epochs 4 x minibatches 4 updates
+        rounds = TOY["ppo"]["total_steps"] // (4 * 32)  # 4 envs x n_steps 32
+        assert runner.algo.updates == (rounds - 1) * 4 * 4
 
 
 TRAIN = [
@@ -287,12 +349,45 @@ def test_mario_train_on_ray_with_the_emulator_stops_on_sigterm_and_resumes(
     assert resumed["counters"]["updates"] > state["counters"]["updates"]
 
 
+@pytest.mark.slow
+def test_mario_train_ppo_on_ray_with_the_emulator_and_resume(
+    ray_address: str, tmp_path: Path, home: Path
+) -> None:
+    """``mario train --algo ppo --ray-address``: two actors play the real game (one stage
+    each) in synchronous rollouts; PPO learns from them, checkpoints, evaluates both stages;
+    ``--resume`` continues on the cluster."""
+    run = tmp_path / "run"
+    args = [
+        "train", "--algo", "ppo", "--ray-address", ray_address, "--num-actors", "2",
+        "--stages", "1-1", "1-2", "--n-steps", "64", "--epochs", "1", "--minibatches", "2",
+        "--max-episode-steps", "40", "--eval-every", "256", "--eval-episodes", "1",
+        "--checkpoint-every", "256", "--log-every", "128", "--wandb-mode", "offline",
+    ]  # fmt: skip
+    result = run_mario(*args, "--total-steps", "512", "--run-dir", str(run), home=home)
+    assert result.returncode == 0, result.stderr
+    state, info, _ = load_checkpoint(run)
+    assert state["algo"] == "ppo" and info.step == 512
+    assert state["config"]["ray_address"] == ray_address and state["config"]["num_envs"] == 2
+    assert state["counters"]["updates"] == 3 * 2  # 4 rounds of 2 x 64, the last not learned
+    metrics = read_metrics(run / "metrics.jsonl")
+    assert {m["stage"] for m in metrics if m["kind"] == "episode"} == {"1-1", "1-2"}
+    train = [m for m in metrics if m["kind"] == "train"]
+    assert train and all(m["actors"] == 2 for m in train)
+    assert any("approx_kl" in m for m in train)
+    evals = [m for m in metrics if m["kind"] == "eval"]
+    assert evals and {"1-1/x_pos_mean", "1-2/x_pos_mean"} <= set(evals[0])
+    result = run_mario("train", "--resume", str(run), "--total-steps", "768", home=home)
+    assert result.returncode == 0, result.stderr
+    resumed, _, _ = load_checkpoint(run)
+    assert resumed["counters"]["step"] == 768
+    assert resumed["counters"]["updates"] > state["counters"]["updates"]
+
+
 @pytest.mark.parametrize(
     ("args", "needles"),
     [
         (["--ray-address", "127.0.0.1:1"], ["cannot reach the Ray cluster", "ray start --head"]),
         (["--ray-address", "auto", "--num-actors", "0"], ["num_actors", "must be >= 1"]),
-        (["--ray-address", "auto", "--algo", "ppo"], ["DQN only"]),
         (["--stages", "1-1", "1-5"], ["unknown stage '1-5'"]),
         (["--stages", "1", "--num-envs", "2"], ["4 stages need at least as many envs"]),
     ],
@@ -399,3 +494,57 @@ def test_two_node_cluster_loses_a_node_and_training_goes_on(tmp_path: Path) -> N
     after = [m for m in train if m["step"] > removed_at]
     assert after and after[-1]["actor_restarts"] >= 1 and after[-1]["actors"] == 2
     assert list_checkpoints(run)[-1].step >= 2400
+
+
+class _Recorder:
+    """A vector env that keeps every observation acted on and every true next one."""
+
+    def __init__(self, envs: Any) -> None:
+        self.envs = envs
+        self.seen: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def reset(self, **kwargs: Any) -> tuple[np.ndarray, dict]:
+        self.last, info = self.envs.reset(**kwargs)
+        return self.last, info
+
+    def step(self, actions: np.ndarray) -> tuple:
+        obs, reward, terminated, truncated, info = self.envs.step(actions)
+        true_next = obs.copy()
+        for i in np.flatnonzero(terminated | truncated):
+            true_next[i] = info["final_obs"][i]
+        self.seen.append((self.last.copy(), true_next))
+        self.last = obs
+        return obs, reward, terminated, truncated, info
+
+    def close(self) -> None:
+        self.envs.close()
+
+
+def test_a_ppo_rollout_crosses_one_frame_per_step_and_restacks_exactly() -> None:
+    """An actor's PPO rollout sends newest frames plus its starting stacks; the learner's
+    rebuilt stacks equal, step for step, the ones the frame-stack wrapper gave the actor,
+    across episode ends (the corridor's episodes last <= 25 steps) and from one rollout to
+    the next."""
+    cfg = build_config({"algo": "ppo", "n_steps": 60, "num_envs": 2 * K, "envs_per_actor": K})
+    recorders: list[_Recorder] = []
+
+    def env_fn(num_envs: int, seed: int) -> Any:
+        recorders.append(_Recorder(make_corridor_sync(num_envs, seed)))
+        return recorders[-1]
+
+    actor = EnvActor(cfg, 3, 1, seed=5, env_fn=env_fn)
+    rebuilt: list[Transition] = []
+    batches = [actor.collect() for _ in range(2)]
+    for batch in batches:
+        assert batch.shape == (60, K, 84, 84) and batch.stack == 4
+        assert batch.nbytes() < 60 * K * 84 * 84  # frames, never whole stacks
+        rebuilt += restack(batch)
+    seen = recorders[0].seen
+    assert len(rebuilt) == len(seen) == 120
+    assert sum(int(t.terminated.sum() + t.truncated.sum()) for t in rebuilt) >= 4
+    for t, (step, (obs, true_next)) in enumerate(zip(rebuilt, seen, strict=True)):
+        assert step.obs.shape == (K, 4, 84, 84)
+        np.testing.assert_array_equal(step.obs, obs, err_msg=f"obs of step {t}")
+        np.testing.assert_array_equal(step.next_obs, true_next, err_msg=f"next of step {t}")
+    with pytest.raises(ValueError, match="rollout"):
+        restack(dataclasses.replace(batches[0], head=b""))

@@ -7,6 +7,10 @@ and hands back a compressed :class:`~mario.distributed.wire.Batch`. Acting follo
 learner's DQN: random play during the burn-in and until the first weights arrive, then
 ε-greedy (or Boltzmann) on the online head, ε from the run's schedule at the learner's step,
 spread over all the run's envs as in Ape-X (``eps_spread``).
+
+With PPO an actor samples from the broadcast actor-critic instead, one call is one rollout
+of ``n_steps`` (the learner waits for every actor's, then updates: synchronous PPO), and the
+batch carries the stacks the rollout started from (:func:`mario.distributed.wire.restack`).
 """
 
 from __future__ import annotations
@@ -20,10 +24,11 @@ from gymnasium.vector import VectorEnv
 
 from mario.algos.dqn.algorithm import QPolicy
 from mario.algos.dqn.exploration import EpsilonSchedule, spread_epsilons
+from mario.algos.ppo.algorithm import ActorCriticPolicy
 from mario.collector import EpisodeEnd
 from mario.config import TrainConfig
 from mario.distributed.wire import Batch, encode
-from mario.models import MarioNet
+from mario.models import ActorCritic, MarioNet
 
 #: ``env_fn(num_envs, seed)``: a vector env that auto-resets in the same step (tests: a toy).
 EnvFn = Callable[[int, int], VectorEnv]
@@ -46,17 +51,23 @@ class EnvActor:
         self.k = cfg.dist.envs_per_actor
         self.first_env = index * self.k
         self.num_envs = cfg.run.num_envs
-        self.steps = cfg.dist.actor_steps
-        self.burn_in = d.burn_in
+        self.rollouts = cfg.algo == "ppo"
+        self.steps = cfg.ppo.n_steps if self.rollouts else cfg.dist.actor_steps
+        self.burn_in = 0 if self.rollouts else d.burn_in
         self.spread = d.eps_spread
         self.schedule = EpsilonSchedule(
             d.eps_start, d.eps_end, d.eps_decay_steps, kind=d.eps_schedule
         )
-        self.net = MarioNet(n_actions, cfg.env.stack, dueling=d.dueling, width=d.net_width)
+        self.net: MarioNet | ActorCritic
+        if self.rollouts:
+            self.net = ActorCritic(n_actions, cfg.env.stack)
+            self.sampler = ActorCriticPolicy(self.net, seed=seed)
+        else:
+            self.net = MarioNet(n_actions, cfg.env.stack, dueling=d.dueling, width=d.net_width)
+            self.policy = QPolicy(
+                self.net, seed=seed, exploration=d.exploration, temperature=d.temperature
+            )
         self.net.eval()
-        self.policy = QPolicy(
-            self.net, seed=seed, exploration=d.exploration, temperature=d.temperature
-        )
         self.rng = np.random.default_rng(seed)
         self.version = -1  # no weights yet: random play
         self.learner_step = 0
@@ -75,15 +86,18 @@ class EnvActor:
         self.first = True
 
     def set_weights(self, weights: dict[str, torch.Tensor], version: int, step: int) -> int:
-        """Act with the learner's online head ``weights`` (update ``version``) from now on;
-        ``step``: the learner's agent step (ε and the burn-in follow it)."""
-        self.net.online.load_state_dict(weights)  # float16 -> float32 on copy
+        """Act with the learner's ``weights`` (update ``version``; DQN: the online head) from
+        now on; ``step``: the learner's agent step (ε and the burn-in follow it)."""
+        module = self.net if isinstance(self.net, ActorCritic) else self.net.online
+        module.load_state_dict(weights)  # DQN: float16 -> float32 on copy
         self.version, self.learner_step = version, step
         return version
 
     def _act(self, obs: np.ndarray) -> np.ndarray:
         if self.version < 0 or self.learner_step < self.burn_in:
             return self.rng.integers(self.net.n_actions, size=self.k)
+        if self.rollouts:
+            return self.sampler.sample(self.sampler.forward(obs)[0]).numpy()
         epsilon: float | torch.Tensor = self.schedule.value(self.learner_step)
         if self.spread > 0 and self.num_envs > 1:
             envs = torch.arange(self.first_env, self.first_env + self.k)
@@ -92,8 +106,10 @@ class EnvActor:
         return actions
 
     def collect(self) -> Batch:
-        """Step the envs ``actor_steps`` times; the steps as one compressed batch."""
+        """Step the envs ``actor_steps`` times (PPO: ``n_steps``); the steps as one compressed
+        batch."""
         t_max, k = self.steps, self.k
+        head = self.obs.copy() if self.rollouts else None
         h, w = self.obs.shape[-2:]
         frames = np.empty((t_max + 1, k, h, w), np.uint8)
         action = np.empty((t_max, k), np.int64)
@@ -126,6 +142,7 @@ class EnvActor:
             truncated,
             episodes,
             first=first,
+            head=head,
         )
 
     def _episode_end(self, i: int, final: dict[str, Any]) -> EpisodeEnd:

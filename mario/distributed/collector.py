@@ -173,6 +173,10 @@ class RayCollector:
         self.actors[i] = actor
         version, step = self._weights_meta
         actor.set_weights.remote(self._weights_ref, version, step)
+        self._refill(i)
+
+    def _refill(self, i: int) -> None:
+        """Queue a started actor's first calls: ``actor_inflight`` batches."""
         for _ in range(self.cfg.dist.actor_inflight):
             self._submit(i)
 

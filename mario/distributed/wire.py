@@ -7,6 +7,11 @@ true next frame of step ``T - 1``) plus the final frame of every episode that en
 zlib-compressed (level 1: ~0.5 KB per 7 KB Mario frame, ~15 µs, measured by ``mario bench
 distributed``), with actions, rewards, terminations, truncations, the finished episodes and
 the version of the weights that chose the actions.
+
+A PPO rollout (:func:`restack`) adds the ``K`` observation stacks the rollout started from
+(``head``): with them and the episode boundaries the learner rebuilds every step's stack, as
+the frame-stack wrapper built it (after a reset every slot holds the first frame), so the
+stacks still cross the network one frame per step.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from torch import nn
 
 from mario.algos.base import Transition
 from mario.collector import EpisodeEnd
+from mario.models import ActorCritic
 
 #: zlib level: 1 compresses Mario frames 14x at ~15 µs each; 6 gains 20% for twice the time.
 LEVEL = 1
@@ -47,6 +53,10 @@ class Batch:
     episodes: list[EpisodeEnd] = field(default_factory=list)
     first: bool = False
     """The actor's first batch: its envs started new episodes (a new or replaced actor)."""
+    head: bytes = b""
+    """zlib of uint8 ``(K, S, H, W)``: the stacks acted on at step 0 (PPO rollouts only)."""
+    stack: int = 0
+    """``S``, the frames per observation, when ``head`` is set."""
 
     @property
     def steps(self) -> int:
@@ -56,7 +66,8 @@ class Batch:
     def nbytes(self) -> int:
         """Payload bytes on the wire (frames, finals and the per-step arrays)."""
         arrays = (self.action, self.reward, self.terminated, self.truncated)
-        return len(self.frames) + len(self.finals) + sum(a.nbytes for a in arrays)
+        frames = len(self.frames) + len(self.finals) + len(self.head)
+        return frames + sum(a.nbytes for a in arrays)
 
 
 def encode(
@@ -72,10 +83,11 @@ def encode(
     episodes: list[EpisodeEnd],
     *,
     first: bool = False,
+    head: np.ndarray | None = None,
 ) -> Batch:
     """Pack one actor's ``T`` steps: ``frames`` uint8 ``(T + 1, K, H, W)``, ``finals`` uint8
     ``(F, H, W)`` (one per True of ``terminated | truncated``, in (t, k) order), the rest
-    ``(T, K)``."""
+    ``(T, K)``; ``head`` uint8 ``(K, S, H, W)``: the step-0 stacks (PPO rollouts)."""
     t1, k, h, w = frames.shape
     done = int(np.count_nonzero(terminated | truncated))
     if finals.shape != (done, h, w):
@@ -93,6 +105,8 @@ def encode(
         truncated.astype(bool),
         episodes,
         first,
+        b"" if head is None else zlib.compress(np.ascontiguousarray(head, np.uint8).data, LEVEL),
+        0 if head is None else head.shape[1],
     )
 
 
@@ -120,19 +134,54 @@ def decode(batch: Batch) -> Transition:
     )
 
 
+def restack(batch: Batch) -> list[Transition]:
+    """A PPO rollout batch as ``T`` transitions of whole observation stacks ``(K, S, H, W)``,
+    ``next_obs`` the true next stack (the final one where an episode ended), rebuilt from
+    ``head`` and the newest frames as :class:`wrappers.FrameStack` builds them."""
+    if not batch.head:
+        raise ValueError("restack needs a rollout batch (with head stacks)")
+    t_max, k, h, w = batch.shape
+    frames = _inflate(batch.frames).reshape(t_max + 1, k, h, w)
+    finals = iter(_inflate(batch.finals).reshape(-1, h, w))
+    obs = _inflate(batch.head).reshape(k, batch.stack, h, w)
+    action = batch.action.astype(np.int64)
+    reward, terminated, truncated = (
+        np.array(a) for a in (batch.reward, batch.terminated, batch.truncated)
+    )
+    out: list[Transition] = []
+    for t in range(t_max):
+        done = np.flatnonzero(terminated[t] | truncated[t])
+        newest = frames[t + 1].copy()
+        for i in done:  # finals are in (t, k) order
+            newest[i] = next(finals)
+        following = np.concatenate([obs[:, 1:], newest[:, None]], axis=1)
+        out.append(Transition(obs, action[t], reward[t], terminated[t], truncated[t], following))
+        if done.size:  # the next episode's first stack: its first frame in every slot
+            following = following.copy()
+            following[done] = frames[t + 1][done, None]
+        obs = following
+    return out
+
+
 def _inflate(data: bytes) -> np.ndarray:
     out = bytearray(zlib.decompress(data))  # writable, unlike the bytes it came in
     return np.frombuffer(out, np.uint8)
 
 
 def acting_weights(net: nn.Module) -> dict[str, torch.Tensor]:
-    """What an actor needs of a DQN's network: the online head's weights, float16 on the
-    CPU (half the bytes of a broadcast; acting with them keeps the Q-values to float16
-    precision, as the shipped agents do)."""
+    """What an actor needs of the learner's network, on the CPU.
+
+    DQN: the online head's weights in float16 (half the bytes of a broadcast; acting with them
+    keeps the Q-values to float16 precision, as the shipped agents do). PPO: the whole
+    actor-critic in float32, because the learner rates the rollout's actions with its own
+    weights (the old log-probabilities of the ratio) and they must be the ones that acted.
+    """
     online = getattr(net, "online", None)
-    if not isinstance(online, nn.Module):
-        raise TypeError(f"expected a DQN network with an online head, got {type(net).__name__}")
-    return {
-        name: value.detach().to("cpu", torch.float16 if value.is_floating_point() else None)
-        for name, value in online.state_dict().items()
-    }
+    if isinstance(online, nn.Module):
+        return {
+            name: value.detach().to("cpu", torch.float16 if value.is_floating_point() else None)
+            for name, value in online.state_dict().items()
+        }
+    if isinstance(net, ActorCritic):
+        return {name: value.detach().cpu() for name, value in net.state_dict().items()}
+    raise TypeError(f"expected a DQN or PPO network, got {type(net).__name__}")
