@@ -356,6 +356,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
 def _epsilon(text: str) -> float:
     try:
         value = float(text)
@@ -431,7 +441,7 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--out", help="output file (default: RUN/videos/replay-step-N.mp4)")
     replay.add_argument("--episodes", type=_positive_int, default=1)
     replay.add_argument("--stage", help="stage to play (default: the checkpoint's)")
-    replay.add_argument("--seed", type=int, default=0)
+    replay.add_argument("--seed", type=_seed, default=0)
     replay.add_argument(
         "--max-steps", type=_positive_int, default=5000, help="agent steps per episode at most"
     )
@@ -463,7 +473,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--pretrained", metavar="NAME", help=_pretrained_help())
     ev.add_argument("--episodes", type=_positive_int, default=10)
     ev.add_argument("--stages", nargs="+", help="stages (default: the checkpoint's)")
-    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--seed", type=_seed, default=0, help="episode i plays with seed SEED + i")
     ev.add_argument("--max-steps", type=_positive_int, default=5000)
     ev.add_argument("--epsilon", type=_epsilon, default=0.0)
     ev.add_argument("--actions", default="simple", help="action set for --random")

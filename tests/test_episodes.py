@@ -475,6 +475,8 @@ def test_bad_input_is_one_line_and_exit_2(
         (["eval", "--pretrained", "nope"], ["unknown pretrained agent 'nope'", "shipped"], out),
         (["replay", "--pretrained", "nope"], ["unknown pretrained agent 'nope'"], out),
         (["eval", good, "--pretrained", "nope"], ["only one of", "not both"], out),
+        (["eval", good, "--seed", "-1"], ["--seed", "must be >= 0, got -1"], out),
+        (["replay", good, "--seed", "x"], ["--seed", "expected a whole number"], out),
     ]
     for args, needles, target in cases:
         full = [*args, "--max-steps", "5"]
