@@ -475,8 +475,6 @@ def test_bad_input_is_one_line_and_exit_2(
         (["eval", "--pretrained", "nope"], ["unknown pretrained agent 'nope'", "shipped"], out),
         (["replay", "--pretrained", "nope"], ["unknown pretrained agent 'nope'"], out),
         (["eval", good, "--pretrained", "nope"], ["only one of", "not both"], out),
-        (["eval", good, "--seed", "-1"], ["--seed", "must be >= 0, got -1"], out),
-        (["replay", good, "--seed", "x"], ["--seed", "expected a whole number"], out),
     ]
     for args, needles, target in cases:
         full = [*args, "--max-steps", "5"]
@@ -496,4 +494,8 @@ def test_bad_input_through_the_console_script(tmp_path: Path, home: Path) -> Non
     assert_one_line_error(missing, "no such run folder")
     neither = run_mario("eval", "--episodes", "1", home=home)
     assert_one_line_error(neither, "missing PATH")
+    negative = run_mario("eval", "--random", "--seed", "-1", home=home)
+    assert_one_line_error(negative, "argument --seed", "must be >= 0, got -1")
+    word = run_mario("replay", "--random", "--seed", "x", "--out", str(out), home=home)
+    assert_one_line_error(word, "argument --seed", "expected a whole number, got 'x'")
     assert not leftovers(tmp_path, out.name)
