@@ -40,7 +40,7 @@ from tests.conftest import (
     wait_for_checkpoint,
 )
 from tests.test_train import TOY, greedy_success
-from tests.toy_env import make_corridor_sync
+from tests.toy_env import make_corridor_sync, make_slow_corridor_sync
 
 K, T = 2, 16  # envs per actor, steps per batch
 
@@ -187,7 +187,7 @@ def test_a_ppo_round_survives_a_killed_actor_and_keeps_its_weights(ray_address: 
     """Synchronous PPO rollouts: a round is every env's ``n_steps`` with one weights version.
     SIGKILL an actor mid-round: a new actor plays the round's rollout again with the same
     weights, and the round comes back whole (all envs, ``n_steps`` steps, env order)."""
-    n_steps = 1500  # long enough (seconds) to kill an actor in the middle of it
+    n_steps = 1000  # at 2 ms per env step, >= 4 s: time to kill an actor in the middle of it
     cfg = build_config(
         {"algo": "ppo", "n_steps": n_steps, "ray_address": ray_address, "num_actors": 2}
         | {"envs_per_actor": K}
@@ -201,7 +201,7 @@ def test_a_ppo_round_survives_a_killed_actor_and_keeps_its_weights(ray_address: 
 
     import ray
 
-    collector = RolloutCollector(cfg, 3, weights, seed=4, env_fn=make_corridor_sync)
+    collector = RolloutCollector(cfg, 3, weights, seed=4, env_fn=make_slow_corridor_sync)
     collector.reset()
     actors = collector.actors
     try:

@@ -8,6 +8,7 @@ episode is truncated after ``max_steps``. A random agent rarely gets there in ti
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import gymnasium as gym
@@ -66,5 +67,30 @@ def make_corridor_sync(num_envs: int, seed: int) -> gym.vector.VectorEnv:
     """The corridor for a remote actor: its envs in its own process, auto-resetting alike."""
     return gym.vector.SyncVectorEnv(
         [make_corridor for _ in range(num_envs)],
+        autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
+    )
+
+
+class _Slow(gym.Wrapper):
+    """Each step takes at least ``seconds`` (an emulator's pace, for tests that must act
+    while an actor is in the middle of its work)."""
+
+    def __init__(self, env: gym.Env, seconds: float) -> None:
+        super().__init__(env)
+        self.seconds = seconds
+
+    def step(self, action: Any) -> Any:
+        time.sleep(self.seconds)
+        return self.env.step(action)
+
+
+def _slow_corridor() -> gym.Env:
+    return _Slow(make_corridor(), 0.002)
+
+
+def make_slow_corridor_sync(num_envs: int, seed: int) -> gym.vector.VectorEnv:
+    """:func:`make_corridor_sync` at 2 ms per env step."""
+    return gym.vector.SyncVectorEnv(
+        [_slow_corridor for _ in range(num_envs)],
         autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
     )
