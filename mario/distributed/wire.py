@@ -137,28 +137,29 @@ def decode(batch: Batch) -> Transition:
 def restack(batch: Batch) -> list[Transition]:
     """A PPO rollout batch as ``T`` transitions of whole observation stacks ``(K, S, H, W)``,
     ``next_obs`` the true next stack (the final one where an episode ended), rebuilt from
-    ``head`` and the newest frames as :class:`wrappers.FrameStack` builds them."""
+    ``head`` and :func:`decode`'s newest frames as :class:`wrappers.FrameStack` builds them."""
     if not batch.head:
         raise ValueError("restack needs a rollout batch (with head stacks)")
+    steps = decode(batch)
     t_max, k, h, w = batch.shape
-    frames = _inflate(batch.frames).reshape(t_max + 1, k, h, w)
-    finals = iter(_inflate(batch.finals).reshape(-1, h, w))
     obs = _inflate(batch.head).reshape(k, batch.stack, h, w)
-    action = batch.action.astype(np.int64)
-    reward, terminated, truncated = (
-        np.array(a) for a in (batch.reward, batch.terminated, batch.truncated)
-    )
     out: list[Transition] = []
     for t in range(t_max):
-        done = np.flatnonzero(terminated[t] | truncated[t])
-        newest = frames[t + 1].copy()
-        for i in done:  # finals are in (t, k) order
-            newest[i] = next(finals)
-        following = np.concatenate([obs[:, 1:], newest[:, None]], axis=1)
-        out.append(Transition(obs, action[t], reward[t], terminated[t], truncated[t], following))
-        if done.size:  # the next episode's first stack: its first frame in every slot
-            following = following.copy()
-            following[done] = frames[t + 1][done, None]
+        following = np.concatenate([obs[:, 1:], steps.next_obs[t][:, None]], axis=1)
+        out.append(
+            Transition(
+                obs,
+                steps.action[t],
+                steps.reward[t],
+                steps.terminated[t],
+                steps.truncated[t],
+                following,
+            )
+        )
+        done = np.flatnonzero(steps.terminated[t] | steps.truncated[t])
+        if done.size and t + 1 < t_max:  # the next episode's first stack: its first frame
+            following = following.copy()  # in every slot
+            following[done] = steps.obs[t + 1][done, None]
         obs = following
     return out
 
