@@ -126,14 +126,18 @@ class RayCollector:
             return None, [], []
         self._waiting_since = time.monotonic()
         self._submit(i)
-        self._batches += 1
-        self._wire_bytes += batch.nbytes()
-        self._wire_steps += batch.steps
-        self.versions[i] = batch.version
+        self._count(i, batch)
         if batch.version >= 0:
             self._lag[0] += self._weights_meta[0] - batch.version
             self._lag[1] += 1
         return None, [decode(batch)], batch.episodes
+
+    def _count(self, i: int, batch: Batch) -> None:
+        """Note actor ``i``'s batch for :meth:`metrics` and :attr:`versions`."""
+        self._batches += 1
+        self._wire_bytes += batch.nbytes()
+        self._wire_steps += batch.steps
+        self.versions[i] = batch.version
 
     def sync(self) -> None:
         """Nothing to merge (no start archive across machines)."""

@@ -71,10 +71,7 @@ class RolloutCollector(RayCollector):
         per_actor = [restack(batch) for batch in batches]
         episodes = [e for batch in batches for e in batch.episodes]
         for i, batch in enumerate(batches):
-            self._batches += 1
-            self._wire_bytes += batch.nbytes()
-            self._wire_steps += batch.steps
-            self.versions[i] = batch.version
+            self._count(i, batch)
         steps = [_side_by_side(ts) for ts in zip(*per_actor, strict=True)]
         return steps, episodes
 
