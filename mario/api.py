@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from mario.config import EVAL_SEED
 from mario.episodes import Agent, Episode
 
 
@@ -78,7 +79,7 @@ def play(
     stage: str | None = None,
     *,
     episodes: int = 1,
-    seed: int = 0,
+    seed: int = EVAL_SEED,
     epsilon: float = 0.0,
     max_steps: int = 5000,
     frames: bool = True,
@@ -107,7 +108,7 @@ def evaluate(
     stages: Sequence[str] | None = None,
     *,
     episodes: int = 10,
-    seed: int = 0,
+    seed: int = EVAL_SEED,
     max_steps: int = 5000,
 ) -> dict[str, Any]:
     """Per stage: mean and median return, mean and max x_pos, flag rate, and the runs."""

@@ -387,6 +387,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train agents (Double DQN or PPO) to play Super Mario Bros; watch them play.",
     )
     from mario import __version__, backend
+    from mario.config import EVAL_SEED
+
+    seeds = f"default {EVAL_SEED}: above every training env's seed"
 
     parser.add_argument(
         "--version",
@@ -440,7 +443,12 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--out", help="output file (default: RUN/videos/replay-step-N.mp4)")
     replay.add_argument("--episodes", type=_positive_int, default=1)
     replay.add_argument("--stage", help="stage to play (default: the checkpoint's)")
-    replay.add_argument("--seed", type=_seed, default=0)
+    replay.add_argument(
+        "--seed",
+        type=_seed,
+        default=EVAL_SEED,
+        help=f"episode i plays with seed SEED + i ({seeds})",
+    )
     replay.add_argument(
         "--max-steps", type=_positive_int, default=5000, help="agent steps per episode at most"
     )
@@ -472,7 +480,12 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--pretrained", metavar="NAME", help=_pretrained_help())
     ev.add_argument("--episodes", type=_positive_int, default=10)
     ev.add_argument("--stages", nargs="+", help="stages (default: the checkpoint's)")
-    ev.add_argument("--seed", type=_seed, default=0, help="episode i plays with seed SEED + i")
+    ev.add_argument(
+        "--seed",
+        type=_seed,
+        default=EVAL_SEED,
+        help=f"episode i plays with seed SEED + i ({seeds})",
+    )
     ev.add_argument("--max-steps", type=_positive_int, default=5000)
     ev.add_argument("--epsilon", type=_epsilon, default=0.0)
     ev.add_argument("--actions", default="simple", help="action set for --random")

@@ -65,6 +65,14 @@ def _within(section: Any, low: float, high: float, *names: str, open_low: bool =
             raise ConfigError(f"bad value {value!r} for {name}: must be in {bracket}{low}, {high}]")
 
 
+EVAL_SEED = 1_000_000_000
+"""Where evaluation and replay seeds start unless given. Training envs are seeded with the
+run's ``seed`` (0 by default) plus the agent step they (re)start at, plus their index (Ray
+actors add 1,000 per actor and 1,000,000 per restart), far below this in any real run, so no
+evaluation episode replays a training env's start (its random idle frames). The evaluations
+during training use ``EVAL_SEED + step``."""
+
+
 @dataclass
 class RunConfig:
     """What to train on, for how long, where the run folder is and what it logs."""

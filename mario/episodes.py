@@ -20,7 +20,7 @@ import numpy as np
 
 from mario.algos.base import Explained, Policy
 from mario.checkpoint import CheckpointError, load_checkpoint, upgrade_state
-from mario.config import TrainConfig, build_config
+from mario.config import EVAL_SEED, TrainConfig, build_config
 from mario.device import resolve_device
 from mario.env import action_label, action_set, make_env, parse_stage
 
@@ -219,7 +219,7 @@ def evaluate(
     stages: list[str],
     episodes: int,
     *,
-    seed: int = 0,
+    seed: int = EVAL_SEED,
     epsilon: float = 0.0,
     max_steps: int = 5000,
     video_path: Path | None = None,
@@ -266,7 +266,7 @@ def record(
     writer: VideoWriter,
     *,
     episodes: int = 1,
-    seed: int = 0,
+    seed: int = EVAL_SEED,
     epsilon: float = 0.0,
     max_steps: int = 5000,
 ) -> list[Episode]:

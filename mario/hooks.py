@@ -157,6 +157,7 @@ class Evaluate(Hook):
     def after_step(self, runner: Runner) -> None:
         if not self.schedule.due(runner.step):
             return
+        from mario.config import EVAL_SEED
         from mario.episodes import Agent, evaluate
 
         cfg = runner.cfg
@@ -169,7 +170,7 @@ class Evaluate(Hook):
             agent,
             stages,
             cfg.eval.eval_episodes,
-            seed=10_000 + runner.step,
+            seed=EVAL_SEED + runner.step,
             max_steps=cfg.env.max_episode_steps or 5000,
             video_path=video,
         )
