@@ -20,6 +20,7 @@ import pytest
 
 from mario.checkpoint import list_checkpoints
 from mario.cli import main
+from mario.config import EVAL_SEED
 from mario.tracking import read_metrics
 from mario.video import PANEL_WIDTH, hud_box
 from tests.conftest import assert_one_line_error, run_mario
@@ -278,7 +279,8 @@ def check_stage(summary: dict[str, Any], episodes: int) -> None:
     assert summary["x_pos_max"] == max(xs)
     assert 0.0 <= summary["flag_rate"] <= 1.0
     assert summary["flag_rate"] == pytest.approx(np.mean([r["flag"] for r in runs]))
-    assert [r["seed"] for r in runs] == list(range(episodes))
+    # by default evaluation seeds start above every training env's (mario.config.EVAL_SEED)
+    assert [r["seed"] for r in runs] == [EVAL_SEED + k for k in range(episodes)]
 
 
 @pytest.mark.slow
@@ -374,6 +376,16 @@ def test_every_shipped_agent_plays_from_the_cli(home: Path) -> None:
         report = eval_json("--pretrained", name, "--episodes", "1", "--max-steps", "30", home=home)
         assert report["checkpoint"] == f"pretrained {name}"
         check_stage(report["stages"][pretrained.read(name)["config"]["stage"]], 1)
+
+
+@pytest.mark.slow
+def test_the_shipped_1_1_agent_clears_the_stage(home: Path) -> None:
+    """The README's picture and the quickstart's video: greedy, from the real start, on the
+    first default evaluation seeds (docs/pretrained-1-1-eval-20.json: 16 of 20 clear)."""
+    report = eval_json("--pretrained", "1-1", "--episodes", "2", "--max-steps", "800", home=home)
+    summary = report["stages"]["1-1"]
+    check_stage(summary, 2)
+    assert summary["flag_rate"] == 1.0, summary["runs"]
 
 
 # ------------------------------------------------------------------- eval during training
