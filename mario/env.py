@@ -215,6 +215,14 @@ class MarioEnv(gym.Env[np.ndarray, int]):
         self._emit()
         return reward, done, False
 
+    @property
+    def ram(self) -> np.ndarray:
+        """The NES RAM of the emulator being played (2 KiB, read-only view): for diagnostics
+        such as ``scripts/trace_episode.py``; no agent sees it."""
+        view = self._nes.ram.view()
+        view.flags.writeable = False
+        return view
+
     def observe(self) -> tuple[np.ndarray, dict[str, Any]]:
         """Observation (a copy of the screen) and info of the current frame."""
         return self._nes.copy_screen(), self._nes._get_info()

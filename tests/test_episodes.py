@@ -11,6 +11,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from mario.cli import main
 from mario.config import EVAL_SEED
 from mario.tracking import read_metrics
 from mario.video import PANEL_WIDTH, hud_box
-from tests.conftest import assert_one_line_error, run_mario
+from tests.conftest import assert_one_line_error, mario_env, run_mario
 from tests.videos import decode_video
 
 FRAME_SKIP = 4  # the quickstart preset's (and the default) frame_skip
@@ -318,6 +319,44 @@ def test_eval_several_stages(run: Run) -> None:
     for stage, summary in report["stages"].items():
         check_stage(summary, 1)
         assert summary["runs"][0]["stage"] == stage
+
+
+@pytest.mark.slow
+def test_trace_script_follows_the_eval_episode(run: Run) -> None:
+    """scripts/trace_episode.py plays the same greedy episode as `mario eval` and marks A as
+    held exactly after a step whose buttons had A."""
+    script = Path(__file__).parents[1] / "scripts" / "trace_episode.py"
+    [episode] = eval_json(
+        str(run.path), "--episodes", "1", "--max-steps", "40", "--seed", "7", home=run.home
+    )["stages"]["1-1"]["runs"]
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(script),
+            str(run.path),
+            "--seed",
+            "7",
+            "--max-steps",
+            "40",
+            "--steps",
+            "40",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=mario_env(run.home),
+    )
+    assert result.returncode == 0, result.stderr
+    summary, header, *rows = result.stdout.strip().splitlines()
+    assert summary == f"1-1 seed 7: {episode['steps']} steps, x_pos {episode['x_pos']}, flag False"
+    assert header.split()[:6] == ["step", "x", "y", "state", "A", "held"]
+    assert len(rows) == episode["steps"]
+    cells = [row.split() for row in rows]  # the A-held cell is empty when not held
+    held = [c[4] == "yes" for c in cells]
+    actions = [c[5] if h else c[4] for c, h in zip(cells, held, strict=True)]
+    assert held == [False] + ["A" in a for a in actions[:-1]]
+    assert [int(c[0]) for c in cells] == list(range(episode["steps"]))
+    assert {c[3] for c in cells} <= {"ground", "jump", "fall"}
 
 
 def test_eval_random_agent(home: Path) -> None:

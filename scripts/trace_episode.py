@@ -1,0 +1,80 @@
+"""Print what a greedy agent does, step by step, over part of one evaluation episode: x, the
+height on screen, whether Mario stands, jumps or falls, whether the A button was already held
+from the previous step (then pressing it again does not jump: the game starts a jump only on a
+fresh press), the chosen action and the network's values. For finding out why an agent stops
+where it does (docs/BENCHMARKS.md, "Why the greedy agent stops"). ``y`` is Mario's height in
+pixels above the screen's bottom edge (64: standing on the ground).
+
+    python scripts/trace_episode.py runs/clear-b --seed 1002 --from-x 2100 --steps 40
+    python scripts/trace_episode.py --pretrained 1-1 --seed 1000 --from-x 2300
+
+The RAM read here (player state, height) is for this printout only; agents see pixels.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+from mario.env import MarioEnv, action_label, action_set, make_env
+from mario.episodes import load_agent, load_pretrained
+
+# Super Mario Bros. RAM: the player's "float" state and vertical screen position
+FLOAT_STATE = 0x001D
+Y_ON_SCREEN = 0x00CE
+STATES = {0: "ground", 1: "jump", 2: "fall", 3: "flagpole"}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("checkpoint", nargs="?", help="run folder or checkpoint")
+    source.add_argument("--pretrained", help="a shipped agent's name, e.g. 1-1")
+    parser.add_argument("--stage", help="default: the agent's first training stage")
+    parser.add_argument("--seed", type=int, default=1000)
+    parser.add_argument("--max-steps", type=int, default=800)
+    parser.add_argument("--from-x", type=int, default=0, help="start printing at this x_pos")
+    parser.add_argument("--steps", type=int, default=60, help="how many steps to print")
+    args = parser.parse_args()
+
+    if args.pretrained:
+        agent = load_pretrained(args.pretrained, device="cpu")
+    else:
+        agent = load_agent(args.checkpoint, device="cpu")
+    cfg = agent.config
+    stage = args.stage or cfg.run.stage_list()[0]
+    buttons = action_set(cfg.env.actions)
+    labels = [action_label(b) for b in buttons]
+    env = make_env(stage, **(cfg.env.kwargs() | {"max_episode_steps": args.max_steps}))
+    game = env.unwrapped
+    assert isinstance(game, MarioEnv)
+    obs, info = env.reset(seed=args.seed)
+    rows: list[str] = []
+    held = False
+    step = 0
+    while True:
+        actions, explained = agent.policy.act(obs[None])
+        action = int(actions[0])
+        if int(info["x_pos"]) >= args.from_x and len(rows) < args.steps:
+            values = explained[0].values if explained else None
+            shown = "" if values is None else " ".join(f"{v:6.1f}" for v in np.asarray(values))
+            state = STATES.get(int(game.ram[FLOAT_STATE]), "?")
+            rows.append(
+                f"{step:5d} {int(info['x_pos']):5d} {240 - int(game.ram[Y_ON_SCREEN]):4d} "
+                f"{state:>8} {'yes' if held else '':>6}  {labels[action]:<10} {shown}"
+            )
+        held = "A" in buttons[action]
+        obs, _, terminated, truncated, info = env.step(action)
+        step += 1
+        if terminated or truncated:
+            break
+    env.close()
+    print(f"{stage} seed {args.seed}: {step} steps, x_pos {info['x_pos']}, flag {info['flag_get']}")
+    header = f"{'step':>5} {'x':>5} {'y':>4} {'state':>8} {'A held':>6}  {'action':<10}"
+    print(header, " ".join(labels))
+    print("\n".join(rows))
+
+
+if __name__ == "__main__":
+    main()
