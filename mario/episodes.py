@@ -27,6 +27,9 @@ from mario.env import action_label, action_set, make_env, parse_stage
 if TYPE_CHECKING:
     from mario.video import VideoWriter
 
+StepCallback = Callable[[int, int, "Explained | None", dict[str, Any], Any], None]
+"""``on_step(step, action, explained, info, game)`` of :func:`play_episode`."""
+
 
 @dataclass
 class Episode:
@@ -145,9 +148,12 @@ def play_episode(
     video: VideoWriter | None = None,
     keep_screens: bool = False,
     on_screen: Callable[[np.ndarray], None] | None = None,
+    on_step: StepCallback | None = None,
 ) -> Episode:
     """One episode from the stage's real start. With ``video`` every emulator frame (and the
-    HUD data) is written; ``keep_screens`` keeps a copy of every frame in the result."""
+    HUD data) is written; ``keep_screens`` keeps a copy of every frame in the result;
+    ``on_step(step, action, explained, info, game)`` sees each chosen action before it is
+    played (``game``: the :class:`~mario.env.MarioEnv`, e.g. for ``scripts/trace_episode.py``)."""
     cfg = agent.config
     env_kwargs = cfg.env.kwargs() | {"max_episode_steps": max_steps}
     env = make_env(stage, **env_kwargs)
@@ -176,9 +182,11 @@ def play_episode(
         while True:
             actions, explained = agent.policy.act(obs[None], explore=epsilon)
             action = int(actions[0])
+            seen = explained[0] if explained else None
+            if on_step is not None:
+                on_step(steps, action, seen, info, env.unwrapped)
             if video is not None:
                 current_obs = obs
-                seen = explained[0] if explained else None
                 hud = Hud(
                     step=steps,
                     x_pos=int(info["x_pos"]),

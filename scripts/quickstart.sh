@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job, from a fresh clone: set up, train a short run on 1-1 (CPU is fine), then
 # render the trained agent's replay video, and one of the shipped 1-1 agent clearing the stage
-# (trained for 44 minutes with --preset clear-1-1) to compare. Outputs land in checkpoints/quickstart-<time>/.
+# (trained for 44 minutes with --preset clear-1-1) to compare. Outputs land in
+# checkpoints/quickstart-<time>/.
 # Extra args go to `mario train` (e.g. --total-steps 20000 --num-envs 4).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -14,11 +14,14 @@ The RAM read here (player state, height) is for this printout only; agents see p
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 import numpy as np
 
-from mario.env import MarioEnv, action_label, action_set, make_env
-from mario.episodes import load_agent, load_pretrained
+from mario.algos.base import Explained
+from mario.config import EVAL_SEED
+from mario.env import action_label, action_set
+from mario.episodes import load_agent, load_pretrained, play_episode
 
 # Super Mario Bros. RAM: the player's "float" state and vertical screen position
 FLOAT_STATE = 0x001D
@@ -32,7 +35,7 @@ def main() -> None:
     source.add_argument("checkpoint", nargs="?", help="run folder or checkpoint")
     source.add_argument("--pretrained", help="a shipped agent's name, e.g. 1-1")
     parser.add_argument("--stage", help="default: the agent's first training stage")
-    parser.add_argument("--seed", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=EVAL_SEED)
     parser.add_argument("--max-steps", type=int, default=800)
     parser.add_argument("--from-x", type=int, default=0, help="start printing at this x_pos")
     parser.add_argument("--steps", type=int, default=60, help="how many steps to print")
@@ -46,31 +49,25 @@ def main() -> None:
     stage = args.stage or cfg.run.stage_list()[0]
     buttons = action_set(cfg.env.actions)
     labels = [action_label(b) for b in buttons]
-    env = make_env(stage, **(cfg.env.kwargs() | {"max_episode_steps": args.max_steps}))
-    game = env.unwrapped
-    assert isinstance(game, MarioEnv)
-    obs, info = env.reset(seed=args.seed)
     rows: list[str] = []
-    held = False
-    step = 0
-    while True:
-        actions, explained = agent.policy.act(obs[None])
-        action = int(actions[0])
+    held = False  # A was in the previous step's buttons
+
+    def trace(
+        step: int, action: int, seen: Explained | None, info: dict[str, Any], game: Any
+    ) -> None:
+        nonlocal held
         if int(info["x_pos"]) >= args.from_x and len(rows) < args.steps:
-            values = explained[0].values if explained else None
-            shown = "" if values is None else " ".join(f"{v:6.1f}" for v in np.asarray(values))
+            shown = "" if seen is None else " ".join(f"{v:6.1f}" for v in np.asarray(seen.values))
             state = STATES.get(int(game.ram[FLOAT_STATE]), "?")
             rows.append(
                 f"{step:5d} {int(info['x_pos']):5d} {240 - int(game.ram[Y_ON_SCREEN]):4d} "
                 f"{state:>8} {'yes' if held else '':>6}  {labels[action]:<10} {shown}"
             )
         held = "A" in buttons[action]
-        obs, _, terminated, truncated, info = env.step(action)
-        step += 1
-        if terminated or truncated:
-            break
-    env.close()
-    print(f"{stage} seed {args.seed}: {step} steps, x_pos {info['x_pos']}, flag {info['flag_get']}")
+
+    episode = play_episode(agent, stage, seed=args.seed, max_steps=args.max_steps, on_step=trace)
+    ending = f"{episode.steps} steps, x_pos {episode.x_pos}, flag {episode.flag}"
+    print(f"{stage} seed {args.seed}: {ending}")
     header = f"{'step':>5} {'x':>5} {'y':>4} {'state':>8} {'A held':>6}  {'action':<10}"
     print(header, " ".join(labels))
     print("\n".join(rows))
