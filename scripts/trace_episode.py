@@ -14,11 +14,13 @@ The RAM read here (player state, height) is for this printout only; agents see p
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 import numpy as np
 
 from mario.algos.base import Explained
+from mario.checkpoint import CheckpointError
 from mario.config import EVAL_SEED
 from mario.env import action_label, action_set
 from mario.episodes import load_agent, load_pretrained, play_episode
@@ -40,7 +42,15 @@ def main() -> None:
     parser.add_argument("--from-x", type=int, default=0, help="start printing at this x_pos")
     parser.add_argument("--steps", type=int, default=60, help="how many steps to print")
     args = parser.parse_args()
+    try:
+        trace(args)
+    except (CheckpointError, ValueError) as error:  # bad input, as `mario eval` reports it
+        print(f"{parser.prog}: error: {' '.join(str(error).split())}", file=sys.stderr)
+        raise SystemExit(2) from None
 
+
+def trace(args: argparse.Namespace) -> None:
+    """Play the episode and print the steps from ``args.from_x`` on."""
     if args.pretrained:
         agent = load_pretrained(args.pretrained, device="cpu")
     else:
@@ -52,7 +62,7 @@ def main() -> None:
     rows: list[str] = []
     held = False  # A was in the previous step's buttons
 
-    def trace(
+    def on_step(
         step: int, action: int, seen: Explained | None, info: dict[str, Any], game: Any
     ) -> None:
         nonlocal held
@@ -65,7 +75,7 @@ def main() -> None:
             )
         held = "A" in buttons[action]
 
-    episode = play_episode(agent, stage, seed=args.seed, max_steps=args.max_steps, on_step=trace)
+    episode = play_episode(agent, stage, seed=args.seed, max_steps=args.max_steps, on_step=on_step)
     ending = f"{episode.steps} steps, x_pos {episode.x_pos}, flag {episode.flag}"
     print(f"{stage} seed {args.seed}: {ending}")
     header = f"{'step':>5} {'x':>5} {'y':>4} {'state':>8} {'A held':>6}  {'action':<10}"

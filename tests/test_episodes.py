@@ -359,6 +359,27 @@ def test_trace_script_follows_the_eval_episode(run: Run) -> None:
     assert {c[3] for c in cells} <= {"ground", "jump", "fall"}
 
 
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["/nonexistent-run"], "no such run folder or checkpoint"),
+        (["--pretrained", "nope"], "unknown pretrained agent 'nope'"),
+        (["--pretrained", "1-1", "--stage", "9-9"], "unknown stage '9-9'"),
+    ],
+)
+def test_trace_script_bad_input(home: Path, args: list[str], needle: str) -> None:
+    """scripts/trace_episode.py answers bad input like the CLI: one line, exit status 2."""
+    script = Path(__file__).parents[1] / "scripts" / "trace_episode.py"
+    result = subprocess.run(
+        [sys.executable, str(script), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=mario_env(home),
+    )
+    assert_one_line_error(result, "trace_episode.py: error:", needle)
+
+
 def test_eval_random_agent(home: Path) -> None:
     report = eval_json("--random", "--episodes", "2", "--max-steps", "30", home=home)
     assert report["checkpoint"] == "random" and report["step"] is None
