@@ -38,6 +38,7 @@ import numpy as np
 import torch
 
 from mario import backend
+from mario.pause_points import pause_point
 from mario.run_folder import (
     BEST,
     FORMAT_VERSION,
@@ -322,6 +323,7 @@ def save_checkpoint(
             replay_dir.mkdir()
             write_replay(replay_dir)
             files += _fsync_tree(replay_dir)
+        pause_point("checkpoint-save")  # tests hold a save here (mario/pause_points.py)
         manifest = {
             "format_version": FORMAT_VERSION,
             "step": step,

@@ -215,8 +215,8 @@ class EvalConfig:
 class DistConfig:
     """Emulator actors on a Ray cluster; off while ``ray_address`` is empty. DQN: Ape-X style
     (actors stream batches, the learner broadcasts weights every ``weights_every`` s); PPO:
-    synchronous rollouts of ``n_steps`` (``actor_steps``, ``actor_inflight`` and
-    ``weights_every`` do not apply).
+    synchronous rollouts of ``n_steps`` (``actor_steps``, ``actor_inflight``,
+    ``weights_every`` and ``ordered`` do not apply).
 
     With a ``ray_address`` the run's ``num_envs`` is ``num_actors * envs_per_actor``: one
     replay stream (PPO: rollout column) per remote emulator.
@@ -234,6 +234,12 @@ class DistConfig:
         2, "with --ray-address, DQN: batches in flight per actor (backpressure)"
     )
     weights_every: float = _f(2.0, "with --ray-address, DQN: seconds between weight broadcasts")
+    ordered: bool = _f(
+        False,
+        "with --ray-address, DQN: take the actors' batches in turn and broadcast the weights "
+        "after each round (not as they come and every weights_every s): a reproducible run, "
+        "at the pace of the slowest actor",
+    )
 
     def validate(self) -> None:
         _at_least(self, 1, "num_actors", "envs_per_actor", "actor_steps", "actor_inflight")

@@ -18,8 +18,8 @@ import pytest
 MARIO = str(Path(sys.executable).parent / "mario")
 
 
-def mario_env(home: Path | None = None) -> dict[str, str]:
-    env = dict(os.environ)
+def mario_env(home: Path | None = None, **extra: str) -> dict[str, str]:
+    env = dict(os.environ, **extra)
     env.update(WANDB_SILENT="true", MARIO_NO_PROGRESS="1", MPLBACKEND="Agg", PYTHONUNBUFFERED="1")
     env.pop("WANDB_API_KEY", None)
     if home is not None:
@@ -45,16 +45,18 @@ def start_mario(
     cwd: Path | None = None,
     home: Path | None = None,
     new_session: bool = False,
+    env: dict[str, str] | None = None,
 ) -> subprocess.Popen[str]:
     """``mario ARGS`` in the background; ``new_session``: in its own process group (whose id
-    is the process's pid), as under ``timeout``, systemd or a shell job."""
+    is the process's pid), as under ``timeout``, systemd or a shell job; ``env``: variables
+    to add (e.g. a pause point, mario/pause_points.py)."""
     return subprocess.Popen(
         [MARIO, *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         cwd=cwd,
-        env=mario_env(home),
+        env=mario_env(home, **(env or {})),
         start_new_session=new_session,
     )
 

@@ -21,8 +21,9 @@ import pytest
 import torch
 
 from mario.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
+from mario.pause_points import ENV
 from mario.run_setup import prepare_run
-from mario.runner import EXIT_DISK_FULL, EXIT_DIVERGED, Runner
+from mario.runner import EXIT_DISK_FULL, EXIT_DIVERGED, REPEAT_WINDOW_S, Runner
 from tests.conftest import (
     assert_one_line_error,
     run_mario,
@@ -305,19 +306,23 @@ def test_limits_are_checked_before_anything_starts(tmp_path: Path, home: Path) -
 
 @pytest.mark.slow
 def test_ctrl_c_twice_during_a_save_stops_in_one_line(tmp_path: Path) -> None:
-    """A save of a 200k-transition replay memory (1.4 GB) takes seconds: the second Ctrl-C,
-    a second after the first, lands in it."""
-    run = tmp_path / "run"
-    args = [*TINY, "--replay-size", "200000", "--total-steps", "100000", "--run-dir", str(run)]
-    proc = start_mario("train", *args)
+    """The second Ctrl-C lands inside a save: the test holds the save at its pause point
+    (mario/pause_points.py) for as long as ``hold`` exists, so no clock decides whether the
+    save is still running when the signal comes."""
+    run, hold = tmp_path / "run", tmp_path / "hold"
+    args = [*TINY, "--total-steps", "100000", "--run-dir", str(run)]
+    proc = start_mario("train", *args, env={ENV: f"checkpoint-save:{hold}"})
     try:
         first = wait_for_checkpoint(proc, run)
+        hold.touch()  # from now on every save stops before its rename
         proc.send_signal(signal.SIGINT)
-        sent = time.monotonic()
-        while not list((run / "checkpoints").glob(".tmp-*")) and proc.poll() is None:
+        while not list((run / "checkpoints").glob(".tmp-*")):
+            assert proc.poll() is None, proc.communicate()
             time.sleep(0.01)
-        time.sleep(max(0.0, sent + 1.0 - time.monotonic()))
-        assert list((run / "checkpoints").glob(".tmp-*")), "the save ended within 1 s"
+        # the save waits in a Python loop, so the first signal has been handled within
+        # ~10 ms; the second must come after the window in which repeats count as one
+        time.sleep(REPEAT_WINDOW_S + 0.5)
+        assert list((run / "checkpoints").glob(".tmp-*")), "the held save ended"
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
     finally:
@@ -325,8 +330,7 @@ def test_ctrl_c_twice_during_a_save_stops_in_one_line(tmp_path: Path) -> None:
             proc.kill()
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
-    # the save was abandoned (or, if the signal landed after its rename, it is complete):
-    # either way the line names the newest complete checkpoint, and it loads
+    # the held save was abandoned: the line names the newest complete checkpoint, and it loads
     state, info, _ = load_checkpoint(run)
     assert info.step >= first and math.isfinite(float(state["counters"]["step"]))
     line = f"stopped without saving (Ctrl-C twice): the newest checkpoint is step {info.step}"

@@ -5,6 +5,9 @@ It starts ``num_actors`` :class:`~mario.distributed.actor.EnvActor` s (one CPU e
 whose batches the learner has not taken yet waits), hands the runner one batch per
 :meth:`receive`, and every ``weights_every`` seconds puts the online head's weights into Ray's
 object store once and sends every actor the reference (Ray moves the bytes once per node).
+With ``ordered`` it takes the batches in turn (actor 0, 1, ..., 0, ...) and broadcasts after
+each round: every actor then runs the same calls in the same order on every run (Ray runs one
+caller's calls to an actor in order), so a seeded run is reproducible.
 
 Every call to an actor may find it dead (its process or its machine gone): the error
 (``RayActorError`` and its kin, or a lost result object) is caught where the result is read;
@@ -84,6 +87,7 @@ class RayCollector:
         self._weights_ref: Any = None
         self._weights_meta = (-1, 0)
         self._next_broadcast = 0.0
+        self._turn = 0  # with ``ordered``: the actor whose batch comes next
         self._waiting_since = time.monotonic()
         self._batches = 0
         self._wire_bytes = 0
@@ -98,8 +102,9 @@ class RayCollector:
             self._start(i)
 
     def send(self, obs: Any, actions: Any) -> None:
-        """Nothing to send per step (the actors act); weights when a broadcast is due."""
-        if time.monotonic() >= self._next_broadcast:
+        """Nothing to send per step (the actors act); weights when a broadcast is due (with
+        ``ordered``, after each round of batches instead: see :meth:`receive`)."""
+        if not self.cfg.dist.ordered and time.monotonic() >= self._next_broadcast:
             self._broadcast()
 
     def receive(self) -> tuple[None, list[Transition], list[EpisodeEnd]]:
@@ -113,6 +118,8 @@ class RayCollector:
         oldest: dict[int, Any] = {}
         for ref, j in self.inflight.items():  # insertion order = submission order
             oldest.setdefault(j, ref)
+        if self.cfg.dist.ordered:  # only the actor whose turn it is
+            oldest = {self._turn: oldest[self._turn]}
         ready, _ = ray.wait(list(oldest.values()), num_returns=1, timeout=WAIT_S)
         if not ready:
             self._starving()
@@ -125,6 +132,10 @@ class RayCollector:
             self._replace(i, error)
             return None, [], []
         self._waiting_since = time.monotonic()
+        if self.cfg.dist.ordered:  # the next actor's turn; a round ends with a broadcast
+            self._turn = (i + 1) % len(self.actors)
+            if self._turn == 0:
+                self._broadcast()
         self._submit(i)
         self._count(i, batch)
         if batch.version >= 0:
