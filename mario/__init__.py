@@ -4,7 +4,7 @@ them play.
 ``import mario`` loads neither torch nor the emulator; the names below are imported on
 first use: ``make_env``, ``make_vec_env``, ``MarioEnv``, ``ACTION_SETS`` (the game), and
 ``train``, ``load_agent``, ``random_agent``, ``play``, ``evaluate``, ``write_video`` (the
-Python API, :mod:`mario.api`).
+Python API, :mod:`mario.api`) and its errors ``ConfigError`` and ``CheckpointError``.
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ _LAZY = {
     "play": "mario.api",
     "evaluate": "mario.api",
     "write_video": "mario.api",
+    "ConfigError": "mario.config",
+    "CheckpointError": "mario.run_folder",
 }
 __all__ = ["__version__", *_LAZY]
 

@@ -8,9 +8,13 @@
     mario.write_video(episode.screens, "mario.mp4")          # or .gif
     mario.evaluate(agent, episodes=5)                        # like `mario eval --json`
 
-The command line is a thin layer over the same functions; errors are the library's typed
-ones (:class:`mario.config.ConfigError`, :class:`mario.checkpoint.CheckpointError`,
-``ValueError``) rather than one-line messages.
+The command line is a thin layer over the same functions. Errors are typed instead of
+one-line messages: a bad argument or config value raises :class:`mario.ConfigError` naming
+the parameter, a missing, damaged or foreign checkpoint (or shipped agent)
+:class:`mario.CheckpointError`. :func:`train` also runs in a thread
+other than the main one: there it installs no signal handlers (stop signals then reach only
+the main thread's own handling), and it raises :class:`RuntimeError` when a run ends
+without finishing cleanly.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from mario.config import EVAL_SEED
+from mario.config import EVAL_SEED, ConfigError
 from mario.episodes import Agent, Episode
 
 
@@ -87,9 +91,15 @@ def play(
     """Play greedy episodes from the stage's real start (default: the agent's stage); with
     ``frames`` each :class:`~mario.episodes.Episode` keeps every emulator frame in ``screens``
     ((240, 256, 3) uint8, 60 per second)."""
-    from mario.episodes import play_episode
+    from mario.episodes import check_play_args, play_episode
+    from mario.game_options import parse_stage
 
+    check_play_args(episodes=episodes, seed=seed, epsilon=epsilon, max_steps=max_steps)
     stage = stage or agent.config.run.stage
+    try:
+        parse_stage(stage)
+    except ValueError as error:
+        raise ConfigError(f"bad value for stage: {error}") from None
     return [
         play_episode(
             agent,
@@ -105,17 +115,21 @@ def play(
 
 def evaluate(
     agent: Agent,
-    stages: Sequence[str] | None = None,
+    stages: str | Sequence[str] | None = None,
     *,
     episodes: int = 10,
     seed: int = EVAL_SEED,
+    epsilon: float = 0.0,
     max_steps: int = 5000,
 ) -> dict[str, Any]:
-    """Per stage: mean and median return, mean and max x_pos, flag rate, and the runs."""
+    """Per stage: mean and median return, mean and max x_pos, flag rate, and the runs.
+    ``stages``: names or worlds (``"1-1"``, ``"1"``, ``["1-1", "1-2"]``; default: the
+    agent's stage)."""
     from mario.episodes import evaluate as run_evaluation
+    from mario.episodes import stage_names
 
-    stages = list(stages or [agent.config.run.stage])
-    return run_evaluation(agent, stages, episodes, seed=seed, max_steps=max_steps)
+    names = stage_names(agent.config.run.stage if stages is None else stages)
+    return run_evaluation(agent, names, episodes, seed=seed, epsilon=epsilon, max_steps=max_steps)
 
 
 def write_video(

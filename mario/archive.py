@@ -167,16 +167,16 @@ class CellArchive:
 
     def load_state_dict(self, state: dict[str, Any], *, counts: bool = True) -> None:
         """Add ``state``'s cells (a shorter prefix wins); with ``counts`` also take its death
-        and start counts (on resume), else keep this archive's own (a sync between workers)."""
-        if int(state["cell_size"]) != self.cell_size:
-            raise ValueError(
-                f"archive cell_size {state['cell_size']} does not match {self.cell_size}"
-            )
+        and start counts (on resume), else keep this archive's own (a sync between workers).
+        Cells of another ``cell_size`` (a run resumed with another ``--archive-cell``) are
+        put into this archive's cells by their x, without their counts."""
+        same_size = int(state["cell_size"]) == self.cell_size
         for item in state["cells"]:
-            key = (int(item["key"][0]), int(item["key"][1]), int(item["key"][2]))
-            self.observe(key, int(item["x"]), bytes(item["prefix"]))
+            world, stage, x = int(item["key"][0]), int(item["key"][1]), int(item["x"])
+            key = (world, stage, int(item["key"][2]) if same_size else x // self.cell_size)
+            self.observe(key, x, bytes(item["prefix"]))
             cell = self.cells.get(key)
-            if counts and cell is not None:
+            if counts and same_size and cell is not None:
                 cell.deaths = float(item["deaths"]) * self._death_scale
                 cell.starts = int(item["starts"])
 

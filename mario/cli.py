@@ -14,6 +14,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from mario.config import MAX_ENVS_PER_CORE, MAX_EPISODE_STEPS, MAX_EPISODES, MAX_INT, MAX_SEED
+from mario.errors import brief, brief_path
+
 EXIT_USAGE = 2
 
 
@@ -28,8 +31,9 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from mario.checkpoint import CheckpointError
     from mario.config import ConfigError
 
-    # ValueError covers the env's argument checks and video.VideoOutputError (unwritable --out)
-    return (ConfigError, CheckpointError, ValueError)
+    # ValueError covers the env's argument checks and video.VideoOutputError (unwritable --out);
+    # OSError a path the system refuses (too long, no permission) before anything runs
+    return (ConfigError, CheckpointError, ValueError, OSError)
 
 
 # --------------------------------------------------------------------------- train
@@ -90,6 +94,7 @@ def _cmd_train(args: argparse.Namespace, argv: Sequence[str]) -> int | Callable[
     if args.resume is not None and _run_is_complete(args, overrides, yaml_values):
         return _finish(args, 0, "the run is complete")
 
+    from mario.collector import EXIT_ACTORS_FAILING
     from mario.run_setup import prepare_run
     from mario.runner import EXIT_DISK_FULL, EXIT_DIVERGED, Runner
 
@@ -97,8 +102,8 @@ def _cmd_train(args: argparse.Namespace, argv: Sequence[str]) -> int | Callable[
     runner = Runner(setup, argv=list(argv))
 
     def run() -> int:
-        status = runner.run()
-        if status in (EXIT_DIVERGED, EXIT_DISK_FULL):
+        status = runner.run()  # 5 (cluster lost) exits: a restart resumes once it is back
+        if status in (EXIT_DIVERGED, EXIT_DISK_FULL, EXIT_ACTORS_FAILING):
             return _finish(args, status, "a restart would not help (see the line above)")
         if status == 0 and not runner.stop_requested:
             return _finish(args, status, "the run is complete")
@@ -232,13 +237,21 @@ def _replay_output(args: argparse.Namespace, agent: Any, stage: str) -> tuple[Pa
         out = Path(args.out)
         is_gif = out.suffix.lower() == ".gif"
         if args.gif and not is_gif:
-            raise ValueError(f"--gif writes a GIF: give --out a .gif name, not {args.out!r}")
-        if agent.path is not None:
+            raise ValueError(f"--gif writes a GIF: give --out a .gif name, not {brief(args.out)}")
+        if agent.path is not None:  # never over a run's own files (metrics, best.json, ...)
             parent = agent.path.parent
-            guarded = parent if parent.name == CHECKPOINTS else agent.path
-            if guarded.resolve() in out.resolve().parents:
+            if parent.name == CHECKPOINTS:  # a run folder: only its videos/ takes videos
+                run, videos = parent.parent.resolve(), parent.parent.resolve() / "videos"
+                inside = run in out.resolve().parents and videos not in out.resolve().parents
+                if inside:
+                    raise ValueError(
+                        f"--out {args.out} is inside the run folder {parent.parent}, beside "
+                        f"its own files: choose a path in {parent.parent / 'videos'} or outside "
+                        "the run"
+                    )
+            elif agent.path.resolve() in out.resolve().parents:
                 raise ValueError(
-                    f"--out {args.out} is inside the checkpoint folder {guarded}: "
+                    f"--out {args.out} is inside the checkpoint folder {agent.path}: "
                     "choose a path outside it"
                 )
         return out, "gif" if is_gif else "mp4"
@@ -260,8 +273,9 @@ def _cmd_replay(args: argparse.Namespace, argv: Sequence[str]) -> int:
     """``mario replay``: render episodes to an MP4 (or GIF) and print what happened."""
     from mario.episodes import gif_fps, record
     from mario.game_options import parse_stage
-    from mario.video import VideoWriter
+    from mario.video import VideoWriter, check_video_options
 
+    check_video_options(scale=args.scale, fps=args.fps)  # before any folder is made
     agent = _agent_from_args(args)
     stage = args.stage or agent.config.run.stage
     parse_stage(stage)
@@ -346,30 +360,47 @@ def _cmd_bench(args: argparse.Namespace, argv: Sequence[str]) -> int:
 # --------------------------------------------------------------------------- parser
 
 
-def _int_at_least(low: int) -> Callable[[str], int]:
-    """An argparse type: a whole number >= ``low``, or a message saying what is wrong."""
+def _int_between(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: a whole number in [``low``, ``high``], or a message saying what is
+    wrong."""
 
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
+            raise argparse.ArgumentTypeError(
+                f"expected a whole number, got {brief(text)}"
+            ) from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be in [{low}, {high}], got {brief(value)}")
         return value
 
     return parse
 
 
-_positive_int = _int_at_least(1)
-_seed = _int_at_least(0)
+_positive_int = _int_between(1, MAX_INT)
+_seed = _int_between(0, MAX_SEED)
+_episodes = _int_between(1, MAX_EPISODES)
+_max_steps = _int_between(1, MAX_EPISODE_STEPS)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {brief(text)}") from None
+    if not 0.0 < value <= 3600.0:
+        raise argparse.ArgumentTypeError(f"must be in (0, 3600], got {brief(value)}")
+    return value
 
 
 def _epsilon(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected a number in [0, 1], got {brief(text)}"
+        ) from None
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"must be in [0, 1], got {value}")
     return value
@@ -441,7 +472,7 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--random", action="store_true", help="a random agent; no checkpoint")
     replay.add_argument("--pretrained", metavar="NAME", help=_pretrained_help())
     replay.add_argument("--out", help="output file (default: RUN/videos/replay-step-N.mp4)")
-    replay.add_argument("--episodes", type=_positive_int, default=1)
+    replay.add_argument("--episodes", type=_episodes, default=1)
     replay.add_argument("--stage", help="stage to play (default: the checkpoint's)")
     replay.add_argument(
         "--seed",
@@ -450,7 +481,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"episode i plays with seed SEED + i ({seeds})",
     )
     replay.add_argument(
-        "--max-steps", type=_positive_int, default=5000, help="agent steps per episode at most"
+        "--max-steps", type=_max_steps, default=5000, help="agent steps per episode at most"
     )
     replay.add_argument(
         "--epsilon", type=_epsilon, default=0.0, help="random-action probability (0: greedy)"
@@ -460,7 +491,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--scale",
         type=_positive_int,
         default=2,
-        help="integer upscale of the 256x240 frame (nearest neighbour)",
+        help="integer upscale of the 256x240 frame, 1 to 8 (nearest neighbour)",
     )
     replay.add_argument(
         "--overlay",
@@ -478,7 +509,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("path", nargs="?", help="run folder or checkpoint (not with --random)")
     ev.add_argument("--random", action="store_true", help="evaluate a random agent")
     ev.add_argument("--pretrained", metavar="NAME", help=_pretrained_help())
-    ev.add_argument("--episodes", type=_positive_int, default=10)
+    ev.add_argument("--episodes", type=_episodes, default=10)
     ev.add_argument("--stages", nargs="+", help="stages (default: the checkpoint's)")
     ev.add_argument(
         "--seed",
@@ -486,7 +517,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=EVAL_SEED,
         help=f"episode i plays with seed SEED + i ({seeds})",
     )
-    ev.add_argument("--max-steps", type=_positive_int, default=5000)
+    ev.add_argument("--max-steps", type=_max_steps, default=5000)
     ev.add_argument("--epsilon", type=_epsilon, default=0.0)
     ev.add_argument("--actions", default="simple", help="action set for --random")
     ev.add_argument("--device", default="auto")
@@ -495,15 +526,27 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="benchmarks (see docs/BENCHMARKS.md)")
     bench.add_argument("what", choices=("env", "replay", "learner", "train", "distributed"))
-    bench.add_argument("--seconds", type=float, default=3.0, help="per timed run")
-    bench.add_argument("--repeats", type=_positive_int, default=3)
-    bench.add_argument("--max-envs", type=_positive_int, help="env: largest vector size")
-    bench.add_argument("--num-envs", type=_positive_int, default=2, help="train: envs")
     bench.add_argument(
-        "--num-actors", type=_positive_int, default=2, help="distributed: Ray actors"
+        "--seconds", type=_seconds, default=3.0, help="per timed run (up to 3600; default 3)"
     )
     bench.add_argument(
-        "--envs-per-actor", type=_positive_int, default=1, help="distributed: envs per actor"
+        "--repeats", type=_int_between(1, 100), default=3, help="timed runs (default 3)"
+    )
+    bench.add_argument("--max-envs", type=_int_between(1, 256), help="env: largest vector size")
+    bench.add_argument(
+        "--num-envs", type=_int_between(1, 256), default=2, help="train: envs (default 2)"
+    )
+    bench.add_argument(
+        "--num-actors",
+        type=_int_between(1, 1024),
+        default=2,
+        help="distributed: Ray actors (default 2)",
+    )
+    bench.add_argument(
+        "--envs-per-actor",
+        type=_int_between(1, MAX_ENVS_PER_CORE),
+        default=1,
+        help="distributed: envs per actor (default 1)",
     )
     bench.add_argument(
         "--ray-address",
@@ -517,10 +560,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--algo", choices=("dqn", "ppo"), help="train: the algorithm (dqn)")
     bench.add_argument(
-        "--batch-sizes", type=_positive_int, nargs="+", help="learner: batch sizes to time"
+        "--batch-sizes",
+        type=_int_between(1, 65536),
+        nargs="+",
+        help="learner: batch sizes to time",
     )
     bench.add_argument(
-        "--steps", type=_positive_int, help="learner: updates per timed run (CUDA 200, CPU 20)"
+        "--steps",
+        type=_int_between(1, 1_000_000),
+        help="learner: updates per timed run (CUDA 200, CPU 20)",
     )
     for flag, what in (
         ("--amp", "bf16 autocast"),
@@ -548,8 +596,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         result = func(args, argv)
     except _user_errors() as error:
-        message = " ".join(str(error).split()) or type(error).__name__
+        if isinstance(error, OSError) and error.filename is not None:
+            message = f"{brief_path(error.filename)}: {error.strerror or type(error).__name__}"
+        else:
+            message = " ".join(str(error).split()) or type(error).__name__
         print(f"{prog}: error: {message}", file=sys.stderr)
+        status = getattr(error, "exit_status", EXIT_USAGE)  # e.g. 5: a cluster down for now
+        if status != EXIT_USAGE:
+            return int(status)
         return _finish(args, EXIT_USAGE, "bad input: a restart would not help")
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)

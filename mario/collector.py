@@ -21,6 +21,23 @@ from gymnasium.vector import AsyncVectorEnv
 from mario.algos.base import Transition
 from mario.archive import merge_states
 
+#: Exit status of a run whose emulators were lost with their machines (a Ray cluster's head):
+#: it saved first, and a restart resumes (or keeps trying to reach the cluster).
+EXIT_CLUSTER_LOST = 5
+#: Exit status of a run whose actors failed again and again with an error of their own: it
+#: saved first; a restart would fail the same way.
+EXIT_ACTORS_FAILING = 6
+
+
+class EmulatorsLost(Exception):
+    """The emulators can't go on (a lost Ray cluster, actors that keep failing) while the
+    learner is intact: the runner saves a checkpoint, prints the one-line message and exits
+    with ``exit_status`` (docs/RELIABILITY.md)."""
+
+    def __init__(self, message: str, exit_status: int) -> None:
+        super().__init__(message)
+        self.exit_status = exit_status
+
 
 @dataclass
 class EpisodeEnd:

@@ -16,8 +16,11 @@ that names the key, the value and what is valid.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
+import os
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -26,6 +29,7 @@ from typing import Any, Literal, get_args
 
 import yaml
 
+from mario.errors import brief, brief_path
 from mario.game_options import (
     ACTION_SET_NAMES,
     REWARD_NAMES,
@@ -46,6 +50,22 @@ class ConfigError(ValueError):
     """A bad config key or value; the message is one line for the user."""
 
 
+#: A config file larger than this is refused unread: mario's presets are under 2 KiB, and a
+#: bound here keeps a hostile file (or ``/dev/zero``) from taking the machine's memory.
+MAX_CONFIG_BYTES = 64 * 1024
+#: Longest text value of a key (a run folder path at most; ``stages`` and names are shorter).
+MAX_TEXT = 4096
+#: Largest whole number of any key (bounds that matter are each key's own, below this).
+MAX_INT = 10**15
+#: Emulator processes per CPU core at most (a machine's or a Ray actor's): more only slow
+#: each other down.
+MAX_ENVS_PER_CORE = 8
+#: Narrowest torso: 4 channels in the first layer (at 1/64 a layer would have none).
+MIN_NET_WIDTH = 0.125
+#: Most entries in a ``stages`` list (World 1-8 has 32 stages; repeats are dropped).
+MAX_STAGES = 64
+
+
 def _f(default: Any, help: str) -> Any:
     return field(default=default, metadata={"help": help})
 
@@ -54,7 +74,7 @@ def _at_least(section: Any, low: float, *names: str) -> None:
     for name in names:
         value = getattr(section, name)
         if value < low:
-            raise ConfigError(f"bad value {value!r} for {name}: must be >= {low:g}")
+            raise ConfigError(f"bad value {brief(value)} for {name}: must be >= {low:g}")
 
 
 def _within(section: Any, low: float, high: float, *names: str, open_low: bool = False) -> None:
@@ -62,8 +82,22 @@ def _within(section: Any, low: float, high: float, *names: str, open_low: bool =
         value = getattr(section, name)
         if not (low < value if open_low else low <= value) or value > high:
             bracket = "(" if open_low else "["
-            raise ConfigError(f"bad value {value!r} for {name}: must be in {bracket}{low}, {high}]")
+            raise ConfigError(
+                f"bad value {brief(value)} for {name}: must be in {bracket}{low}, {high}]"
+            )
 
+
+#: Characters W&B refuses in a project name (it would fail after the run folder is written).
+WANDB_FORBIDDEN = ("/", "\\", "#", "?", "%", ":")
+#: ``auto``, or a host name / IPv4 / [IPv6] address and a port.
+_RAY_ADDRESS = re.compile(r"auto|([A-Za-z0-9_.-]+|\[[0-9A-Fa-f:.]+\]):([1-9][0-9]{0,4})")
+#: Largest seed (NumPy's global generator takes 32 bits).
+MAX_SEED = 2**32 - 1
+#: Most episodes one evaluation or replay plays (per stage).
+MAX_EPISODES = 10_000
+#: Most agent steps of one evaluation or replay episode (the game's clock ends a stage within
+#: ~6,000 steps at frame skip 4; with the clock stopped, e.g. by a pause, this ends it).
+MAX_EPISODE_STEPS = 100_000
 
 EVAL_SEED = 1_000_000_000
 """Where evaluation and replay seeds start unless given. Training envs are seeded with the
@@ -109,23 +143,37 @@ class RunConfig:
         _at_least(self, 1, "total_steps", "num_envs", "checkpoint_every", "keep_checkpoints")
         if len(stages) > self.num_envs:
             raise ConfigError(
-                f"bad value {self.stages!r} for stages: {len(stages)} stages need at least as "
+                f"bad value {brief(self.stages)} for stages: {len(stages)} stages need at least as "
                 f"many envs, got num_envs {self.num_envs} (raise --num-envs or --num-actors)"
             )
         _at_least(self, 1, "log_every")
-        _at_least(self, 0, "seed")
+        _within(self, 0, MAX_SEED, "seed")
+        project = self.wandb_project
+        bad = any(c in project for c in WANDB_FORBIDDEN) or not project.isprintable()
+        if not 1 <= len(project) <= 128 or bad:
+            raise ConfigError(
+                f"bad value {brief(project)} for wandb_project: W&B project names have 1 to "
+                f"128 printable characters and none of {' '.join(WANDB_FORBIDDEN)}"
+            )
 
     def stage_list(self) -> list[str]:
-        """The stages the envs play: ``stages`` expanded (a world ``W`` is ``W-1`` .. ``W-4``,
-        repeats dropped), or ``[stage]``. ValueError names a bad one."""
-        out: list[str] = []
-        for token in self.stages.replace(",", " ").split():
-            names = [f"{token}-{s}" for s in range(1, 5)] if token.isdigit() else [token]
-            for name in names:
-                parse_stage(name)
-                if name not in out:
-                    out.append(name)
-        return out or [self.stage]
+        """The stages the envs play: ``stages`` expanded (:func:`expand_stages`), or
+        ``[stage]``. ValueError names a bad one."""
+        return expand_stages(self.stages) or [self.stage]
+
+
+def expand_stages(text: str) -> list[str]:
+    """Stage names and worlds separated by spaces or commas, as a list of stages: a world
+    ``W`` is ``W-1`` .. ``W-4``, repeats are dropped (``"1 2-1"``: 1-1 .. 1-4, 2-1).
+    ValueError names a bad one."""
+    out: list[str] = []
+    for token in text.replace(",", " ").split():
+        names = [f"{token}-{s}" for s in range(1, 5)] if token.isdigit() else [token]
+        for name in names:
+            parse_stage(name)
+            if name not in out:
+                out.append(name)
+    return out
 
 
 @dataclass
@@ -164,7 +212,8 @@ class EnvConfig:
             raise ConfigError(str(error)) from None
         if self.resize != 84:
             raise ConfigError(
-                f"bad value {self.resize!r} for resize: the networks take 84x84 frames (valid: 84)"
+                f"bad value {brief(self.resize)} for resize: the networks take 84x84 frames "
+                "(valid: 84)"
             )
         _at_least(self, 0, "noop_max", "max_episode_steps", "archive_backoff", "archive_settle")
         _at_least(self, 0.0, "death_penalty")
@@ -228,10 +277,12 @@ class DistConfig:
         "('': no Ray, emulator processes on this machine; needs mario[distributed])",
     )
     num_actors: int = _f(2, "with --ray-address: remote actors, one CPU each")
-    envs_per_actor: int = _f(1, "with --ray-address: emulators stepped by each actor")
-    actor_steps: int = _f(32, "with --ray-address, DQN: vector steps per batch an actor sends")
+    envs_per_actor: int = _f(1, "with --ray-address: emulators stepped by each actor (1-8)")
+    actor_steps: int = _f(
+        32, "with --ray-address, DQN: vector steps per batch an actor sends (1-4096)"
+    )
     actor_inflight: int = _f(
-        2, "with --ray-address, DQN: batches in flight per actor (backpressure)"
+        2, "with --ray-address, DQN: batches in flight per actor, 1-16 (backpressure)"
     )
     weights_every: float = _f(2.0, "with --ray-address, DQN: seconds between weight broadcasts")
     ordered: bool = _f(
@@ -242,10 +293,18 @@ class DistConfig:
     )
 
     def validate(self) -> None:
-        _at_least(self, 1, "num_actors", "envs_per_actor", "actor_steps", "actor_inflight")
+        if self.ray_address and not _RAY_ADDRESS.fullmatch(self.ray_address):
+            raise ConfigError(
+                f"bad value {brief(self.ray_address)} for ray_address: expected auto or "
+                "HOST:PORT (e.g. 10.0.0.5:6379)"
+            )
+        _at_least(self, 1, "num_actors")
+        _within(self, 1, MAX_ENVS_PER_CORE, "envs_per_actor")  # an actor has one CPU
+        _within(self, 1, 4096, "actor_steps")  # a batch of T x K frames in memory
+        _within(self, 1, 16, "actor_inflight")  # batches waiting in the learner's memory
         if not self.weights_every > 0:
             raise ConfigError(
-                f"bad value {self.weights_every!r} for weights_every: must be > 0 (seconds)"
+                f"bad value {brief(self.weights_every)} for weights_every: must be > 0 (seconds)"
             )
 
 
@@ -275,7 +334,8 @@ class DQNConfig:
     grad_clip: float = _f(10.0, "gradient-norm clip")
     dueling: bool = _f(False, "dueling Q head")
     net_width: float = _f(
-        1.0, "torso width: channels and hidden units times the Nature CNN's (0.5: CPU runs)"
+        1.0,
+        "torso width: channels and hidden units times the Nature CNN's, 0.125 to 4 (0.5: CPU runs)",
     )
     amp: bool = _f(False, "bf16 autocast on CUDA")
     compile: bool = _f(False, "torch.compile the network on CUDA")
@@ -310,16 +370,15 @@ class DQNConfig:
         _within(self, 0.0, 1.0, "gamma", "tau", open_low=True)
         if not 0.0 <= self.eps_end <= self.eps_start <= 1.0:
             raise ConfigError(
-                f"bad epsilon range {self.eps_start!r} -> {self.eps_end!r}: "
+                f"bad epsilon range {brief(self.eps_start)} -> {brief(self.eps_end)}: "
                 "need 0 <= eps_end <= eps_start <= 1"
             )
         for name in ("lr", "temperature", "grad_clip"):
             if getattr(self, name) <= 0:
-                raise ConfigError(f"bad value {getattr(self, name)!r} for {name}: must be > 0")
-        if not 0 < self.net_width <= 4:
-            raise ConfigError(f"bad value {self.net_width!r} for net_width: must be in (0, 4]")
+                raise ConfigError(f"bad value {brief(getattr(self, name))} for {name}: must be > 0")
+        _within(self, MIN_NET_WIDTH, 4.0, "net_width")  # below: layers of under 4 channels
         if self.per_beta > 1:
-            raise ConfigError(f"bad value {self.per_beta!r} for per_beta: must be in [0, 1]")
+            raise ConfigError(f"bad value {brief(self.per_beta)} for per_beta: must be in [0, 1]")
 
 
 @dataclass
@@ -347,7 +406,7 @@ class PPOConfig:
         _within(self, 0.0, 1.0, "gamma", "gae_lambda", "clip_coef", open_low=True)
         for name in ("lr", "grad_clip", "reward_scale"):
             if getattr(self, name) <= 0:
-                raise ConfigError(f"bad value {getattr(self, name)!r} for {name}: must be > 0")
+                raise ConfigError(f"bad value {brief(getattr(self, name))} for {name}: must be > 0")
 
 
 _SECTION_TYPES: dict[str, type] = {
@@ -382,7 +441,7 @@ class TrainConfig:
         """Check every section; raise ConfigError naming the first bad value."""
         if self.algo not in ALGOS:
             raise ConfigError(
-                f"bad value {self.algo!r} for algo: valid values are {', '.join(ALGOS)}"
+                f"bad value {brief(self.algo)} for algo: valid values are {', '.join(ALGOS)}"
             )
         for section in (self.dist, self.run, self.env, self.eval, self.learn):
             section.validate()
@@ -390,7 +449,7 @@ class TrainConfig:
                 choices = _choices(type(section), f.name)
                 if choices and getattr(section, f.name) not in choices:
                     raise ConfigError(
-                        f"bad value {getattr(section, f.name)!r} for {f.name}: valid values "
+                        f"bad value {brief(getattr(section, f.name))} for {f.name}: valid values "
                         f"are {', '.join(choices)}"
                     )
         if self.distributed:
@@ -399,7 +458,7 @@ class TrainConfig:
             smallest = self.run.num_envs * (self.env.stack + self.dqn.n_step + 2)
             if self.dqn.replay_size < smallest + self.dqn.batch_size:
                 raise ConfigError(
-                    f"bad value {self.dqn.replay_size!r} for replay_size: too small for "
+                    f"bad value {brief(self.dqn.replay_size)} for replay_size: too small for "
                     f"{self.run.num_envs} envs and batch {self.dqn.batch_size} (need >= "
                     f"{smallest + self.dqn.batch_size})"
                 )
@@ -407,7 +466,7 @@ class TrainConfig:
             batch = self.run.num_envs * self.ppo.n_steps
             if batch < self.ppo.minibatches:
                 raise ConfigError(
-                    f"bad value {self.ppo.minibatches!r} for minibatches: a rollout holds "
+                    f"bad value {brief(self.ppo.minibatches)} for minibatches: a rollout holds "
                     f"{batch} steps (num_envs x n_steps)"
                 )
         return self
@@ -489,8 +548,14 @@ def key_choices(key: str) -> tuple[str, ...]:
 def coerce(name: str, value: Any) -> Any:
     """Convert ``value`` (from YAML or the command line) to the key's type, or raise."""
     if name != "algo" and not sections_of(name):
-        raise ConfigError(f"unknown config key {name!r}: valid keys are {', '.join(all_keys())}")
+        raise ConfigError(
+            f"unknown config key {brief(name)}: valid keys are {', '.join(all_keys())}"
+        )
     kind = field_type(name)
+    if isinstance(value, list | tuple | dict | set) and not (
+        name == "stages" and isinstance(value, list | tuple)
+    ):  # never str() it: YAML aliases can make a nested value exponentially large
+        raise ConfigError(f"bad value {brief(value)} for {name}: expected {kind.__name__}")
     if kind is bool:
         if isinstance(value, bool):
             return value
@@ -500,14 +565,23 @@ def coerce(name: str, value: Any) -> Any:
         if text in ("0", "false", "no", "off"):
             return False
     elif kind is int:
+        whole: int | None = None
         if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        try:
-            number = float(str(value).replace("_", ""))
-            if number.is_integer():
-                return int(number)
-        except ValueError:
-            pass
+            whole = value
+        elif isinstance(value, str | float) and not isinstance(value, bool):
+            text = str(value).replace("_", "").strip()
+            try:
+                whole = int(text)
+            except ValueError:
+                with contextlib.suppress(ValueError):  # 1e6, 5000.0
+                    number = float(text)
+                    whole = int(number) if number.is_integer() else None
+        if whole is not None:
+            if abs(whole) > MAX_INT:
+                raise ConfigError(
+                    f"bad value {brief(value)} for {name}: whole numbers up to {MAX_INT:.0e}"
+                )
+            return whole
     elif kind is float:
         if not isinstance(value, bool):
             try:
@@ -517,32 +591,68 @@ def coerce(name: str, value: Any) -> Any:
             else:
                 if math.isfinite(number):
                     return number
-                raise ConfigError(f"bad value {value!r} for {name}: must be a finite number")
-    elif isinstance(value, str):
+                raise ConfigError(f"bad value {brief(value)} for {name}: must be a finite number")
+    elif isinstance(value, str | os.PathLike):  # a run_dir may be a Path
+        value = os.fspath(value)
+        if not isinstance(value, str) or len(value) > MAX_TEXT:
+            raise ConfigError(
+                f"bad value {brief(value)} for {name}: expected text of at most {MAX_TEXT:,} "
+                "characters"
+            )
         return value
     elif name == "stages" and isinstance(value, list | tuple):  # YAML list, CLI nargs
-        return " ".join(str(v) for v in value)
-    raise ConfigError(f"bad value {value!r} for {name}: expected {kind.__name__}")
+        if len(value) > MAX_STAGES or not all(isinstance(v, str | int) for v in value):
+            raise ConfigError(
+                f"bad value {brief(value)} for stages: expected at most {MAX_STAGES} stage "
+                "names or worlds (e.g. [1-1, 1-2] or [1])"
+            )
+        return coerce(name, " ".join(str(v) for v in value))
+    raise ConfigError(f"bad value {brief(value)} for {name}: expected {kind.__name__}")
 
 
 def load_yaml(path: Path) -> dict[str, Any]:
-    """Read a YAML config file into ``{key: typed value}``."""
+    """Read a YAML config file into ``{key: typed value}``.
+
+    The file is bounded (:data:`MAX_CONFIG_BYTES`) and every value must be a scalar, or a flat
+    list for ``stages``: nested values (also YAML's aliases, which can describe an exponential
+    document in a few hundred bytes) are refused before anything expands them.
+    """
+    shown = repr(brief_path(path))
     try:
-        data = yaml.safe_load(Path(path).read_text())
+        with open(path, "rb") as f:
+            raw = f.read(MAX_CONFIG_BYTES + 1)
     except FileNotFoundError:
-        raise ConfigError(f"config file {str(path)!r} does not exist") from None
-    except UnicodeDecodeError:
+        raise ConfigError(f"config file {shown} does not exist") from None
+    except OSError as error:
         raise ConfigError(
-            f"cannot read config file {str(path)!r}: not a text (YAML) file"
+            f"cannot read config file {shown}: {error.strerror or type(error).__name__}"
         ) from None
-    except (OSError, yaml.YAMLError) as error:
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(
+            f"config file {shown} is larger than {MAX_CONFIG_BYTES // 1024} KiB: not a mario "
+            "config (a file of key: value lines)"
+        )
+    try:
+        data = yaml.safe_load(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"cannot read config file {shown}: not a text (YAML) file") from None
+    except yaml.YAMLError as error:
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ConfigError(f"cannot read config file {str(path)!r}: {first}") from None
+        raise ConfigError(f"cannot read config file {shown}: {first[:120]}") from None
+    except (ValueError, RecursionError) as error:  # e.g. an integer of 5,000 digits, [[[[...
+        raise ConfigError(
+            f"cannot read config file {shown}: {type(error).__name__} while parsing it"
+        ) from None
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"config file {str(path)!r} must hold a mapping of key: value")
-    return {str(k).replace("-", "_"): coerce(str(k).replace("-", "_"), v) for k, v in data.items()}
+        raise ConfigError(f"config file {shown} must hold a mapping of key: value")
+    values: dict[str, Any] = {}
+    for k, v in data.items():
+        if not isinstance(k, str):
+            raise ConfigError(f"config file {shown}: key {brief(k)} is not a name")
+        values[k.replace("-", "_")] = coerce(k.replace("-", "_"), v)
+    return values
 
 
 def build_config(base: dict[str, Any] | None = None, **overrides: Any) -> TrainConfig:
@@ -556,7 +666,7 @@ def build_config(base: dict[str, Any] | None = None, **overrides: Any) -> TrainC
             values[key] = coerce(key, value)
     algo = values.pop("algo", "dqn")
     if algo not in ALGOS:
-        raise ConfigError(f"bad value {algo!r} for algo: valid values are {', '.join(ALGOS)}")
+        raise ConfigError(f"bad value {brief(algo)} for algo: valid values are {', '.join(ALGOS)}")
     other = "ppo" if algo == "dqn" else "dqn"
     sections: dict[str, dict[str, Any]] = {name: {} for name in _SECTION_TYPES}
     for key, value in values.items():
@@ -596,4 +706,10 @@ def check_resumable(saved: dict[str, Any], config: TrainConfig, checkpoint: Path
         raise ConfigError(
             f"checkpoint {checkpoint} was trained with actions={saved['actions']!r}, "
             f"stack={saved['stack']}: a run can't change its network's inputs or outputs"
+        )
+    if config.env.reward != saved.get("reward", "classic"):
+        raise ConfigError(
+            f"checkpoint {checkpoint} was trained with reward={saved.get('reward', 'classic')}: "
+            "a run can't change its reward (its replay memory and values hold the old scale); "
+            "start a new run for another reward"
         )

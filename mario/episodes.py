@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import statistics
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,9 +20,19 @@ import numpy as np
 
 from mario.algos.base import Explained, Policy
 from mario.checkpoint import CheckpointError, load_checkpoint, upgrade_state
-from mario.config import EVAL_SEED, TrainConfig, build_config
+from mario.config import (
+    EVAL_SEED,
+    MAX_EPISODE_STEPS,
+    MAX_EPISODES,
+    MAX_SEED,
+    ConfigError,
+    TrainConfig,
+    build_config,
+    expand_stages,
+)
 from mario.device import resolve_device
 from mario.env import action_label, action_set, make_env, parse_stage
+from mario.errors import brief, brief_path
 
 if TYPE_CHECKING:
     from mario.video import VideoWriter
@@ -84,8 +94,12 @@ def load_agent(path: str | Path, *, device: str = "auto", seed: int = 0) -> Agen
     from mario.algos import load_policy
 
     target = Path(path)
-    if not target.exists():
-        raise ValueError(f"{path}: no such run folder or checkpoint")
+    try:
+        target.stat()
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: no such run folder or checkpoint") from None
+    except OSError as error:  # a name too long, a loop of links, no permission
+        raise CheckpointError(f"{brief_path(path)}: {error.strerror or error}") from None
     torch_device = resolve_device(device)  # before the (slow) load
     state, info, warnings = load_checkpoint(target, fallback=True)
     for warning in warnings:
@@ -117,25 +131,67 @@ def load_pretrained(name: str, *, device: str = "auto", seed: int = 0) -> Agent:
 
     torch_device = resolve_device(device)
     data = pretrained.read(name)
-    weights = {k: v.float() for k, v in data["weights"].items()}
-    if data["algo"] == "dqn":  # the target head starts as a copy: acting uses the online one
-        weights |= {"target." + k[len("online.") :]: v for k, v in weights.items()}
-    state = {
-        "algo": data["algo"],
-        "config": data["config"],
-        "net_signature": data["net_signature"],
-        "algorithm": {"net": weights},
-    }
-    policy = load_policy(state, torch_device, seed)
+    try:
+        weights = {k: v.float() for k, v in data["weights"].items()}
+        if data["algo"] == "dqn":  # the target head starts as a copy: acting uses the online
+            weights |= {"target." + k[len("online.") :]: v for k, v in weights.items()}
+        state = {
+            "algo": data["algo"],
+            "config": data["config"],
+            "net_signature": data["net_signature"],
+            "algorithm": {"net": weights},
+        }
+        policy = load_policy(state, torch_device, seed)
+        agent = Agent(policy, build_config(data["config"]), int(data["step"]), None, name)
+    except (KeyError, TypeError, AttributeError, RuntimeError, ValueError) as error:
+        detail = f"no {error}" if isinstance(error, KeyError) else str(error).splitlines()[0]
+        raise CheckpointError(
+            f"the shipped agent {name} is damaged: reinstall mario ({detail[:100]})"
+        ) from None
     if torch_device.type == "cpu":
         torch.set_num_threads(1)
-    return Agent(policy, build_config(data["config"]), data["step"], None, name)
+    return agent
 
 
 def random_agent(actions: str = "simple", seed: int = 0) -> Agent:
     """The baseline: uniform random actions, default pipeline settings."""
     config = build_config({"actions": actions})
     return Agent(RandomPolicy(len(action_set(actions)), seed), config)
+
+
+def check_play_args(
+    *, episodes: int = 1, seed: int = 0, epsilon: float = 0.0, max_steps: int = 1
+) -> None:
+    """:class:`~mario.config.ConfigError` naming the first argument of an evaluation or
+    replay that is out of its bounds (the same as ``mario eval``'s options)."""
+    bounds: list[tuple[str, Any, float, float]] = [
+        ("episodes", episodes, 1, MAX_EPISODES),
+        ("seed", seed, 0, MAX_SEED),
+        ("max_steps", max_steps, 1, MAX_EPISODE_STEPS),
+    ]
+    for name, value, low, high in bounds:
+        if isinstance(value, bool) or not isinstance(value, int | np.integer):
+            raise ConfigError(f"bad value {brief(value)} for {name}: expected a whole number")
+        if not low <= value <= high:
+            raise ConfigError(f"bad value {brief(value)} for {name}: must be in [{low}, {high}]")
+    if isinstance(epsilon, bool) or not isinstance(epsilon, int | float) or not 0 <= epsilon <= 1:
+        raise ConfigError(f"bad value {brief(epsilon)} for epsilon: must be in [0, 1]")
+
+
+def stage_names(stages: str | Sequence[str]) -> list[str]:
+    """``stages`` (names and worlds: ``"1-1 1-2"``, ``["1"]``) as a list of stage names;
+    :class:`~mario.config.ConfigError` naming ``stages`` otherwise."""
+    if isinstance(stages, str):
+        stages = [stages]
+    if not isinstance(stages, Sequence) or not all(isinstance(s, str) for s in stages):
+        raise ConfigError(f"bad value {brief(stages)} for stages: expected stage names")
+    try:
+        names = expand_stages(" ".join(stages))
+    except ValueError as error:
+        raise ConfigError(f"bad value for stages: {error}") from None
+    if not names:
+        raise ConfigError("bad value for stages: no stage given (e.g. '1-1' or '1')")
+    return names
 
 
 def play_episode(
@@ -154,6 +210,7 @@ def play_episode(
     HUD data) is written; ``keep_screens`` keeps a copy of every frame in the result;
     ``on_step(step, action, explained, info, game)`` sees each chosen action before it is
     played (``game``: the :class:`~mario.env.MarioEnv`, e.g. for ``scripts/trace_episode.py``)."""
+    check_play_args(seed=seed, epsilon=epsilon, max_steps=max_steps)
     cfg = agent.config
     env_kwargs = cfg.env.kwargs() | {"max_episode_steps": max_steps}
     env = make_env(stage, **env_kwargs)
@@ -236,6 +293,7 @@ def evaluate(
     """Greedy (or ε) episodes per stage; the first episode can be recorded to a video."""
     from mario.video import VideoWriter
 
+    check_play_args(episodes=episodes, seed=seed, epsilon=epsilon, max_steps=max_steps)
     per_stage: dict[str, Any] = {}
     for stage in stages:
         parse_stage(stage)
@@ -282,6 +340,7 @@ def record(
     (nothing left at its path) if anything fails."""
     played = []
     with writer:
+        check_play_args(episodes=episodes, seed=seed, epsilon=epsilon, max_steps=max_steps)
         for k in range(episodes):
             played.append(
                 play_episode(

@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from mario.errors import brief
+
 #: Action set names, in gym-super-mario-bros's order of size (5, 7, 12 button combinations).
 ACTION_SET_NAMES: tuple[str, ...] = ("right_only", "simple", "complex")
 #: Reward functions (mario.game): the classic one (7.4.0's, the default) and 9.x's.
@@ -15,17 +17,17 @@ REWARD_NAMES: tuple[str, ...] = ("classic", "upstream")
 #: The stage that means "the whole game, from 1-1 until game over".
 FULL_GAME = "all"
 STAGES: tuple[str, ...] = tuple(f"{w}-{s}" for w in range(1, 9) for s in range(1, 5))
-_STAGE_RE = re.compile(r"^([1-8])-([1-4])$")
+_STAGE_RE = re.compile(r"([1-8])-([1-4])")
 
 
 def parse_stage(stage: str) -> tuple[int, int] | None:
     """``"W-S"`` → ``(world, stage)``; ``"all"`` → ``None`` (the full game)."""
     if stage == FULL_GAME:
         return None
-    match = _STAGE_RE.match(stage) if isinstance(stage, str) else None
+    match = _STAGE_RE.fullmatch(stage) if isinstance(stage, str) else None  # no '1-1\n'
     if match is None:
         raise ValueError(
-            f"unknown stage {stage!r}: valid stages are 'W-S' with world W in 1-8 and "
+            f"unknown stage {brief(stage)}: valid stages are 'W-S' with world W in 1-8 and "
             f"stage S in 1-4 (e.g. '1-1', '8-4'), or {FULL_GAME!r} for the full game"
         )
     return int(match.group(1)), int(match.group(2))

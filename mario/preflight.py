@@ -15,11 +15,9 @@ from pathlib import Path
 import torch
 
 from mario.algos.dqn.replay import ReplayMemory
-from mario.config import ConfigError, TrainConfig
+from mario.config import MAX_ENVS_PER_CORE, ConfigError, TrainConfig
 from mario.models import ActorCritic, MarioNet
 
-#: More emulator processes than this many per core only slow each other down.
-MAX_ENVS_PER_CORE = 8
 #: Host memory of the trainer process besides its replay memory (torch, the network, buffers).
 TRAINER_BYTES = 1 << 30
 #: Host memory of one emulator process (Python, NumPy, the emulator, its pipeline).
@@ -115,7 +113,8 @@ def check_resources(cfg: TrainConfig, run_dir: Path, device: torch.device, n_act
                 f"memory and {device} has {gib(gpu_free)} free; lower {what[2]}"
             )
     state, replay = checkpoint_bytes(cfg, n_actions)
-    disk = shutil.disk_usage(run_dir).free
+    on_disk = next(p for p in (run_dir, *run_dir.parents) if p.exists())  # before it is made
+    disk = shutil.disk_usage(on_disk).free
     if state + replay > disk:
         extra = f" (replay memory {gib(replay)})" if replay else ""
         raise ConfigError(

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mario.errors import brief_path
+
 __all__ = [
     "BEST",
     "CHECKPOINTS",
@@ -192,8 +194,13 @@ def list_checkpoints(run_dir: Path, *, verify: bool = False) -> list[CheckpointI
 def candidates(path: Path) -> tuple[list[CheckpointInfo], bool]:
     """Checkpoints for ``path``, newest first, and whether ``path`` named a whole run."""
     path = Path(path)
-    if not path.exists():
-        raise CheckpointError(f"{path}: missing (no such file or folder)")
+    try:
+        path.stat()
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: missing (no such file or folder)") from None
+    except OSError as error:  # a name too long, a loop of links, no permission
+        why = error.strerror or type(error).__name__
+        raise CheckpointError(f"{brief_path(path)}: {why}") from None
     if path.is_file():
         if path.name != STATE:
             raise CheckpointError(

@@ -34,7 +34,7 @@ from mario.device import resolve_device
 from mario.game_options import ACTION_SET_NAMES
 from mario.preflight import check_resources
 from mario.run_folder import CHECKPOINTS, MANIFEST, STEP_DIR, newest_run
-from mario.tracking import resolve_wandb_mode
+from mario.tracking import check_tensorboard, resolve_wandb_mode
 
 DEFAULT_ROOT = Path("checkpoints")
 #: Button combinations per action set (what the networks' outputs are sized for).
@@ -73,7 +73,13 @@ def lock_run_dir(run_dir: Path) -> TextIO:
     ``flock`` is released by the kernel when the process dies (even by ``kill -9``), so a
     stale lock never blocks a resume.
     """
-    handle = open(run_dir / ".lock", "a+")  # noqa: SIM115 - held until the process exits
+    try:
+        handle = open(run_dir / ".lock", "a+")  # noqa: SIM115 - held until the process exits
+    except OSError as error:  # e.g. RUN/.lock is a folder
+        raise ConfigError(
+            f"run folder {run_dir}: cannot use its lock file {run_dir / '.lock'} "
+            f"({error.strerror or type(error).__name__}): remove it, or choose another --run-dir"
+        ) from None
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -155,22 +161,62 @@ def prepare_run(
             "this "
             "run only collects random play and never learns; lower --burn-in"
         )
-    device = resolve_device(config.run.device)  # fail before anything is created
-    try:
-        check_writable(run_dir)
-        check_writable(run_dir / CHECKPOINTS)
-    except CheckpointError as error:
-        raise ConfigError(str(error)) from None
+    # Everything that can refuse the run comes before the folder is made: a refused start
+    # writes nothing (docs/RELIABILITY.md).
+    device = resolve_device(config.run.device)
+    if config.run.tensorboard:
+        try:
+            check_tensorboard()
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
+    wandb_mode, message = resolve_wandb_mode(config.run.wandb_mode, run_dir)  # online needs a key
+    if message:
+        notes.append(message)
     check_resources(config, run_dir, device, action_set_size(config.env.actions))
     if config.distributed:  # join the Ray cluster; it must have a CPU per actor
         from mario.distributed.cluster import connect
 
         connect(config)
-    wandb_mode, message = resolve_wandb_mode(config.run.wandb_mode, run_dir)  # online needs a key
-    if message:
-        notes.append(message)
-    lock = lock_run_dir(run_dir)
+    if state is not None and config.env.archive_share > 0:
+        was = int(state["config"].get("archive_cell", config.env.archive_cell))
+        if was != config.env.archive_cell:
+            notes.append(
+                f"the start archive's cells are rebuilt {config.env.archive_cell} px wide "
+                f"(were {was}): each keeps its shortest path, its death counts start over"
+            )
+    new = _first_missing(run_dir / CHECKPOINTS)  # run_dir too, if it is new
+    try:
+        check_writable(run_dir)
+        check_writable(run_dir / CHECKPOINTS)
+        lock = lock_run_dir(run_dir)
+    except CheckpointError as error:
+        _remove_empty_tree(new)
+        raise ConfigError(str(error)) from None
+    except BaseException:
+        _remove_empty_tree(new)
+        raise
     return RunSetup(config, run_dir, state, info, notes, lock, fork_of, wandb_mode)
+
+
+def _first_missing(path: Path) -> Path | None:
+    """The outermost folder of ``path`` (itself included) that does not exist yet."""
+    missing = None
+    for folder in (path, *path.parents):
+        if folder.exists():
+            break
+        missing = folder
+    return missing
+
+
+def _remove_empty_tree(top: Path | None) -> None:
+    """Remove ``top`` and the folders under it if they hold no files (what a refused start
+    made); anything else is left alone."""
+    if top is None or not top.is_dir():
+        return
+    walked = list(os.walk(top, topdown=False))  # children before their parents
+    if not any(files for _, _, files in walked):
+        for root, _, _ in walked:
+            os.rmdir(root)
 
 
 def _is_checkpoint(path: Path) -> bool:

@@ -18,6 +18,7 @@ import os
 import shlex
 import signal
 import sys
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -44,7 +45,7 @@ from mario.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from mario.collector import Collector, Emulators, EpisodeEnd
+from mario.collector import Collector, Emulators, EmulatorsLost, EpisodeEnd
 from mario.config import ConfigError
 from mario.device import resolve_device
 from mario.models import net_signature
@@ -223,7 +224,8 @@ class Runner:
     # -- the loop ----------------------------------------------------------------------------
     def run(self) -> int:
         """Train to ``total_steps`` or a stop signal; returns the exit status (see
-        docs/RELIABILITY.md): 0, 3 (diverged), 4 (disk full) or 130 (stopped unsaved)."""
+        docs/RELIABILITY.md): 0, 3 (diverged), 4 (disk full), 5 (Ray cluster lost, saved),
+        6 (actors keep failing, saved) or 130 (stopped unsaved)."""
         cfg = self.cfg
         for note in self.notes:
             print(note, file=sys.stderr)
@@ -235,8 +237,11 @@ class Runner:
                 flush=True,
             )
             return 0
+        # Python lets only the main thread set signal handlers; a run in another thread (the
+        # Python API from a worker thread) leaves stop signals to the program around it.
         signals = (signal.SIGINT, signal.SIGTERM)
-        previous = {s: signal.signal(s, self._on_signal) for s in signals}
+        in_main = threading.current_thread() is threading.main_thread()
+        previous = {s: signal.signal(s, self._on_signal) for s in signals} if in_main else {}
         try:
             self.collector = self._make_collector(cfg.run.seed + self.step)
             self._loop(self.collector)
@@ -252,6 +257,13 @@ class Runner:
         except (Diverged, DiskFull) as error:
             print(f"mario train: error: {error}", file=sys.stderr, flush=True)
             return EXIT_DIVERGED if isinstance(error, Diverged) else EXIT_DISK_FULL
+        except EmulatorsLost as lost:  # the learner is intact: keep what it learned
+            try:
+                saved = f"saved step {self.save().step}"
+            except (Diverged, DiskFull) as error:
+                saved = f"could not save: {error}"
+            print(f"mario train: error: {lost}; {saved}", file=sys.stderr, flush=True)
+            return lost.exit_status
         except StopNow:
             newest = list_checkpoints(self.run_dir)
             where = (

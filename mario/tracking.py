@@ -22,6 +22,7 @@ import re
 import secrets
 import shlex
 import string
+import sys
 import tempfile
 import time
 from collections.abc import Iterable
@@ -150,6 +151,17 @@ def _wandb_key_problem() -> str | None:
     return None
 
 
+def check_tensorboard() -> None:
+    """ValueError saying how to install TensorBoard if its writer cannot be imported."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter  # noqa: F401
+    except ImportError:
+        raise ValueError(
+            "tensorboard logging needs the tensorboard package: "
+            'pip install "mario[tensorboard]" (or leave out --tensorboard)'
+        ) from None
+
+
 def resolve_wandb_mode(requested: str, run_dir: Path | None = None) -> tuple[str, str | None]:
     """Turn a requested W&B mode into the one to use, with a one-line note for the user.
 
@@ -251,15 +263,12 @@ class Tracker:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.wandb_mode = wandb_mode
         self.notes: list[str] = []
+        self._plot_failures: set[str] = set()
         self._tb: Any = None
         if tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-            except ImportError:
-                raise ValueError(
-                    "tensorboard logging needs the tensorboard package: "
-                    'pip install "mario[tensorboard]" (or leave out --tensorboard)'
-                ) from None
+            check_tensorboard()
+            from torch.utils.tensorboard import SummaryWriter
+
             self._tb = SummaryWriter(str(self.run_dir / "tensorboard"))
         self.metrics_path = self.run_dir / METRICS
         _drop_partial_last_line(self.metrics_path)
@@ -380,9 +389,25 @@ class Tracker:
             video = wandb.Video(str(path), format=fmt)  # type: ignore[arg-type]
             self._run.log({key: video, "agent_step": step})
 
-    def plot(self) -> Path:
-        """Redraw ``RUN/curves.png`` from metrics.jsonl (atomically) and return its path."""
-        return plot_metrics(read_metrics(self.metrics_path), self.run_dir / CURVES)
+    def plot(self) -> Path | None:
+        """Redraw ``RUN/curves.png`` from metrics.jsonl (atomically) and return its path.
+
+        The curves never stop a run: damaged lines of metrics.jsonl are left out, and a
+        failure to draw is one warning line (once per kind of failure), then None.
+        """
+        try:
+            records = read_metrics(self.metrics_path, skip_bad=True)
+            return plot_metrics(records, self.run_dir / CURVES)
+        except Exception as error:
+            why = " ".join(f"{type(error).__name__}: {error}".split())[:160]
+            if why not in self._plot_failures:
+                self._plot_failures.add(why)
+                print(
+                    f"warning: could not draw {self.run_dir / CURVES} ({why}); training goes on",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            return None
 
     def close(self, exit_code: int = 0) -> None:
         """Finish the W&B run, wait until its files are written, close metrics.jsonl.
@@ -439,10 +464,11 @@ def _drop_partial_last_line(path: Path) -> None:
         return
 
 
-def read_metrics(path: Path) -> list[dict[str, Any]]:
+def read_metrics(path: Path, *, skip_bad: bool = False) -> list[dict[str, Any]]:
     """Records of a metrics.jsonl; an unfinished last line (from a kill) is skipped.
 
-    A malformed line elsewhere raises ValueError naming the file and line.
+    A malformed line elsewhere raises ValueError naming the file and line (``skip_bad``:
+    it is left out instead, as the plots do).
     """
     path = Path(path)
     try:
@@ -457,10 +483,12 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
         try:
             record = json.loads(line)
         except ValueError:
-            if number == len(lines):  # no newline after it: the write was cut short
-                break
+            if number == len(lines) or skip_bad:  # no newline after the last: cut short
+                continue
             raise ValueError(f"{path}:{number}: not a JSON line") from None
         if not isinstance(record, dict) or not isinstance(record.get("step"), int):
+            if skip_bad:
+                continue
             raise ValueError(f"{path}:{number}: not a metrics record (needs an int 'step')")
         records.append(record)
     return records

@@ -36,6 +36,8 @@ from typing import TYPE_CHECKING, Literal
 import cv2
 import numpy as np
 
+from mario.errors import brief
+
 if TYPE_CHECKING:
     import av.container
     import av.video.stream
@@ -113,6 +115,20 @@ def short_action_label(name: str) -> str:
     return "".join(_BUTTON_ABBREV.get(b, b) for b in name.split("+"))
 
 
+#: Largest upscale: 2048x1920 frames (a GIF at 40x took 2.2 GB for 21 frames).
+MAX_SCALE = 8
+#: Highest frame rate of a video (the NES runs at 60).
+MAX_FPS = 240
+
+
+def check_video_options(*, scale: int, fps: int | Fraction) -> None:
+    """ValueError naming ``scale`` or ``fps`` if it is out of its bounds."""
+    if isinstance(scale, bool) or not isinstance(scale, int) or not 1 <= scale <= MAX_SCALE:
+        raise ValueError(f"scale must be a whole number in 1..{MAX_SCALE}, got {brief(scale)}")
+    if isinstance(fps, bool) or not isinstance(fps, int | Fraction) or not 0 < fps <= MAX_FPS:
+        raise ValueError(f"fps must be in (0, {MAX_FPS}], got {brief(fps)}")
+
+
 def video_size(scale: int = 1, agent_view: bool = False) -> tuple[int, int]:
     """``(width, height)`` of the composed video frame."""
     width = (FRAME_WIDTH + (PANEL_WIDTH if agent_view else 0)) * scale
@@ -174,11 +190,8 @@ class VideoWriter:
             fmt = "gif" if self.path.suffix.lower() == ".gif" else "mp4"
         if fmt not in ("mp4", "gif"):
             raise ValueError(f"fmt must be 'mp4' or 'gif', got {fmt!r}")
-        if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
-            raise ValueError(f"scale must be an integer >= 1, got {scale!r}")
+        check_video_options(scale=scale, fps=fps)
         self.fps = Fraction(fps).limit_denominator(1001)
-        if self.fps <= 0:
-            raise ValueError(f"fps must be > 0, got {fps!r}")
         self.fmt: VideoFormat = fmt
         self.scale = scale
         self.overlay = overlay

@@ -12,6 +12,7 @@ import itertools
 import json
 import os
 import signal
+import subprocess
 import time
 from collections import Counter
 from pathlib import Path
@@ -23,6 +24,7 @@ import torch
 
 from mario.algos.base import Transition
 from mario.checkpoint import list_checkpoints, load_checkpoint
+from mario.collector import EXIT_ACTORS_FAILING
 from mario.config import TrainConfig, build_config
 from mario.distributed.actor import EnvActor
 from mario.distributed.collector import RayCollector
@@ -33,6 +35,7 @@ from mario.run_setup import prepare_run
 from mario.runner import Runner
 from mario.tracking import read_metrics
 from tests.conftest import (
+    MARIO,
     assert_one_line_error,
     mario_env,
     run_mario,
@@ -40,7 +43,11 @@ from tests.conftest import (
     wait_for_checkpoint,
 )
 from tests.test_train import TOY, greedy_success
-from tests.toy_env import make_corridor_sync, make_slow_corridor_sync
+from tests.toy_env import (
+    make_corridor_sync,
+    make_failing_corridor_sync,
+    make_slow_corridor_sync,
+)
 
 K, T = 2, 16  # envs per actor, steps per batch
 
@@ -214,6 +221,106 @@ def test_a_killed_actor_is_replaced_and_the_batches_go_on(ray_address: str) -> N
         assert {int(s[0].streams[0]) for s in more} == {0, 2}
     finally:
         collector.close()
+
+
+def test_an_actor_that_raises_is_replaced(ray_address: str) -> None:
+    """An exception inside an actor (here its env's step, on each actor's first start) is
+    caught like a death: the batch is dropped, a new actor takes the slot, batches go on
+    (``ordered``, so that both actors' batches come within the first six)."""
+    cfg = toy_config(ray_address, ordered=True)
+    net = MarioNet(3, 4)
+    collector = RayCollector(
+        cfg, 3, lambda: (acting_weights(net), 0, 0), seed=2, env_fn=make_failing_corridor_sync
+    )
+    collector.reset()
+    try:
+        streams = {int(b[0].streams[0]) for b in collect(collector, 6)}
+    finally:
+        collector.close()
+    assert streams == {0, 2} and collector.restarts == 2 and collector.failures == [0, 0]
+
+
+def test_actors_that_keep_raising_end_the_run_with_a_checkpoint(
+    ray_address: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An actor slot that fails 3 times in a row (the same error every start) would loop
+    for ever: the run saves what the learner holds, says why in one line and returns 6."""
+    run = tmp_path / "run"
+    setup = prepare_run(
+        {
+            **TOY["dqn"],
+            "run_dir": str(run),
+            "wandb_mode": "disabled",
+            "seed": 2**31,  # make_failing_corridor_sync: fails at every start
+            "ray_address": ray_address,
+            "num_actors": 2,
+            "envs_per_actor": 2,
+        }
+    )
+    runner = Runner(setup, actor_env_factory=make_failing_corridor_sync, n_actions=3)
+    assert runner.run() == EXIT_ACTORS_FAILING
+    err = capsys.readouterr().err  # (with Ray's own log lines from the session's cluster)
+    lines = [line for line in err.splitlines() if line.startswith("mario train: error")]
+    assert len(lines) == 1 and "failed 3 times in a row" in lines[0], err
+    assert "the toy corridor failed on purpose" in lines[0] and "saved step 0" in lines[0]
+    state, info, _ = load_checkpoint(run)
+    assert info.step == 0 and state["counters"]["step"] == 0
+
+
+@pytest.mark.slow
+def test_a_lost_cluster_head_saves_and_exits_5(tmp_path: Path, home: Path) -> None:
+    """kill -9 of a cluster head's GCS and raylet mid-run (its own cluster, not the session's):
+    the trainer notices within seconds, saves what it learned (weights, replay memory),
+    says so in one line and exits 5, which a restart policy resumes from."""
+    import shutil
+    import socket
+    import tempfile
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    temp = tempfile.mkdtemp(prefix="ray-head-", dir="/tmp")  # short: Ray's socket paths
+    ray_bin = str(Path(MARIO).parent / "ray")
+    env = mario_env(home)
+    start = [ray_bin, "start", "--head", f"--port={port}", "--num-cpus=2", f"--temp-dir={temp}"]
+    start += ["--include-dashboard=false", "--disable-usage-stats"]
+    subprocess.run(start, env=env, check=True, capture_output=True, timeout=120)
+    run = tmp_path / "run"
+    try:
+        proc = start_mario(
+            *TRAIN,
+            "--ray-address",
+            f"127.0.0.1:{port}",
+            "--num-actors",
+            "2",
+            "--total-steps",
+            "100000",
+            "--checkpoint-every",
+            "200",
+            "--run-dir",
+            str(run),
+            home=home,
+        )
+        first = wait_for_checkpoint(proc, run)
+        head = [f"gcs_server.*{temp}", f"raylet.*{temp}"]
+        for pattern in head:
+            subprocess.run(["pkill", "-9", "-f", pattern], check=True)
+        t0 = time.monotonic()
+        _, err = proc.communicate(timeout=120)
+        seconds = time.monotonic() - t0
+    finally:
+        subprocess.run(["pkill", "-9", "-f", temp], check=False)
+        if proc.poll() is None:
+            proc.kill()
+        shutil.rmtree(temp, ignore_errors=True)
+    assert proc.returncode == 5, err
+    assert "Traceback" not in err, err
+    lines = [line for line in err.splitlines() if "error" in line.lower()]
+    assert len(lines) == 1 and "lost the Ray cluster" in lines[0], err
+    _, info, _ = load_checkpoint(run)
+    assert info.step >= first and f"saved step {info.step}" in lines[0]
+    assert info.replay_path is not None  # the replay memory came along
+    print(f"head killed: trainer saved and exited in {seconds:.1f} s")
 
 
 def test_a_ppo_round_survives_a_killed_actor_and_keeps_its_weights(ray_address: str) -> None:
@@ -417,11 +524,25 @@ def test_mario_train_ppo_on_ray_with_the_emulator_and_resume(
     assert resumed["counters"]["updates"] > state["counters"]["updates"]
 
 
+def test_an_unreachable_cluster_is_one_line_and_exit_5_even_in_a_container(
+    tmp_path: Path, home: Path
+) -> None:
+    """A cluster that does not answer may be down for now: exit 5 (not 2, not idling with
+    --idle-when-done), so a restart policy keeps trying until it is back."""
+    for extra in ([], ["--idle-when-done"]):
+        args = [*TRAIN, "--ray-address", "127.0.0.1:1", "--run-dir", str(tmp_path / "r"), *extra]
+        result = run_mario(*args, home=home)
+        assert result.returncode == 5, result.stderr
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1 and "cannot reach the Ray cluster" in lines[0], result.stderr
+        assert "ray start --head" in lines[0] and not (tmp_path / "r").exists()
+
+
 @pytest.mark.parametrize(
     ("args", "needles"),
     [
-        (["--ray-address", "127.0.0.1:1"], ["cannot reach the Ray cluster", "ray start --head"]),
         (["--ray-address", "auto", "--num-actors", "0"], ["num_actors", "must be >= 1"]),
+        (["--ray-address", ":"], ["bad value ':' for ray_address", "HOST:PORT"]),
         (["--stages", "1-1", "1-5"], ["unknown stage '1-5'"]),
         (["--stages", "1", "--num-envs", "2"], ["4 stages need at least as many envs"]),
     ],

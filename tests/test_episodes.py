@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -426,6 +427,33 @@ def test_a_shipped_agent_acts_like_its_checkpoint(
         pretrained.read("nope")
 
 
+def test_a_damaged_shipped_agent_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A shipped agent's file cut short, overwritten with noise, emptied or holding another
+    object (a broken install) gets one line saying to reinstall, from eval and replay; a
+    name is a name, never a path to some other .pt file."""
+    import torch
+
+    from mario import pretrained
+
+    good = pretrained.path_of("1-1").read_bytes()
+    monkeypatch.setattr(pretrained, "_HERE", tmp_path)
+    torch.save({"format": 1, "algo": "dqn", "weights": {}}, tmp_path / "hollow.pt")
+    damaged = {"cut": good[: len(good) // 2], "noise": os.urandom(4096), "empty": b""}
+    for name, data in damaged.items():
+        (tmp_path / f"{name}.pt").write_bytes(data)
+    for name in [*damaged, "hollow"]:
+        for command in ("eval", "replay"):
+            out = ["--out", str(tmp_path / "x.mp4")] if command == "replay" else []
+            result = cli(capsys, command, "--pretrained", name, "--max-steps", "5", *out)
+            assert_one_line_error(result, f"the shipped agent {name}", "damaged", "reinstall")
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "x.pt").write_bytes(good)
+    result = cli(capsys, "eval", "--pretrained", "elsewhere/x", "--max-steps", "5")
+    assert_one_line_error(result, "unknown pretrained agent 'elsewhere/x'")
+
+
 @pytest.mark.slow
 def test_every_shipped_agent_plays_from_the_cli(home: Path) -> None:
     """What the README tells a newcomer to run works for each agent in mario/pretrained."""
@@ -507,6 +535,7 @@ def test_bad_input_is_one_line_and_exit_2(
     run: Run, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     before = checkpoint_files(run.path)
+    metrics, best = (run.path / "metrics.jsonl").read_bytes(), (run.path / "best.json").read_bytes()
     newest = list_checkpoints(run.path)[-1].path
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -535,7 +564,14 @@ def test_bad_input_is_one_line_and_exit_2(
         (["replay", "--random", "--stage", "0-0"], ["unknown stage '0-0'"], out),
         (["replay", good, "--device", "tpu"], ["unknown device 'tpu'", "cpu"], out),
         (["replay", good, "--gif"], ["--gif", ".gif"], out),
-        (["replay", good], ["inside the checkpoint folder"], run.path / "checkpoints" / "x.mp4"),
+        (["replay", good], ["inside the run folder"], run.path / "checkpoints" / "x.mp4"),
+        (["replay", good], ["inside the run folder", "videos"], run.path / "metrics.jsonl"),
+        (["replay", good], ["inside the run folder"], run.path / "best.json"),
+        (["replay", good, "--scale", "100000"], ["scale", "1..8", "100000"], out),
+        (["replay", good, "--gif", "--scale", "40"], ["scale", "1..8"], tmp_path / "x.gif"),
+        (["replay", good, "--fps", "1000000"], ["fps", "240"], out),
+        (["replay", good, "--stage", "1-1\n"], ["unknown stage '1-1\\n'"], out),
+        (["eval", "--pretrained", "../../x"], ["unknown pretrained agent '../../x'"], out),
         (["eval", str(tmp_path / "nope")], ["no such run folder"], out),
         (["eval", str(empty)], ["no complete checkpoint"], out),
         (["eval", str(no_manifest)], ["no complete checkpoint"], out),
@@ -549,14 +585,17 @@ def test_bad_input_is_one_line_and_exit_2(
         (["eval", good, "--pretrained", "nope"], ["only one of", "not both"], out),
     ]
     for args, needles, target in cases:
+        existed = target.exists()  # a run's own file: checked below to be unchanged
         full = [*args, "--max-steps", "5"]
         if args[0] == "replay":
             full += ["--out", str(target)]
         result = cli(capsys, *full)
         assert_one_line_error(result, *needles)
         assert result.stderr.startswith(f"mario {args[0]}: error: "), result.stderr
-        assert not leftovers(target.parent, target.name), (args, target)
+        assert existed or not leftovers(target.parent, target.name), (args, target)
     assert checkpoint_files(run.path) == before
+    assert (run.path / "metrics.jsonl").read_bytes() == metrics  # --out never overwrote it
+    assert (run.path / "best.json").read_bytes() == best
 
 
 def test_bad_input_through_the_console_script(tmp_path: Path, home: Path) -> None:
@@ -567,7 +606,11 @@ def test_bad_input_through_the_console_script(tmp_path: Path, home: Path) -> Non
     neither = run_mario("eval", "--episodes", "1", home=home)
     assert_one_line_error(neither, "missing PATH")
     negative = run_mario("eval", "--random", "--seed", "-1", home=home)
-    assert_one_line_error(negative, "argument --seed", "must be >= 0, got -1")
+    assert_one_line_error(negative, "argument --seed", "must be in [0, 4294967295], got -1")
     word = run_mario("replay", "--random", "--seed", "x", "--out", str(out), home=home)
     assert_one_line_error(word, "argument --seed", "expected a whole number, got 'x'")
+    big = run_mario("eval", "--random", "--seed", "4294967296", home=home)
+    assert_one_line_error(big, "argument --seed", "must be in [0, 4294967295]")
+    many = run_mario("eval", "--random", "--episodes", "100000", home=home)
+    assert_one_line_error(many, "argument --episodes", "must be in [1, 10000]")
     assert not leftovers(tmp_path, out.name)

@@ -25,7 +25,9 @@ from mario.pause_points import ENV
 from mario.run_setup import prepare_run
 from mario.runner import EXIT_DISK_FULL, EXIT_DIVERGED, REPEAT_WINDOW_S, Runner
 from tests.conftest import (
+    MARIO,
     assert_one_line_error,
+    mario_env,
     run_mario,
     snapshot,
     start_mario,
@@ -113,6 +115,45 @@ def test_resuming_an_older_checkpoint_forks_into_a_new_folder(
     # --resume A --run-dir B is a fork too (it was silently ignored), and B must be new
     again = run_mario("train", "--resume", str(run_copy), "--run-dir", str(fork))
     assert_one_line_error(again, f"run folder {fork} already holds a run")
+
+
+@pytest.mark.slow
+def test_refused_resumes_write_nothing(
+    run_copy: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A resume refused for any reason leaves the run folder byte for byte: TensorBoard
+    asked for but not installed (it rewrote config.yaml and appended to command.txt), a W&B
+    project W&B would refuse, another reward (the replay memory holds the old scale)."""
+    import sys
+
+    from mario import cli
+
+    before = snapshot(run_copy)
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # as if not installed
+    resume = ["train", "--resume", str(run_copy), "--total-steps", "500", "--tensorboard"]
+    assert cli.main(resume) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and 'pip install "mario[tensorboard]"' in err, err
+    for args, needle in (
+        (["--wandb-project", "a#b"], "wandb_project"),
+        (["--reward", "upstream"], "can't change its reward"),
+    ):
+        result = run_mario("train", "--resume", str(run_copy), "--total-steps", "500", *args)
+        assert_one_line_error(result, needle)
+    assert snapshot(run_copy) == before
+
+
+@pytest.mark.slow
+def test_a_damaged_metrics_line_does_not_stop_a_run(run_copy: Path) -> None:
+    """One bad line in metrics.jsonl (a --out into it, a disk error) crashed every later
+    checkpoint in Tracker.plot: the curves leave it out and the run goes on."""
+    with open(run_copy / "metrics.jsonl", "a") as f:
+        f.write("garbage that is not JSON\n")
+    result = run_mario("train", "--resume", str(run_copy), "--total-steps", "600")
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert [c.step for c in list_checkpoints(run_copy)][-1] == 600
+    assert (run_copy / "curves.png").stat().st_size > 10_000
 
 
 def test_pruning_never_deletes_the_checkpoint_just_written_or_newer(tmp_path: Path) -> None:
@@ -292,13 +333,63 @@ def test_limits_are_checked_before_anything_starts(tmp_path: Path, home: Path) -
     cases = [
         (["--num-envs", "10000"], [f"{cores} CPU cores", "emulator processes"]),
         (["--replay-size", str(10**12)], ["replay_size", "GiB", "available"]),
-        (["--seed", "-1"], ["bad value -1 for seed", ">= 0"]),
+        (["--seed", "-1"], ["bad value -1 for seed", "[0, 4294967295]"]),
         (["--config", str(binary)], [str(binary), "not a text (YAML) file"]),
     ]
     for args, needles in cases:
         result = run_mario("train", *args, "--run-dir", str(tmp_path / "r"), home=home)
         assert_one_line_error(result, *needles)
     assert not list_checkpoints(tmp_path / "r")
+
+
+def _laughs(key: str, levels: int) -> str:
+    """A "billion laughs" YAML: ``levels`` lists of aliases inside the value of ``key``, each
+    nine times the one before (9 levels: 9**9 items in under 500 bytes)."""
+    lists = ["&a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    for i in range(1, levels):
+        lists.append(f"&a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]")
+    return f"{key}: [{', '.join(lists)}]\n"
+
+
+def test_hostile_config_files_get_one_short_line(tmp_path: Path, home: Path) -> None:
+    """A few hundred bytes of YAML aliases describe 9**9 items; a file can be endless, huge
+    or deeply nested: each is one short line, exit 2, within a 2 GiB address-space limit."""
+    import resource
+
+    files = {
+        "laughs.yaml": _laughs("stages", 9),
+        "six.yaml": _laughs("lr", 6),
+        "keys.yaml": "1: 2\n",  # a key that is not a name
+        "deep.yaml": "stages: " + "[" * 20_000 + "]" * 20_000 + "\n",
+        "digits.yaml": "seed: " + "9" * 5_000 + "\n",
+        "big.yaml": "stages:\n" + "  - 1-1\n" * 20_000,  # 160 KB: larger than any config
+        "list.yaml": "stages: [" + ", ".join(["1-1"] * 100) + "]\n",
+    }
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    needles = {
+        "laughs.yaml": ["stages", "a list of 9 items"],
+        "six.yaml": ["lr", "expected float"],
+        "keys.yaml": ["is not a name"],
+        "deep.yaml": ["cannot read config file"],
+        "digits.yaml": ["cannot read config file"],
+        "big.yaml": ["larger than 64 KiB"],
+        "list.yaml": ["stages", "at most 64"],
+    }
+    paths = [*(str(tmp_path / n) for n in files), "/dev/zero"]
+    needles["/dev/zero"] = ["larger than 64 KiB"]
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
+
+    for path in paths:
+        args = [MARIO, "train", "--config", path, "--run-dir", str(tmp_path / "r")]
+        result = subprocess.run(
+            args, capture_output=True, text=True, timeout=60, env=mario_env(home), preexec_fn=limit
+        )
+        assert_one_line_error(result, *needles[Path(path).name if path != "/dev/zero" else path])
+        assert len(result.stderr) < 300, result.stderr[:500]
+    assert not (tmp_path / "r").exists()
 
 
 # ------------------------------------------------------------------------ 9. signals

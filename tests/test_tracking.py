@@ -445,3 +445,29 @@ def test_a_stopped_process_leaves_no_wandb_temp_dirs(tmp_path: Path, stage: str)
     assert proc.returncode == -signal.SIGTERM, proc.stderr
     assert proc.stdout.strip() == "stopping"
     assert sorted(p.name for p in tmp.iterdir()) == []
+
+
+def test_the_curves_never_stop_a_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A damaged line in metrics.jsonl (it crashed every later checkpoint) is left out of the
+    plot; a failure to draw at all is one warning line, once, and never an exception."""
+    import mario.tracking
+
+    with Tracker(tmp_path, {}, wandb_mode="disabled") as tracker:
+        tracker.log(100, {"return": 1.0, "x_pos": 50}, kind="episode")
+        with open(tmp_path / "metrics.jsonl", "a") as f:
+            f.write("this is not JSON\n[1, 2]\n")
+        tracker.log(200, {"return": 2.0, "x_pos": 80}, kind="episode")
+        assert tracker.plot() == tmp_path / "curves.png"
+        assert matplotlib.image.imread(tmp_path / "curves.png").shape[0] > 100
+        with pytest.raises(ValueError, match=r"metrics.jsonl:\d+: not a JSON line"):
+            read_metrics(tmp_path / "metrics.jsonl")  # strict where asked
+
+        def broken(*args: object, **kwargs: object) -> Path:
+            raise RuntimeError("no canvas")
+
+        monkeypatch.setattr(mario.tracking, "plot_metrics", broken)
+        assert tracker.plot() is None and tracker.plot() is None
+    err = capsys.readouterr().err
+    assert err.count("warning: could not draw") == 1 and "RuntimeError: no canvas" in err

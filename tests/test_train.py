@@ -295,8 +295,29 @@ def test_bad_inputs_get_one_line_and_exit_2(tmp_path: Path, home: Path) -> None:
         ),
         (["info", str(tmp_path)], [str(tmp_path)]),
     ]
-    for args, needles in cases:
-        assert_one_line_error(run_mario(*args, home=home, cwd=tmp_path), *needles)
+    hostile = [  # options that passed their check and failed later, or named no option
+        (["train", "--net-width", "0.01"], ["net_width", "[0.125, 4.0]"]),
+        (["train", "--seed", "1e30"], ["seed", "whole numbers up to 1e+15"]),
+        (["train", "--seed", "4294967296"], ["seed", "[0, 4294967295]"]),
+        (["train", "--stage", "1-1\n"], ["unknown stage '1-1\\n'"]),
+        (["train", "--wandb-project", "a/b"], ["wandb_project", "none of / \\ # ? % :"]),
+        (["train", "--wandb-project", "x" * 129], ["wandb_project", "1 to 128"]),
+        (["train", "--total-steps", "9" * 5000], ["total_steps", "expected int"]),
+        (["train", "--run-dir", "r" * 5000], ["run_dir", "at most 4,096 characters"]),
+        (["train", "--run-dir", "r" * 3000], ["File name too long"]),
+        (["train", "--resume", "r" * 3000], ["File name too long"]),
+        (["info", "r" * 3000], ["File name too long"]),
+        (["eval", "r" * 3000], ["File name too long"]),
+        (["train", "--num-envs", "100"], ["num_envs", "emulator processes"]),  # wrote RUN/
+        (["train", "--ray-address", "auto", "--envs-per-actor", "100"], ["envs_per_actor"]),
+        (["train", "--ray-address", "auto", "--actor-steps", "100000000"], ["actor_steps"]),
+        (["train", "--ray-address", "auto", "--actor-inflight", "200000"], ["actor_inflight"]),
+    ]
+    for args, needles in cases + hostile:
+        result = run_mario(*args, home=home, cwd=tmp_path)
+        assert_one_line_error(result, *needles)
+        short = (args, needles) not in cases  # (an unknown key's line lists the valid keys)
+        assert not short or len(result.stderr) < 400, result.stderr
     assert not (tmp_path / "checkpoints").exists()  # nothing was started
 
 

@@ -94,3 +94,24 @@ def make_slow_corridor_sync(num_envs: int, seed: int) -> gym.vector.VectorEnv:
         [_slow_corridor for _ in range(num_envs)],
         autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
     )
+
+
+class _Failing(gym.Wrapper):
+    """Every step raises (an exception inside a remote actor: a bug, a MemoryError)."""
+
+    def step(self, action: Any) -> Any:
+        raise RuntimeError("the toy corridor failed on purpose")
+
+
+def make_failing_corridor_sync(num_envs: int, seed: int) -> gym.vector.VectorEnv:
+    """:func:`make_corridor_sync` whose steps raise while ``seed`` is below 1,000,000: an
+    actor's first start (a replacement's seeds are 1,000,000 higher), so each actor fails
+    once and its replacement plays; with ``seed`` >= 2**31 it fails at every start."""
+    failing = seed < 1_000_000 or seed >= 2**31
+
+    def make() -> gym.Env:
+        return _Failing(make_corridor()) if failing else make_corridor()
+
+    return gym.vector.SyncVectorEnv(
+        [make for _ in range(num_envs)], autoreset_mode=gym.vector.AutoresetMode.SAME_STEP
+    )

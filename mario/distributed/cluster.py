@@ -11,10 +11,19 @@ import logging
 import os
 import socket
 
+from mario.collector import EXIT_CLUSTER_LOST
 from mario.config import ConfigError, TrainConfig
 
 #: Seconds to wait for the cluster's GCS port to accept a TCP connection.
 PROBE_TIMEOUT_S = 5.0
+
+
+class ClusterUnreachable(ConfigError):
+    """No Ray cluster answers at the address. Not bad input alone: a cluster that is down for
+    now comes back, so ``mario train`` exits with :data:`~mario.collector.EXIT_CLUSTER_LOST`
+    (even with ``--idle-when-done``) and a restart policy retries."""
+
+    exit_status = EXIT_CLUSTER_LOST
 
 
 def connect(cfg: TrainConfig) -> None:
@@ -29,13 +38,16 @@ def connect(cfg: TrainConfig) -> None:
     address = cfg.dist.ray_address
     if not ray.is_initialized():
         os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")  # workers: this interpreter
+        # Ray's driver exits (status 1, silently) when the head has not answered for this long
+        # (60 s by default): leave the trainer time to notice the loss itself and save.
+        os.environ.setdefault("RAY_gcs_rpc_server_reconnect_timeout_s", "600")
         target = _resolve(address)
         _probe(address, target)
         try:
             ray.init(address=target, logging_level=logging.WARNING, log_to_driver=True)
         except (ConnectionError, RuntimeError, ValueError) as error:
             first = (str(error).strip().splitlines() or [type(error).__name__])[0]
-            raise ConfigError(
+            raise ClusterUnreachable(
                 f"cannot join the Ray cluster at {address} ({target}): {first}"
             ) from None
     cpus = int(ray.cluster_resources().get("CPU", 0))
@@ -52,12 +64,17 @@ def _resolve(address: str) -> str:
     HOST:PORT."""
     from ray._private.services import canonicalize_bootstrap_address
 
+    quiet = logging.getLogger("ray._private.services")  # it logs a traceback, then raises
+    level = quiet.level
+    quiet.setLevel(logging.CRITICAL)
     try:
         target = canonicalize_bootstrap_address(address)
     except (ConnectionError, ValueError) as error:
-        raise ConfigError(_unreachable(address, str(error).splitlines()[0])) from None
+        raise ClusterUnreachable(_unreachable(address, str(error).splitlines()[0])) from None
+    finally:
+        quiet.setLevel(level)
     if not target:
-        raise ConfigError(_unreachable(address, "no running Ray cluster found"))
+        raise ClusterUnreachable(_unreachable(address, "no running Ray cluster found"))
     return target
 
 
@@ -69,7 +86,7 @@ def _probe(address: str, target: str) -> None:
         with socket.create_connection((host, int(port)), timeout=PROBE_TIMEOUT_S):
             pass
     except OSError as error:
-        raise ConfigError(
+        raise ClusterUnreachable(
             _unreachable(address, f"{target}: {error.strerror or type(error).__name__}")
         ) from None
 

@@ -9,16 +9,27 @@ With ``ordered`` it takes the batches in turn (actor 0, 1, ..., 0, ...) and broa
 each round: every actor then runs the same calls in the same order on every run (Ray runs one
 caller's calls to an actor in order), so a seeded run is reproducible.
 
-Every call to an actor may find it dead (its process or its machine gone): the error
-(``RayActorError`` and its kin, or a lost result object) is caught where the result is read;
-the batch is dropped, the actor is replaced by a new one (with the newest weights; its envs
-start new episodes, and the replay memory cuts the lost ones), and training goes on. Calls
-whose result is not read (weight broadcasts) surface a death through the next batch.
+Every call to an actor may find it dead (its process or its machine gone) or failing (an
+exception inside it): the error (``RayActorError`` and its kin, a lost result object, or
+``RayTaskError``) is caught where the result is read; the batch is dropped, the actor is
+replaced by a new one (with the newest weights; its envs start new episodes, and the replay
+memory cuts the lost ones), and training goes on. Calls whose result is not read (weight
+broadcasts) surface a death through the next batch. Two things end the run instead, with a
+checkpoint (:class:`~mario.collector.EmulatorsLost`): the cluster itself gone, and an actor
+slot that failed :data:`MAX_FAILURES` times in a row (the same error would come back
+forever). The cluster is gone when this machine's raylet is (checked before every call into
+Ray: Ray ends the driver process at once, unsaved, when it touches a dead raylet's object
+store) or the head's GCS port refuses connections (probed after every failure and every few
+seconds without a batch, well before Ray's driver would give up on its own reconnect
+timeout, which :func:`mario.distributed.cluster.connect` raises to 10 minutes).
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
+import re
+import socket
 import sys
 import time
 from collections.abc import Callable
@@ -28,7 +39,7 @@ import numpy as np
 import torch
 
 from mario.algos.base import Transition
-from mario.collector import EpisodeEnd
+from mario.collector import EXIT_ACTORS_FAILING, EXIT_CLUSTER_LOST, EmulatorsLost, EpisodeEnd
 from mario.config import TrainConfig
 from mario.distributed.actor import EnvActor, EnvFn
 from mario.distributed.wire import Batch, decode
@@ -39,12 +50,78 @@ WeightsFn = Callable[[], tuple[dict[str, torch.Tensor], int, int]]
 #: checks for a stop signal); a warning after this many seconds without any.
 WAIT_S = 1.0
 STARVED_WARN_S = 60.0
+#: Seconds without a batch after which the cluster's head is probed (then again as often).
+PROBE_EVERY_S = 5.0
+#: Failures in a row of one actor slot (no batch in between) that end the run.
+MAX_FAILURES = 3
 
 
-def _death_errors() -> tuple[type[BaseException], ...]:
-    from ray.exceptions import ObjectLostError, OwnerDiedError, RayActorError, WorkerCrashedError
+def _failure_errors() -> tuple[type[BaseException], ...]:
+    from ray.exceptions import (
+        ObjectLostError,
+        OwnerDiedError,
+        RayActorError,
+        RayTaskError,
+        WorkerCrashedError,
+    )
 
-    return (RayActorError, WorkerCrashedError, ObjectLostError, OwnerDiedError)
+    return (RayActorError, WorkerCrashedError, ObjectLostError, OwnerDiedError, RayTaskError)
+
+
+_RESUME = (
+    f". The run saved here; resume it once the cluster is back (a restart policy does: exit "
+    f"status {EXIT_CLUSTER_LOST})"
+)
+
+
+def _why(error: BaseException) -> str:
+    """An actor failure in a few words: an exception raised inside the actor by its own
+    type and message (not Ray's wrapper with the remote traceback)."""
+    cause = getattr(error, "cause", None)
+    shown = cause if isinstance(cause, BaseException) else error
+    text = re.sub(r"\x1b\[[0-9;]*m", "", f"{type(shown).__name__}: {shown}")
+    return " ".join(text.split())[:160]
+
+
+def local_raylet_pid() -> int | None:
+    """The pid of this machine's raylet (its plasma store holds what the driver puts), found
+    once by its socket in ``/proc``; None where that cannot be told (not Linux, not found)."""
+    import ray
+
+    node = getattr(ray._private.worker.global_worker, "node", None)
+    name = getattr(node, "raylet_socket_name", None)
+    if not name or not os.path.isdir("/proc"):
+        return None
+    flag = f"--raylet_socket_name={name}".encode()
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                with open(f"/proc/{entry.name}/cmdline", "rb") as f:
+                    if flag in f.read().split(b"\0"):
+                        return int(entry.name)
+            except OSError:
+                continue
+    return None
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie, killed but not reaped, does not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+def head_reachable(gcs_address: str, timeout: float = 2.0) -> bool:
+    """Whether the cluster head's GCS port (``HOST:PORT``) accepts a TCP connection."""
+    host, _, port = gcs_address.rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+            return True
+    except (OSError, ValueError):
+        return False
 
 
 class RayCollector:
@@ -74,12 +151,19 @@ class RayCollector:
         self.env_fn = env_fn
         self.num_envs = cfg.run.num_envs
         self.from_archive = np.zeros(self.num_envs, dtype=bool)
+        # Every failure is reported here, in one line; the batches dropped with a failed
+        # actor would otherwise each be logged by Ray with a traceback.
+        os.environ.setdefault("RAY_IGNORE_UNHANDLED_ERRORS", "1")
         self._remote: Any = ray.remote(num_cpus=1, max_restarts=0)(EnvActor)
-        self._dead = _death_errors()
+        self._failure_types = _failure_errors()
+        self._gcs = ray.get_runtime_context().gcs_address
+        self._raylet = local_raylet_pid()
+        self._next_probe = 0.0
         n = cfg.dist.num_actors
         self.actors: list[Any] = [None] * n
         self.inflight: dict[Any, int] = {}  # collect() result ref -> actor index
         self.starts = [0] * n  # actors started per slot (1 + restarts)
+        self.failures = [0] * n  # per slot: failures since its last batch
         self.restarts = 0
         self.dropped = 0
         self.versions = [-1] * n
@@ -112,6 +196,8 @@ class RayCollector:
         batch was lost with its actor): ``(None, transitions, episodes ended)``."""
         import ray
 
+        self._check_raylet()
+
         # Wait on each actor's oldest call only: an actor runs its calls in order, and its
         # streams must reach the replay memory in that order; with several of one actor's
         # results ready, ray.wait(num_returns=1) may hand back a later one first.
@@ -128,10 +214,11 @@ class RayCollector:
         i = self.inflight.pop(ref)
         try:
             batch: Batch = ray.get(ref)
-        except self._dead as error:
+        except self._failure_types as error:
             self._replace(i, error)
             return None, [], []
         self._waiting_since = time.monotonic()
+        self.failures[i] = 0
         if self.cfg.dist.ordered:  # the next actor's turn; a round ends with a broadcast
             self._turn = (i + 1) % len(self.actors)
             if self._turn == 0:
@@ -199,9 +286,19 @@ class RayCollector:
         self.inflight[self.actors[i].collect.remote()] = i
 
     def _replace(self, i: int, error: BaseException) -> None:
-        """Drop actor ``i``'s batches in flight and start a new actor in its place."""
+        """Drop actor ``i``'s batches in flight and start a new actor in its place, unless the
+        cluster is gone or the slot keeps failing (:class:`EmulatorsLost`)."""
         import ray
 
+        self._check_head()
+        why = _why(error)
+        self.failures[i] += 1
+        if self.failures[i] >= MAX_FAILURES:
+            raise EmulatorsLost(
+                f"actor {i} failed {self.failures[i]} times in a row without a batch, last "
+                f"with {why}",
+                EXIT_ACTORS_FAILING,
+            )
         lost = [ref for ref, j in self.inflight.items() if j == i]
         for ref in lost:
             del self.inflight[ref]
@@ -209,10 +306,8 @@ class RayCollector:
         self.restarts += 1
         with contextlib.suppress(Exception):  # already gone
             ray.kill(self.actors[i], no_restart=True)
-        why = " ".join(str(error).split())[:160]
         print(
-            f"actor {i} died ({type(error).__name__}: {why}): dropped its batches, starting "
-            "a new one",
+            f"actor {i} failed ({why}): dropped its batches, starting a new one",
             file=sys.stderr,
             flush=True,
         )
@@ -223,6 +318,7 @@ class RayCollector:
         import ray
 
         weights, version, step = self.weights()
+        self._check_raylet()
         self._weights_ref = ray.put(weights)
         self._weights_meta = (version, step)
         for actor in self.actors:
@@ -230,7 +326,32 @@ class RayCollector:
                 actor.set_weights.remote(self._weights_ref, version, step)
         self._next_broadcast = time.monotonic() + self.cfg.dist.weights_every
 
+    def _check_raylet(self) -> None:
+        """:class:`EmulatorsLost` if this machine's raylet is gone. Checked before every call
+        into Ray (a few microseconds): Ray ends the driver process at once, unsaved, when
+        it touches the object store of a dead raylet."""
+        if self._raylet is not None and not process_alive(self._raylet):
+            raise EmulatorsLost(
+                f"lost the Ray cluster: this machine's raylet (pid {self._raylet}) is gone"
+                f"{_RESUME}",
+                EXIT_CLUSTER_LOST,
+            )
+
+    def _check_head(self) -> None:
+        """:class:`EmulatorsLost` if the cluster's head (or this machine's raylet) no longer
+        answers."""
+        self._check_raylet()
+        if not head_reachable(self._gcs):
+            raise EmulatorsLost(
+                f"lost the Ray cluster: its head ({self._gcs}) does not answer{_RESUME}",
+                EXIT_CLUSTER_LOST,
+            )
+
     def _starving(self) -> None:
+        now = time.monotonic()
+        if now - self._waiting_since >= PROBE_EVERY_S and now >= self._next_probe:
+            self._next_probe = now + PROBE_EVERY_S
+            self._check_head()
         waited = time.monotonic() - self._waiting_since
         if waited >= STARVED_WARN_S:
             print(

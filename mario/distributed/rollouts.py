@@ -45,6 +45,7 @@ class RolloutCollector(RayCollector):
         signal); starts a round with the newest weights when none is being played."""
         import ray
 
+        self._check_raylet()
         if not self._playing:
             self._broadcast()
             self._round.clear()
@@ -56,7 +57,7 @@ class RolloutCollector(RayCollector):
             i = self.inflight.pop(ref)
             try:
                 self._round[i] = ray.get(ref)
-            except self._dead as error:
+            except self._failure_types as error:
                 self._replace(i, error)  # the new actor plays this round's rollout again
         if self.inflight:
             self._starving()

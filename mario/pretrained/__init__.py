@@ -11,6 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from mario.errors import brief
+from mario.run_folder import CheckpointError
+
 _HERE = Path(__file__).parent
 FORMAT = 1
 
@@ -25,21 +28,29 @@ def names() -> list[str]:
 
 
 def path_of(name: str) -> Path:
-    path = _HERE / f"{name}.pt"
-    if not path.is_file():
+    """The file of the shipped agent ``name``: a name from :func:`names`, never a path."""
+    if name not in names():
         shipped = ", ".join(names()) or "none"
-        raise UnknownAgent(f"unknown pretrained agent {name!r}: shipped agents are {shipped}")
-    return path
+        raise UnknownAgent(f"unknown pretrained agent {brief(name)}: shipped agents are {shipped}")
+    return _HERE / f"{name}.pt"
 
 
 def read(name: str) -> dict[str, Any]:
-    """The stored agent (weights, config, provenance), safely loaded."""
+    """The stored agent (weights, config, provenance), safely loaded;
+    :class:`~mario.run_folder.CheckpointError` if its file is damaged."""
+    import pickle
+
     import torch
 
     path = path_of(name)
-    data = torch.load(path, map_location="cpu", weights_only=True)
+    damaged = f"the shipped agent {name} ({path}) is damaged: reinstall mario"
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, pickle.UnpicklingError, EOFError, ValueError, OSError) as error:
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0][:100]
+        raise CheckpointError(f"{damaged} ({first})") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise UnknownAgent(f"{path}: not a mario pretrained agent of format {FORMAT}")
+        raise CheckpointError(f"{damaged} (not a mario pretrained agent of format {FORMAT})")
     return data
 
 
