@@ -14,10 +14,10 @@ from typing import Any
 
 __version__ = "0.2.0"
 _LAZY = {
-    "ACTION_SETS": "mario.env",
-    "MarioEnv": "mario.env",
-    "make_env": "mario.env",
-    "make_vec_env": "mario.env",
+    "ACTION_SETS": "mario.game.env",
+    "MarioEnv": "mario.game.env",
+    "make_env": "mario.game.env",
+    "make_vec_env": "mario.game.env",
     "train": "mario.api",
     "load_agent": "mario.api",
     "random_agent": "mario.api",
@@ -25,7 +25,7 @@ _LAZY = {
     "evaluate": "mario.api",
     "write_video": "mario.api",
     "ConfigError": "mario.config",
-    "CheckpointError": "mario.run_folder",
+    "CheckpointError": "mario.storage.run_folders",
 }
 __all__ = ["__version__", *_LAZY]
 

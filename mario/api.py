@@ -26,7 +26,8 @@ from typing import Any
 import numpy as np
 
 from mario.config import EVAL_SEED, ConfigError
-from mario.episodes import Agent, Episode
+from mario.playing.agents import Agent
+from mario.playing.episodes import Episode
 
 
 def train(
@@ -46,8 +47,8 @@ def train(
     """
     from mario.config import load_yaml
     from mario.presets import preset_path
-    from mario.run_setup import prepare_run
-    from mario.runner import Runner
+    from mario.training.runner import Runner
+    from mario.training.setup import prepare_run
 
     yaml_values: dict[str, Any] = {}
     if preset:
@@ -66,14 +67,14 @@ def train(
 
 def load_agent(path: str | Path, *, device: str = "auto", seed: int = 0) -> Agent:
     """The agent of a run folder (its newest checkpoint) or a checkpoint, DQN or PPO."""
-    from mario.episodes import load_agent as load
+    from mario.playing.agents import load_agent as load
 
     return load(path, device=device, seed=seed)
 
 
 def random_agent(actions: str = "simple", seed: int = 0) -> Agent:
     """Uniform random actions: the baseline."""
-    from mario.episodes import random_agent as make
+    from mario.playing.agents import random_agent as make
 
     return make(actions, seed)
 
@@ -89,10 +90,10 @@ def play(
     frames: bool = True,
 ) -> list[Episode]:
     """Play greedy episodes from the stage's real start (default: the agent's stage); with
-    ``frames`` each :class:`~mario.episodes.Episode` keeps every emulator frame in ``screens``
-    ((240, 256, 3) uint8, 60 per second)."""
-    from mario.episodes import check_play_args, play_episode
-    from mario.game_options import parse_stage
+    ``frames`` each :class:`~mario.playing.episodes.Episode` keeps every emulator frame in
+    ``screens`` ((240, 256, 3) uint8, 60 per second)."""
+    from mario.game.options import parse_stage
+    from mario.playing.episodes import check_play_args, play_episode
 
     check_play_args(episodes=episodes, seed=seed, epsilon=epsilon, max_steps=max_steps)
     stage = stage or agent.config.run.stage
@@ -125,8 +126,8 @@ def evaluate(
     """Per stage: mean and median return, mean and max x_pos, flag rate, and the runs.
     ``stages``: names or worlds (``"1-1"``, ``"1"``, ``["1-1", "1-2"]``; default: the
     agent's stage)."""
-    from mario.episodes import evaluate as run_evaluation
-    from mario.episodes import stage_names
+    from mario.playing.episodes import evaluate as run_evaluation
+    from mario.playing.episodes import stage_names
 
     names = stage_names(agent.config.run.stage if stages is None else stages)
     return run_evaluation(agent, names, episodes, seed=seed, epsilon=epsilon, max_steps=max_steps)
@@ -137,8 +138,8 @@ def write_video(
 ) -> Path:
     """Write full-colour frames to an H.264 MP4, or a looping GIF for a ``.gif`` path (its
     folder is created if missing)."""
-    from mario.episodes import gif_fps
-    from mario.video import VideoWriter
+    from mario.playing.episodes import gif_fps
+    from mario.playing.video import VideoWriter
 
     Path(path).parent.mkdir(parents=True, exist_ok=True)
 

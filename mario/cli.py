@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from mario import algos
 from mario.config import MAX_ENVS_PER_CORE, MAX_EPISODE_STEPS, MAX_EPISODES, MAX_INT, MAX_SEED
 from mario.errors import brief, brief_path
 
@@ -28,8 +29,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
-    from mario.checkpoint import CheckpointError
     from mario.config import ConfigError
+    from mario.storage.checkpoints import CheckpointError
 
     # ValueError covers the env's argument checks and video.VideoOutputError (unwritable --out);
     # OSError a path the system refuses (too long, no permission) before anything runs
@@ -42,17 +43,19 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 def _add_config_options(parser: argparse.ArgumentParser) -> None:
     from mario.config import all_keys, build_config, field_of, field_type, key_choices, sections_of
 
-    defaults = {name: build_config({"algo": name}) for name in ("dqn", "ppo")}
+    specs = {spec.name: spec for spec in algos.specs()}
+    defaults = {name: build_config({"algo": name}).algorithm for name in specs}
     for key in all_keys():
         flag = "--" + key.replace("_", "-")
         kind = field_type(key)
         if key == "algo":
-            help_text = "learning algorithm: dqn (Double DQN) or ppo (default: dqn)"
+            valid = ", ".join(f"{name} ({spec.title})" for name, spec in specs.items())
+            help_text = f"learning algorithm: {valid} (default: dqn)"
         else:
             _, f = field_of(key)
-            owners = [s for s in sections_of(key) if s in ("dqn", "ppo")]
-            if len(owners) == 2:
-                shown = ", ".join(f"{o} {getattr(getattr(defaults[o], o), key)}" for o in owners)
+            owners = [s for s in sections_of(key) if s in specs]
+            if len(owners) > 1:
+                shown = ", ".join(f"{o} {getattr(defaults[o], key)}" for o in owners)
                 help_text = f"{f.metadata['help']} (default: {shown})"
             elif owners:
                 help_text = f"{owners[0].upper()}: {f.metadata['help']} (default: {f.default})"
@@ -94,9 +97,9 @@ def _cmd_train(args: argparse.Namespace, argv: Sequence[str]) -> int | Callable[
     if args.resume is not None and _run_is_complete(args, overrides, yaml_values):
         return _finish(args, 0, "the run is complete")
 
-    from mario.collector import EXIT_ACTORS_FAILING
-    from mario.run_setup import prepare_run
-    from mario.runner import EXIT_DISK_FULL, EXIT_DIVERGED, Runner
+    from mario.training.collector import EXIT_ACTORS_FAILING
+    from mario.training.runner import EXIT_DISK_FULL, EXIT_DIVERGED, Runner
+    from mario.training.setup import prepare_run
 
     setup = prepare_run(overrides, yaml_values=yaml_values, resume=args.resume)
     runner = Runner(setup, argv=list(argv))
@@ -120,7 +123,7 @@ def _run_is_complete(
     the options checked as a real resume would and nothing written. A container restarted
     after its run finished costs a fraction of a second."""
     from mario.config import build_config, check_algo, check_resumable
-    from mario.run_folder import list_checkpoints, newest_run
+    from mario.storage.run_folders import list_checkpoints, newest_run
 
     given = overrides.get("run_dir") or yaml_values.get("run_dir")
     if args.resume == "auto":
@@ -165,8 +168,8 @@ def _finish(args: argparse.Namespace, status: int, why: str) -> int:
 
 
 def _cmd_info(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from mario.backend import backend_name
-    from mario.checkpoint import load_checkpoint, upgrade_state
+    from mario.game.backends import backend_name
+    from mario.storage.checkpoints import load_checkpoint, upgrade_state
 
     state, info, warnings = load_checkpoint(Path(args.path), fallback=True)
     for warning in warnings:
@@ -203,7 +206,7 @@ def _cmd_info(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
 def _agent_from_args(args: argparse.Namespace, actions: str = "simple") -> Any:
     from mario.device import resolve_device
-    from mario.episodes import load_agent, random_agent
+    from mario.playing.agents import load_agent, random_agent
 
     chosen = [bool(args.path), args.random, bool(args.pretrained)]
     if sum(chosen) > 1:
@@ -211,7 +214,7 @@ def _agent_from_args(args: argparse.Namespace, actions: str = "simple") -> Any:
             "give only one of a checkpoint PATH, --pretrained NAME or --random, not both"
         )
     if args.pretrained:
-        from mario.episodes import load_pretrained
+        from mario.playing.agents import load_pretrained
 
         return load_pretrained(args.pretrained, device=args.device, seed=args.seed)
     if args.random:
@@ -230,8 +233,8 @@ def _replay_output(args: argparse.Namespace, agent: Any, stage: str) -> tuple[Pa
     Default: ``RUN/videos/replay-step-N.mp4`` for a checkpoint of a run folder (beside the
     checkpoint folder otherwise), ``random-STAGE.mp4`` in the working folder for --random.
     """
-    from mario.run_folder import CHECKPOINTS, run_dir_of
-    from mario.video import VideoOutputError
+    from mario.playing.video import VideoOutputError
+    from mario.storage.run_folders import CHECKPOINTS, run_dir_of
 
     if args.out:
         out = Path(args.out)
@@ -271,9 +274,9 @@ def _replay_output(args: argparse.Namespace, agent: Any, stage: str) -> tuple[Pa
 
 def _cmd_replay(args: argparse.Namespace, argv: Sequence[str]) -> int:
     """``mario replay``: render episodes to an MP4 (or GIF) and print what happened."""
-    from mario.episodes import gif_fps, record
-    from mario.game_options import parse_stage
-    from mario.video import VideoWriter, check_video_options
+    from mario.game.options import parse_stage
+    from mario.playing.episodes import gif_fps, record
+    from mario.playing.video import VideoWriter, check_video_options
 
     check_video_options(scale=args.scale, fps=args.fps)  # before any folder is made
     agent = _agent_from_args(args)
@@ -309,7 +312,7 @@ def _cmd_replay(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
 def _cmd_eval(args: argparse.Namespace, argv: Sequence[str]) -> int:
     """``mario eval``: greedy evaluation per stage; ``--json`` prints one object."""
-    from mario.episodes import evaluate
+    from mario.playing.episodes import evaluate
 
     agent = _agent_from_args(args, actions=args.actions)
     stages = args.stages or [agent.config.run.stage]
@@ -407,7 +410,7 @@ def _epsilon(text: str) -> float:
 
 
 def _pretrained_help() -> str:
-    from mario.pretrained import names
+    from mario.playing.pretrained import names
 
     return f"an agent shipped with mario: {', '.join(names()) or 'none yet'}"
 
@@ -417,15 +420,16 @@ def build_parser() -> argparse.ArgumentParser:
         prog="mario",
         description="Train agents (Double DQN or PPO) to play Super Mario Bros; watch them play.",
     )
-    from mario import __version__, backend
+    from mario import __version__
     from mario.config import EVAL_SEED
+    from mario.game import backends
 
     seeds = f"default {EVAL_SEED}: above every training env's seed"
 
     parser.add_argument(
         "--version",
         action="version",
-        version=f"mario {__version__}, game backend {backend.describe()}",
+        version=f"mario {__version__}, game backend {backends.describe()}",
     )
     sub = parser.add_subparsers(
         dest="command",
@@ -437,7 +441,7 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser(
         "train",
         help="train an agent, Double DQN or PPO (resumable)",
-        description="Train an agent (--algo dqn|ppo). Every config key is an "
+        description=f"Train an agent (--algo {'|'.join(algos.names())}). Every config key is an "
         "option; --config FILE (YAML) and --preset NAME set several.",
     )
     train.add_argument("--config", metavar="FILE", help="YAML file of config keys")
@@ -558,7 +562,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="train: the learning settings of a preset (algorithm, batch, network, bf16)",
     )
-    bench.add_argument("--algo", choices=("dqn", "ppo"), help="train: the algorithm (dqn)")
+    bench.add_argument("--algo", choices=algos.names(), help="train: the algorithm (dqn)")
     bench.add_argument(
         "--batch-sizes",
         type=_int_between(1, 65536),

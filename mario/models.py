@@ -233,4 +233,11 @@ def net_signature(net: nn.Module) -> dict[str, int | bool | str]:
         return signature
     if isinstance(net, ActorCritic):
         return {"kind": "actor_critic", "n_actions": net.n_actions, "in_channels": net.in_channels}
-    raise ValueError(f"expected a MarioNet or an ActorCritic, got {type(net).__name__}")
+    # another algorithm's network (mario.algos.register): its class, sizes and parameters
+    signature = {"kind": type(net).__name__}
+    for name in ("n_actions", "in_channels"):
+        value = getattr(net, name, None)
+        if isinstance(value, int):
+            signature[name] = value
+    signature["parameters"] = sum(p.numel() for p in net.parameters())
+    return signature

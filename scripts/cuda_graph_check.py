@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+from mario.algos.dqn.algorithm import dqn_loss
 from mario.algos.dqn.learner import Learner
 from mario.models import FRAME_SIZE, MarioNet
 
@@ -56,7 +57,7 @@ def compare(amp: bool, updates: int, device: torch.device) -> dict[str, Any]:
     torch.manual_seed(0)
     net = MarioNet(5, 4, dueling=True).to(device)
     twin = copy.deepcopy(net)
-    kwargs = {"lr": 1e-3, "target_update_every": 10, "amp": amp}
+    kwargs = {"lr": 1e-3, "target_update_every": 10, "amp": amp, "loss_fn": dqn_loss}
     eager = Learner(net, **kwargs)  # type: ignore[arg-type]
     graphed = Learner(twin, cuda_graph=True, **kwargs)  # type: ignore[arg-type]
     assert graphed.cuda_graph and not eager.cuda_graph

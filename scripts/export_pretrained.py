@@ -1,4 +1,4 @@
-"""Ship a checkpoint's agent inside the package (mario/pretrained/NAME.pt).
+"""Ship a checkpoint's agent inside the package (mario/playing/pretrained/NAME.pt).
 
     python scripts/export_pretrained.py RUN_OR_CHECKPOINT NAME --command "mario train ..." \
         --minutes 58 --eval docs/pretrained-1-1-eval.json
@@ -16,10 +16,10 @@ import json
 import sys
 from pathlib import Path
 
-from mario.checkpoint import load_checkpoint, upgrade_state
-from mario.env import make_env
-from mario.episodes import load_agent, load_pretrained
-from mario.pretrained import _HERE, export
+from mario.game.env import make_env
+from mario.playing.agents import load_agent, load_pretrained
+from mario.playing.pretrained import _HERE, export
+from mario.storage.checkpoints import load_checkpoint, upgrade_state
 
 
 def main() -> int:

@@ -16,7 +16,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from mario.tracking import read_metrics
+from mario.storage.metrics import read_metrics
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 """Record gym-super-mario-bros 9.1.0's own reward, for tests/test_parity.py's upstream test.
 
-``mario.game`` ports 9.x's reward (``reward="upstream"``) so that it runs on both backends.
+``mario.game.rules`` ports 9.x's reward (``reward="upstream"``) so that it runs on both backends.
 This script drives the STOCK 9.1.0 env (its ``SuperMarioBrosEnv`` + ``JoypadSpace``, the
 library's own reward code) through the same actions as ``tests/fixtures/parity.json.gz``
 and writes every step's reward, ``reward_components`` and ``terminated`` to

@@ -23,9 +23,9 @@ from typing import Any
 
 import torch
 
-from mario.checkpoint import load_checkpoint, upgrade_state
-from mario.run_setup import prepare_run
-from mario.runner import Runner
+from mario.storage.checkpoints import load_checkpoint, upgrade_state
+from mario.training.runner import Runner
+from mario.training.setup import prepare_run
 
 
 def _same(a: Any, b: Any) -> bool:

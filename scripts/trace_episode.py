@@ -19,11 +19,12 @@ from typing import Any
 
 import numpy as np
 
-from mario.algos.base import Explained
-from mario.checkpoint import CheckpointError
+from mario.algos.base import ActionValues
 from mario.config import EVAL_SEED
-from mario.env import action_label, action_set
-from mario.episodes import load_agent, load_pretrained, play_episode
+from mario.game.env import action_label, action_set
+from mario.playing.agents import load_agent, load_pretrained
+from mario.playing.episodes import play_episode
+from mario.storage.checkpoints import CheckpointError
 
 # Super Mario Bros. RAM: the player's "float" state and vertical screen position
 FLOAT_STATE = 0x001D
@@ -63,7 +64,7 @@ def trace(args: argparse.Namespace) -> None:
     held = False  # A was in the previous step's buttons
 
     def on_step(
-        step: int, action: int, seen: Explained | None, info: dict[str, Any], game: Any
+        step: int, action: int, seen: ActionValues | None, info: dict[str, Any], game: Any
     ) -> None:
         nonlocal held
         if int(info["x_pos"]) >= args.from_x and len(rows) < args.steps:

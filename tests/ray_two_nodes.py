@@ -24,9 +24,9 @@ os.environ["RAY_ENABLE_UV_RUN_RUNTIME_ENV"] = "0"
 import ray
 from ray.cluster_utils import Cluster
 
-from mario.hooks import Hook, default_hooks
-from mario.run_setup import prepare_run
-from mario.runner import Runner
+from mario.training.hooks import Hook, default_hooks
+from mario.training.runner import Runner
+from mario.training.setup import prepare_run
 from tests.toy_env import make_corridor_sync
 
 ROOT = str(Path(__file__).resolve().parents[1])

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 import mario
-from mario.checkpoint import list_checkpoints
+from mario.storage.checkpoints import list_checkpoints
 
 
 @pytest.fixture(scope="module")

@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mario.archive import ArchiveStarts, CellArchive, merge_states
 from mario.config import build_config
-from mario.env import MarioEnv, make_env
-from mario.game import SNAPSHOTS
-from tests.conftest import run_mario
+from mario.game.archive import ArchiveStarts, CellArchive, merge_states
+from mario.game.env import MarioEnv, make_env
+from mario.game.rules import SNAPSHOTS
+from tests.helpers import run_cli, run_mario
 
 
 def _play(env: MarioEnv, steps: int, seed: int = 0) -> dict:
@@ -125,8 +125,8 @@ def test_evaluation_never_gets_the_archive() -> None:
 @pytest.mark.slow
 def test_training_with_the_archive_logs_saves_and_resumes_it(tmp_path: Path, home: Path) -> None:
     # imported here: the Python 3.13 CI leg (no torch) runs this module's env tests
-    from mario.checkpoint import load_checkpoint
-    from mario.tracking import read_metrics
+    from mario.storage.checkpoints import load_checkpoint
+    from mario.storage.metrics import read_metrics
 
     run = tmp_path / "run"
     args = [
@@ -168,7 +168,7 @@ def test_training_with_the_archive_logs_saves_and_resumes_it(tmp_path: Path, hom
     assert resumed.returncode == 0, resumed.stderr
     after = [m for m in read_metrics(run / "metrics.jsonl") if m["kind"] == "train"][-1]
     assert after["step"] == 2000 and after["archive_cells"] >= len(saved["cells"])
-    assert json.loads(run_mario("info", str(run), home=home).stdout)["step"] == 2000
+    assert json.loads(run_cli("info", str(run), home=home).stdout)["step"] == 2000
 
     # another cell width on resume: the archive is carried over into the new cells (it was a
     # traceback from an emulator worker, after config.yaml had been rewritten)
@@ -198,7 +198,7 @@ def test_cells_of_another_width_are_rebuilt_by_their_x() -> None:
 
 
 def test_archive_options_are_validated(tmp_path: Path, home: Path) -> None:
-    result = run_mario("train", "--archive-share", "1.5", "--run-dir", str(tmp_path), home=home)
+    result = run_cli("train", "--archive-share", "1.5", "--run-dir", str(tmp_path), home=home)
     assert result.returncode == 2 and "archive_share" in result.stderr
     with pytest.raises(ValueError, match="share"):
         ArchiveStarts(MarioEnv(), share=-0.1)

@@ -1,4 +1,4 @@
-"""Tests of mario.checkpoint: atomic save, verified load, fallback, pruning, kill -9."""
+"""Tests of mario.storage.checkpoints: atomic save, verified load, fallback, pruning, kill -9."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from mario.checkpoint import (
+from mario.storage.checkpoints import (
     FORMAT_VERSION,
     CheckpointError,
     RunDirError,
@@ -335,7 +335,7 @@ _WRITER = r"""
 import sys
 from pathlib import Path
 import torch
-from mario.checkpoint import save_checkpoint
+from mario.storage.checkpoints import save_checkpoint
 
 run, step = Path(sys.argv[1]), int(sys.argv[2])
 big = torch.empty(12_500_000, dtype=torch.float32)  # 50 MB

@@ -10,13 +10,9 @@ import pytest
 import torch
 from tensordict import TensorDict
 
+from mario.algos.dqn.algorithm import double_dqn_target, double_dqn_target_from_q, dqn_loss
 from mario.algos.dqn.exploration import EpsilonSchedule, boltzmann_actions, select_actions
-from mario.algos.dqn.learner import (
-    Learner,
-    double_dqn_target,
-    double_dqn_target_from_q,
-    dqn_loss,
-)
+from mario.algos.dqn.learner import Learner
 from mario.bench.learner import bench_learner
 from mario.models import MarioNet
 
@@ -156,7 +152,7 @@ def test_loss_bad_batches_raise() -> None:
 def test_learner_reduces_loss_on_fixed_batch() -> None:
     torch.manual_seed(0)
     net = MarioNet(5)
-    learner = Learner(net, lr=1e-3, target_update_every=1_000)
+    learner = Learner(net, loss_fn=dqn_loss, lr=1e-3, target_update_every=1_000)
     batch = _random_batch(16, 5)
     with torch.no_grad():
         initial, _ = dqn_loss(batch, net)
@@ -182,7 +178,7 @@ def test_learner_grad_norm_is_pre_clip_norm() -> None:
     expected = torch.linalg.vector_norm(
         torch.stack([p.grad.norm() for p in reference.online.parameters()])
     ).item()
-    info = Learner(net, grad_clip=1e-3).update(batch)
+    info = Learner(net, loss_fn=dqn_loss, grad_clip=1e-3).update(batch)
     assert info["grad_norm"] == pytest.approx(expected, rel=1e-4)
     assert expected > 1e-3  # so the clip was active
 
@@ -190,7 +186,7 @@ def test_learner_grad_norm_is_pre_clip_norm() -> None:
 def test_learner_hard_sync_every_n_updates() -> None:
     torch.manual_seed(0)
     net = MarioNet(4)
-    learner = Learner(net, lr=1e-3, target_update_every=3)
+    learner = Learner(net, loss_fn=dqn_loss, lr=1e-3, target_update_every=3)
     batch = _random_batch(4, 4)
     synced = []
     for i in range(1, 8):
@@ -207,7 +203,7 @@ def test_learner_hard_sync_every_n_updates() -> None:
 def test_learner_soft_update_every_update() -> None:
     torch.manual_seed(0)
     net = MarioNet(4)
-    learner = Learner(net, lr=1e-3, target_sync="soft", tau=0.1)
+    learner = Learner(net, loss_fn=dqn_loss, lr=1e-3, target_sync="soft", tau=0.1)
     batch = _random_batch(4, 4)
     for _ in range(2):
         target_before = [p.clone() for p in net.target.parameters()]
@@ -222,7 +218,7 @@ def test_learner_soft_update_every_update() -> None:
 def test_learner_state_dict_round_trip_continues_identically() -> None:
     torch.manual_seed(0)
     net = MarioNet(4)
-    learner = Learner(net, lr=1e-3, target_update_every=3)
+    learner = Learner(net, loss_fn=dqn_loss, lr=1e-3, target_update_every=3)
     batches = [_random_batch(8, 4, seed=s) for s in range(4)]
     learner.update(batches[0])
     learner.update(batches[1])
@@ -234,7 +230,7 @@ def test_learner_state_dict_round_trip_continues_identically() -> None:
 
     torch.manual_seed(99)  # a different init, fully overwritten by the load
     net2 = MarioNet(4)
-    learner2 = Learner(net2, lr=1e-3, target_update_every=3)
+    learner2 = Learner(net2, loss_fn=dqn_loss, lr=1e-3, target_update_every=3)
     net2.load_state_dict(saved["net"])
     learner2.load_state_dict(saved["learner"])
     assert learner2.updates == 2
@@ -252,7 +248,7 @@ def test_learner_state_dict_round_trip_continues_identically() -> None:
 
 
 def test_learner_amp_and_compile_are_cuda_only_and_args_checked() -> None:
-    learner = Learner(MarioNet(3), amp=True, compile=True)
+    learner = Learner(MarioNet(3), loss_fn=dqn_loss, amp=True, compile=True)
     assert learner.amp is False and learner.compiled is False
     for kwargs, match in (
         ({"lr": 0.0}, "lr"),
@@ -263,7 +259,7 @@ def test_learner_amp_and_compile_are_cuda_only_and_args_checked() -> None:
         ({"adam_eps": 0.0}, "adam_eps"),
     ):
         with pytest.raises(ValueError, match=match):
-            Learner(MarioNet(3), **kwargs)  # type: ignore[arg-type]
+            Learner(MarioNet(3), loss_fn=dqn_loss, **kwargs)  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------- exploration
@@ -389,7 +385,7 @@ def test_learner_unsynced_update_returns_the_same_stats_as_tensors() -> None:
     results = []
     for sync in (True, False):
         torch.manual_seed(0)
-        learner = Learner(MarioNet(5), lr=1e-3)
+        learner = Learner(MarioNet(5), loss_fn=dqn_loss, lr=1e-3)
         results.append([learner.update(batch, sync=sync) for _ in range(3)])
     for synced, unsynced in zip(*results, strict=True):
         assert "loss" not in unsynced and unsynced["stats"].shape == (3,)
@@ -403,37 +399,35 @@ def test_a_checkpoint_of_a_cuda_graphed_learner_loads_on_cpu() -> None:
     ``Optimizer.load_state_dict`` copies the saver's flags: the loading learner sets the flag
     to what it uses itself (off on CPU), and trains on."""
     torch.manual_seed(0)
-    saver = Learner(MarioNet(3), cuda_graph=True)
+    saver = Learner(MarioNet(3), loss_fn=dqn_loss, cuda_graph=True)
     assert saver.cuda_graph is False  # CPU: eager
     saver.update(_random_batch(4, 3))
     state = saver.state_dict()
     for group in state["optimizer"]["param_groups"]:
         group["capturable"] = True  # as a graphed CUDA learner saves it
-    loader = Learner(MarioNet(3), cuda_graph=True)
+    loader = Learner(MarioNet(3), loss_fn=dqn_loss, cuda_graph=True)
     loader.load_state_dict(state)
     assert all(g["capturable"] is False for g in loader.optimizer.param_groups)
     out = loader.update(_random_batch(4, 3, seed=1))
     assert math.isfinite(out["loss"]) and loader.updates == 2
 
 
-def _off_greedy_rates(
-    overrides: dict, steps: int, *archived: np.ndarray | None
-) -> list[np.ndarray]:
+def _off_greedy_rates(overrides: dict, steps: int, *floors: np.ndarray | None) -> list[np.ndarray]:
     """How often each of 4 envs' training actions differ from the greedy ones over ``steps``
-    calls of ``DQN.act`` on one observation batch: one array per ``archived`` marking."""
-    from mario.algos.dqn import DQN
+    calls of ``DQN.act`` on one observation batch: one array per exploration floor."""
+    from mario.algos.dqn.algorithm import DQN
     from mario.config import build_config
 
     cfg = build_config({"num_envs": 4, "burn_in": 0, **overrides})
     torch.manual_seed(0)
-    dqn = DQN(cfg, 5, torch.device("cpu"))
+    dqn = DQN(cfg.algorithm, cfg.context(5, torch.device("cpu")))
     obs = np.random.default_rng(0).integers(0, 256, (4, 4, 84, 84), dtype=np.uint8)
     greedy, _ = dqn.policy().act(obs)
     rates = []
-    for marks in archived:
+    for floor in floors:
         off = np.zeros(4)
         for step in range(steps):
-            off += dqn.act(obs, step, marks) != greedy
+            off += dqn.act(obs, step, floor) != greedy
         rates.append(off / steps)
     return rates
 
@@ -446,12 +440,11 @@ def test_ape_x_spread_gives_each_env_its_own_epsilon() -> None:
     assert rates[0] > rates[1] > rates[3]
 
 
-def test_episodes_started_from_the_archive_explore_with_their_own_floor() -> None:
-    archived = np.array([True, False, True, False])
-    rates, plain = _off_greedy_rates(
-        {"eps_start": 0.01, "eps_end": 0.01, "archive_eps": 0.5}, 400, archived, None
-    )
+def test_an_exploration_floor_raises_epsilon_where_it_is_set() -> None:
+    """The start archive's episodes ask for ε >= archive_eps (LocalCollector.explore_floor)."""
+    floor = np.array([0.5, 0.0, 0.5, 0.0])
+    rates, plain = _off_greedy_rates({"eps_start": 0.01, "eps_end": 0.01}, 400, floor, None)
     # 0.8 * 0.5 = 0.4 where archived, 0.8 * 0.01 elsewhere
     assert abs(rates[0] - 0.4) < 0.08 and abs(rates[2] - 0.4) < 0.08
     assert rates[1] < 0.04 and rates[3] < 0.04
-    assert plain.max() < 0.04  # without the marks every env follows the schedule
+    assert plain.max() < 0.04  # without a floor every env follows the schedule

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import mario
-from mario.env import ACTION_SETS, STAGES, MarioEnv
+from mario.game.env import ACTION_SETS, STAGES, MarioEnv
 
 RIGHT = 1  # "right" in SIMPLE_MOVEMENT
 
@@ -272,7 +272,7 @@ def test_a_start_from_a_snapshot_is_the_start_from_its_prefix() -> None:
     """``reset(options={"start": prefix, "snapshot": s})`` plays exactly like the replayed
     prefix, frame by frame; on nes-py 9 it replays nothing, on the classic backend (no
     snapshots) ``snapshot()`` is None and the prefix is replayed."""
-    from mario.game import SNAPSHOTS
+    from mario.game.rules import SNAPSHOTS
 
     rng = np.random.default_rng(5)
     player = MarioEnv("1-1", "simple")
@@ -303,12 +303,12 @@ def test_a_start_from_a_snapshot_is_the_start_from_its_prefix() -> None:
 
 
 def test_cli_names_the_backend_and_rejects_an_unknown_reward(tmp_path: Path) -> None:
-    from mario import backend
-    from tests.conftest import assert_one_line_error, run_mario
+    from mario.game import backends
+    from tests.helpers import assert_one_line_error, run_mario
 
     version = run_mario("--version")
     assert version.returncode == 0, version.stderr
-    assert f"game backend {backend.describe()}" in version.stdout
+    assert f"game backend {backends.describe()}" in version.stdout
     bad = run_mario("train", "--reward", "progress", "--run-dir", str(tmp_path / "run"))
     assert_one_line_error(bad, "--reward", "'progress'", "classic", "upstream")
     assert not (tmp_path / "run").exists()

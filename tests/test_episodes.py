@@ -20,12 +20,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from mario.checkpoint import list_checkpoints
 from mario.cli import main
 from mario.config import EVAL_SEED
-from mario.tracking import read_metrics
-from mario.video import PANEL_WIDTH, hud_box
-from tests.conftest import assert_one_line_error, mario_env, run_mario
+from mario.playing.video import PANEL_WIDTH, hud_box
+from mario.storage.checkpoints import list_checkpoints
+from mario.storage.metrics import read_metrics
+from tests.helpers import assert_one_line_error, mario_env, run_mario
 from tests.videos import decode_video
 
 FRAME_SKIP = 4  # the quickstart preset's (and the default) frame_skip
@@ -398,10 +398,10 @@ def test_a_shipped_agent_acts_like_its_checkpoint(
     agent's Q-values match the checkpoint's to float16 precision on real observations."""
     import torch
 
-    from mario import pretrained
-    from mario.checkpoint import load_checkpoint
-    from mario.env import make_env
-    from mario.episodes import load_agent, load_pretrained
+    from mario.game.env import make_env
+    from mario.playing import pretrained
+    from mario.playing.agents import load_agent, load_pretrained
+    from mario.storage.checkpoints import load_checkpoint
 
     monkeypatch.setattr(pretrained, "_HERE", tmp_path)
     state, info, _ = load_checkpoint(run.path, fallback=True)
@@ -435,7 +435,7 @@ def test_a_damaged_shipped_agent_is_one_line(
     name is a name, never a path to some other .pt file."""
     import torch
 
-    from mario import pretrained
+    from mario.playing import pretrained
 
     good = pretrained.path_of("1-1").read_bytes()
     monkeypatch.setattr(pretrained, "_HERE", tmp_path)
@@ -457,7 +457,7 @@ def test_a_damaged_shipped_agent_is_one_line(
 @pytest.mark.slow
 def test_every_shipped_agent_plays_from_the_cli(home: Path) -> None:
     """What the README tells a newcomer to run works for each agent in mario/pretrained."""
-    from mario import pretrained
+    from mario.playing import pretrained
 
     assert "1-1" in pretrained.names()  # the one the README and the quickstart show
     for name in pretrained.names():

@@ -6,7 +6,7 @@ info and a CRC-32 of the screen for fixed action sequences covering a level clea
 Mario moving left, a jump above the top of the screen, stages other than 1-1, the full
 game until game over, and all three action sets. Here the same actions go through
 ``mario.make_env`` with the raw pipeline (one NES frame per step, full-colour screen) and
-every step must match exactly. The same test runs on both backends (``mario.backend``):
+every step must match exactly. The same test runs on both backends (``mario.game.backends``):
 nes-py 8.2.1 below Python 3.13, nes-py 9.0.1 from 3.13 (CI's Python 3.13 leg).
 
 ``tests/fixtures/upstream_reward.json.gz`` records the stock gym-super-mario-bros 9.1.0's own
@@ -28,7 +28,7 @@ import numpy as np
 import pytest
 
 import mario
-from mario import backend
+from mario.game import backends
 
 FIXTURE = Path(__file__).parent / "fixtures" / "parity.json.gz"
 UPSTREAM_FIXTURE = Path(__file__).parent / "fixtures" / "upstream_reward.json.gz"
@@ -91,9 +91,9 @@ def test_backend_is_the_one_this_python_installs() -> None:
     """pyproject.toml's markers: 9.x from Python 3.13, the classic libraries below it (so
     CI's two legs really test both backends)."""
     expected = "upstream" if sys.version_info >= (3, 13) else "classic"
-    assert expected == backend.NAME, backend.describe()
+    assert expected == backends.NAME, backends.describe()
     major = 9 if expected == "upstream" else 8
-    assert backend.versions()["nes-py"].startswith(f"{major}.")
+    assert backends.versions()["nes-py"].startswith(f"{major}.")
 
 
 def test_fixture_covers_what_it_claims() -> None:
@@ -162,7 +162,7 @@ def test_matches_stock_step_by_step(name: str) -> None:
             )
         }
         assert not diff, (
-            f"{name} ({rec['stage']}, {rec['actions']}, {backend.describe()}) step {i} "
+            f"{name} ({rec['stage']}, {rec['actions']}, {backends.describe()}) step {i} "
             f"action {action}: "
             f"field: (ours, stock) {diff}; "
             f"previous stock x_pos/y_pos/time: "
@@ -229,5 +229,5 @@ def test_upstream_reward_matches_9x_step_by_step(name: str) -> None:
         _, reward, terminated, _, info = env.step(action)
         ours = (float(reward), terminated, info["reward_components"])
         theirs = (stock["reward"][i], stock["terminated"][i], stock["components"][i])
-        assert ours == theirs, f"{name} step {i} ({backend.describe()}): {ours} != {theirs}"
+        assert ours == theirs, f"{name} step {i} ({backends.describe()}): {ours} != {theirs}"
     env.close()

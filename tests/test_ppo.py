@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from mario.algos.base import Transition
-from mario.algos.ppo import PPO, gae, ppo_loss
+from mario.algos.ppo.algorithm import PPO, gae, ppo_loss
 from mario.config import build_config
 from mario.models import ActorCritic
 
@@ -62,7 +62,7 @@ def _ppo(**overrides: object) -> PPO:
         {"algo": "ppo", "num_envs": 2, "n_steps": 4, "minibatches": 2, "epochs": 2, **overrides}
     )
     torch.manual_seed(0)
-    return PPO(cfg, 5, torch.device("cpu"))
+    return PPO(cfg.algorithm, cfg.context(5, torch.device("cpu")))
 
 
 def _obs(seed: int) -> np.ndarray:

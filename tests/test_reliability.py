@@ -13,6 +13,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,14 +21,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from mario.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
-from mario.pause_points import ENV
-from mario.run_setup import prepare_run
-from mario.runner import EXIT_DISK_FULL, EXIT_DIVERGED, REPEAT_WINDOW_S, Runner
-from tests.conftest import (
-    MARIO,
+from mario.storage.checkpoints import list_checkpoints, load_checkpoint, save_checkpoint
+from mario.training.pause_points import ENV
+from mario.training.runner import EXIT_DISK_FULL, EXIT_DIVERGED, REPEAT_WINDOW_S, Runner
+from mario.training.setup import prepare_run
+from tests.helpers import (
     assert_one_line_error,
     mario_env,
+    run_cli,
     run_mario,
     snapshot,
     start_mario,
@@ -96,7 +97,7 @@ def test_resuming_an_older_checkpoint_forks_into_a_new_folder(
 ) -> None:
     before = snapshot(run_copy)
     old = list_checkpoints(run_copy)[-3].path  # step 200
-    in_place = run_mario("train", "--resume", str(old), "--total-steps", "250")
+    in_place = run_cli("train", "--resume", str(old), "--total-steps", "250")
     assert_one_line_error(in_place, "not the newest", "--run-dir NEW", f"--resume {run_copy}")
     assert snapshot(run_copy) == before
 
@@ -108,12 +109,12 @@ def test_resuming_an_older_checkpoint_forks_into_a_new_folder(
     assert f"forking {old} (step 200) into the new run {fork}" in result.stderr
     assert snapshot(run_copy) == before  # the original run is untouched
     assert [c.step for c in list_checkpoints(fork)] == [250]
-    info = {p: json.loads(run_mario("info", str(p)).stdout) for p in (run_copy, fork)}
+    info = {p: json.loads(run_cli("info", str(p)).stdout) for p in (run_copy, fork)}
     assert info[run_copy]["step"] == 400 and info[fork]["step"] == 250
     assert info[fork]["wandb_run_id"] != info[run_copy]["wandb_run_id"]  # a new W&B run
 
     # --resume A --run-dir B is a fork too (it was silently ignored), and B must be new
-    again = run_mario("train", "--resume", str(run_copy), "--run-dir", str(fork))
+    again = run_cli("train", "--resume", str(run_copy), "--run-dir", str(fork))
     assert_one_line_error(again, f"run folder {fork} already holds a run")
 
 
@@ -138,7 +139,7 @@ def test_refused_resumes_write_nothing(
         (["--wandb-project", "a#b"], "wandb_project"),
         (["--reward", "upstream"], "can't change its reward"),
     ):
-        result = run_mario("train", "--resume", str(run_copy), "--total-steps", "500", *args)
+        result = run_cli("train", "--resume", str(run_copy), "--total-steps", "500", *args)
         assert_one_line_error(result, needle)
     assert snapshot(run_copy) == before
 
@@ -256,11 +257,11 @@ def test_a_full_disk_during_a_save_keeps_what_fits_and_exits_4(
 def test_non_finite_options_are_refused(
     tmp_path: Path, home: Path, option: str, value: str
 ) -> None:
-    result = run_mario("train", f"{option}={value}", "--run-dir", str(tmp_path / "r"), home=home)
+    result = run_cli("train", f"{option}={value}", "--run-dir", str(tmp_path / "r"), home=home)
     assert_one_line_error(result, f"bad value {value!r}", "finite")
     yaml = tmp_path / "c.yaml"
     yaml.write_text("lr: .inf\n")
-    assert_one_line_error(run_mario("train", "--config", str(yaml), home=home), "finite")
+    assert_one_line_error(run_cli("train", "--config", str(yaml), home=home), "finite")
 
 
 def test_a_diverging_run_stops_before_saving_over_good_checkpoints(
@@ -337,7 +338,7 @@ def test_limits_are_checked_before_anything_starts(tmp_path: Path, home: Path) -
         (["--config", str(binary)], [str(binary), "not a text (YAML) file"]),
     ]
     for args, needles in cases:
-        result = run_mario("train", *args, "--run-dir", str(tmp_path / "r"), home=home)
+        result = run_cli("train", *args, "--run-dir", str(tmp_path / "r"), home=home)
         assert_one_line_error(result, *needles)
     assert not list_checkpoints(tmp_path / "r")
 
@@ -382,13 +383,27 @@ def test_hostile_config_files_get_one_short_line(tmp_path: Path, home: Path) -> 
     def limit() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
 
-    for path in paths:
-        args = [MARIO, "train", "--config", path, "--run-dir", str(tmp_path / "r")]
-        result = subprocess.run(
-            args, capture_output=True, text=True, timeout=60, env=mario_env(home), preexec_fn=limit
-        )
-        assert_one_line_error(result, *needles[Path(path).name if path != "/dev/zero" else path])
-        assert len(result.stderr) < 300, result.stderr[:500]
+    # one process reads them all, through the CLI's entry point, under the memory limit
+    code = (
+        "import contextlib, io, json, sys\n"
+        "from mario import cli\n"
+        "answers = []\n"
+        "for path in sys.argv[2:]:\n"
+        "    err = io.StringIO()\n"
+        "    with contextlib.redirect_stderr(err):\n"
+        "        status = cli.main(['train', '--config', path, '--run-dir', sys.argv[1]])\n"
+        "    answers.append([status, err.getvalue()])\n"
+        "print(json.dumps(answers))\n"
+    )
+    args = [sys.executable, "-c", code, str(tmp_path / "r"), *paths]
+    result = subprocess.run(
+        args, capture_output=True, text=True, timeout=120, env=mario_env(home), preexec_fn=limit
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    for path, (status, err) in zip(paths, json.loads(result.stdout), strict=True):
+        answer = subprocess.CompletedProcess([path], status, "", err)
+        assert_one_line_error(answer, *needles[Path(path).name if path != "/dev/zero" else path])
+        assert len(err) < 300, err[:500]
     assert not (tmp_path / "r").exists()
 
 
@@ -398,7 +413,7 @@ def test_hostile_config_files_get_one_short_line(tmp_path: Path, home: Path) -> 
 @pytest.mark.slow
 def test_ctrl_c_twice_during_a_save_stops_in_one_line(tmp_path: Path) -> None:
     """The second Ctrl-C lands inside a save: the test holds the save at its pause point
-    (mario/pause_points.py) for as long as ``hold`` exists, so no clock decides whether the
+    (mario/training/pause_points.py) for as long as ``hold`` exists, so no clock decides whether the
     save is still running when the signal comes."""
     run, hold = tmp_path / "run", tmp_path / "hold"
     args = [*TINY, "--total-steps", "100000", "--run-dir", str(run)]

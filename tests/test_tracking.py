@@ -1,4 +1,5 @@
-"""Tests of mario.tracking with real W&B in offline mode (no network, no real keys)."""
+"""Tests of mario.storage (tracker, metrics, plots, wandb_setup) with real W&B in offline mode
+(no network, no real keys)."""
 
 from __future__ import annotations
 
@@ -18,13 +19,10 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-from mario.tracking import (
-    Tracker,
-    WandbConfigError,
-    plot_metrics,
-    read_metrics,
-    resolve_wandb_mode,
-)
+from mario.storage.metrics import read_metrics
+from mario.storage.plots import plot_metrics
+from mario.storage.tracker import Tracker
+from mario.storage.wandb_setup import WandbConfigError, resolve_wandb_mode
 
 SECRET = "sk-test-0123456789abcdef-not-a-real-key"  # also too short for W&B to accept
 FAKE_KEY = "0123456789abcdef0123456789abcdef0123fake"  # W&B's format (40 chars); not a key
@@ -133,9 +131,9 @@ def test_start_step_marks_the_resumed_session(tmp_path: Path) -> None:
         tracker.log(250, {"loss": 2.0})
     records = read_metrics(tmp_path / "metrics.jsonl")
     assert [(r["step"], r["kind"]) for r in records][-2:] == [(150, "session"), (250, "train")]
-    from mario.tracking import _drop_rewound
+    from mario.storage.metrics import drop_rewound
 
-    kept = [(r["step"], r.get("loss")) for r in _drop_rewound(records) if r["kind"] == "train"]
+    kept = [(r["step"], r.get("loss")) for r in drop_rewound(records) if r["kind"] == "train"]
     assert kept == [(100, 1.0), (250, 2.0)]
 
 
@@ -194,7 +192,7 @@ def test_plot_writes_png(tmp_path: Path) -> None:
     assert image.std() > 0.05  # something was drawn
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
-    from mario.tracking import _PANELS, _series
+    from mario.storage.plots import _PANELS, _series
 
     records = read_metrics(tmp_path / "metrics.jsonl")
     for title, kind, keys, _ in _PANELS:  # every panel found its data
@@ -206,7 +204,7 @@ def test_plot_writes_png(tmp_path: Path) -> None:
 
 
 def test_plot_keeps_only_the_resumed_history() -> None:
-    from mario.tracking import _drop_rewound
+    from mario.storage.metrics import drop_rewound
 
     records = [
         {"step": 0, "kind": "session"},
@@ -216,7 +214,7 @@ def test_plot_keeps_only_the_resumed_history() -> None:
         {"step": 150, "kind": "session"},  # resumed from the checkpoint at 150
         {"step": 160, "kind": "train", "loss": 3.0},
     ]
-    kept = _drop_rewound(records)
+    kept = drop_rewound(records)
     assert [(r["step"], r["kind"]) for r in kept] == [
         (0, "session"),
         (100, "train"),
@@ -414,7 +412,9 @@ from pathlib import Path
 
 import numpy as np
 
-from mario.tracking import Tracker, resolve_wandb_mode
+from mario.storage.tracker import Tracker
+
+from mario.storage.wandb_setup import resolve_wandb_mode
 
 run_dir, stage = Path(sys.argv[1]), sys.argv[2]
 mode, _ = resolve_wandb_mode("auto", run_dir)  # imports wandb; no key: offline
@@ -452,7 +452,7 @@ def test_the_curves_never_stop_a_run(
 ) -> None:
     """A damaged line in metrics.jsonl (it crashed every later checkpoint) is left out of the
     plot; a failure to draw at all is one warning line, once, and never an exception."""
-    import mario.tracking
+    import mario.storage.tracker
 
     with Tracker(tmp_path, {}, wandb_mode="disabled") as tracker:
         tracker.log(100, {"return": 1.0, "x_pos": 50}, kind="episode")
@@ -467,7 +467,7 @@ def test_the_curves_never_stop_a_run(
         def broken(*args: object, **kwargs: object) -> Path:
             raise RuntimeError("no canvas")
 
-        monkeypatch.setattr(mario.tracking, "plot_metrics", broken)
+        monkeypatch.setattr(mario.storage.tracker, "plot_metrics", broken)
         assert tracker.plot() is None and tracker.plot() is None
     err = capsys.readouterr().err
     assert err.count("warning: could not draw") == 1 and "RuntimeError: no canvas" in err

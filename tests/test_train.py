@@ -13,15 +13,20 @@ import numpy as np
 import pytest
 import torch
 
-from mario.algos.base import Policy
-from mario.checkpoint import list_checkpoints, load_checkpoint
 from mario.config import ConfigError
-from mario.episodes import RandomPolicy
-from mario.run_setup import prepare_run
-from mario.runner import Runner, StopNow
-from mario.tracking import read_metrics
-from tests.conftest import assert_one_line_error, run_mario, start_mario, wait_for_checkpoint
-from tests.toy_env import make_corridor, make_corridor_vec
+from mario.playing.agents import RandomPolicy
+from mario.storage.checkpoints import list_checkpoints, load_checkpoint
+from mario.storage.metrics import read_metrics
+from mario.training.runner import Runner, StopNow
+from mario.training.setup import prepare_run
+from tests.helpers import (
+    assert_one_line_error,
+    run_cli,
+    run_mario,
+    start_mario,
+    wait_for_checkpoint,
+)
+from tests.toy_env import TOY, greedy_success, make_corridor_vec
 
 SMALL = [
     "--preset",
@@ -39,48 +44,6 @@ SMALL = [
     "--wandb-mode",
     "offline",
 ]
-
-
-def greedy_success(policy: Policy, episodes: int = 20) -> float:
-    env = make_corridor()
-    wins = 0
-    for seed in range(episodes):
-        obs, _ = env.reset(seed=1000 + seed)
-        while True:
-            actions, _ = policy.act(obs[None])
-            obs, _, terminated, truncated, info = env.step(int(actions[0]))
-            if terminated or truncated:
-                wins += bool(info["flag_get"])
-                break
-    return wins / episodes
-
-
-TOY: dict[str, dict] = {
-    "dqn": {
-        "total_steps": 3000,
-        "burn_in": 400,
-        "replay_size": 4000,
-        "batch_size": 32,
-        "replay_ratio": 0.125,
-        "lr": 1e-3,
-        "n_step": 3,
-        "gamma": 0.95,
-        "eps_decay_steps": 1500,
-        "eps_end": 0.05,
-        "target_update_every": 50,
-    },
-    "ppo": {
-        "algo": "ppo",
-        "total_steps": 4096,
-        "lr": 1e-3,
-        "anneal_lr": False,
-        "gamma": 0.95,
-        "n_steps": 32,
-        "epochs": 4,
-        "minibatches": 4,
-        "reward_scale": 1.0,
-    },
-}
 
 
 @pytest.mark.slow
@@ -314,7 +277,7 @@ def test_bad_inputs_get_one_line_and_exit_2(tmp_path: Path, home: Path) -> None:
         (["train", "--ray-address", "auto", "--actor-inflight", "200000"], ["actor_inflight"]),
     ]
     for args, needles in cases + hostile:
-        result = run_mario(*args, home=home, cwd=tmp_path)
+        result = run_cli(*args, home=home, cwd=tmp_path)
         assert_one_line_error(result, *needles)
         short = (args, needles) not in cases  # (an unknown key's line lists the valid keys)
         assert not short or len(result.stderr) < 400, result.stderr
@@ -341,9 +304,9 @@ def test_bad_resumes_leave_checkpoints_untouched(tmp_path: Path, home: Path) -> 
     )
     assert result.returncode == 0, result.stderr
     snapshot = _copy_state_files(run)
-    mismatch = run_mario("train", "--resume", str(run), "--actions", "complex", home=home)
+    mismatch = run_cli("train", "--resume", str(run), "--actions", "complex", home=home)
     assert_one_line_error(mismatch, "actions='right_only'", "network")
-    stack = run_mario("train", "--resume", str(run), "--stack", "2", home=home)
+    stack = run_cli("train", "--resume", str(run), "--stack", "2", home=home)
     assert_one_line_error(stack, "stack=4")
     assert _copy_state_files(run) == snapshot
 
@@ -351,7 +314,7 @@ def test_bad_resumes_leave_checkpoints_untouched(tmp_path: Path, home: Path) -> 
     newest = list_checkpoints(run)[-1]
     state_file = newest.path / "state.pt"
     state_file.write_bytes(state_file.read_bytes()[: state_file.stat().st_size // 2])
-    info = run_mario("info", str(newest.path), home=home)
+    info = run_cli("info", str(newest.path), home=home)
     assert_one_line_error(info, str(state_file))
     resumed = run_mario("train", "--resume", str(run), "--total-steps", "400", home=home)
     assert resumed.returncode == 0, resumed.stderr

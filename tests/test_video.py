@@ -1,4 +1,4 @@
-"""Tests of mario.video: real encoding and decoding with PyAV (libx264 / gif), no mocks."""
+"""Tests of mario.playing.video: real encoding and decoding with PyAV (libx264 / gif), no mocks."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
-from mario.video import (
+from mario.playing.video import (
     FRAME_HEIGHT,
     FRAME_WIDTH,
     PANEL_WIDTH,
@@ -356,7 +356,7 @@ def test_write_after_close_and_bad_arguments(tmp_path: Path) -> None:
 
 
 def test_importing_mario_video_does_not_import_av() -> None:
-    code = "import sys, mario.video; assert 'av' not in sys.modules, 'av imported eagerly'"
+    code = "import sys, mario.playing.video; assert 'av' not in sys.modules, 'av imported eagerly'"
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
@@ -365,7 +365,7 @@ def test_importing_mario_video_does_not_import_av() -> None:
 
 def test_real_emulator_frames(tmp_path: Path) -> None:
     from mario import make_env
-    from mario.env import ACTION_SETS
+    from mario.game.env import ACTION_SETS
 
     env = make_env("1-1", seed=0)
     frames: list[np.ndarray] = []

@@ -14,6 +14,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from mario.algos.base import Policy
 from wrappers import FrameStack
 
 
@@ -115,3 +116,47 @@ def make_failing_corridor_sync(num_envs: int, seed: int) -> gym.vector.VectorEnv
     return gym.vector.SyncVectorEnv(
         [make for _ in range(num_envs)], autoreset_mode=gym.vector.AutoresetMode.SAME_STEP
     )
+
+
+def greedy_success(policy: Policy, episodes: int = 20) -> float:
+    env = make_corridor()
+    wins = 0
+    for seed in range(episodes):
+        obs, _ = env.reset(seed=1000 + seed)
+        while True:
+            actions, _ = policy.act(obs[None])
+            obs, _, terminated, truncated, info = env.step(int(actions[0]))
+            if terminated or truncated:
+                wins += bool(info["flag_get"])
+                break
+    return wins / episodes
+
+
+#: Settings both algorithms learn the corridor with (greedy success >= 0.9), locally and on
+#: Ray (tests/test_train.py, tests/test_distributed.py).
+TOY: dict[str, dict] = {
+    "dqn": {
+        "total_steps": 3000,
+        "burn_in": 400,
+        "replay_size": 4000,
+        "batch_size": 32,
+        "replay_ratio": 0.125,
+        "lr": 1e-3,
+        "n_step": 3,
+        "gamma": 0.95,
+        "eps_decay_steps": 1500,
+        "eps_end": 0.05,
+        "target_update_every": 50,
+    },
+    "ppo": {
+        "algo": "ppo",
+        "total_steps": 4096,
+        "lr": 1e-3,
+        "anneal_lr": False,
+        "gamma": 0.95,
+        "n_steps": 32,
+        "epochs": 4,
+        "minibatches": 4,
+        "reward_scale": 1.0,
+    },
+}

@@ -1,6 +1,6 @@
 """What every learning algorithm offers the runner, the checkpoints and the player.
 
-The runner (:mod:`mario.runner`) drives an :class:`Algorithm` through one loop for every
+The runner (:mod:`mario.training.runner`) drives an :class:`Algorithm` through one loop for every
 algorithm: ``act`` on a batch of observations, ``observe`` each finished vector step,
 ``learn`` whatever is due (while the emulators run the next step), and read ``stats`` when it
 logs. Everything an algorithm must keep across a restart is in ``state_dict`` (plain values
@@ -48,8 +48,8 @@ class Transition:
 
 
 @dataclass
-class Explained:
-    """What the replay overlay shows for the action just chosen.
+class ActionValues:
+    """What the network thought of each action when it chose one (the replay overlay shows it).
 
     ``values`` (A,): Q-values (``kind="Q"``) or action probabilities (``kind="π"``);
     ``state_value``: the critic's V(s) when there is one.
@@ -67,7 +67,7 @@ class Policy(Protocol):
 
     def act(
         self, obs: np.ndarray, *, explore: float = 0.0
-    ) -> tuple[np.ndarray, list[Explained] | None]:
+    ) -> tuple[np.ndarray, list[ActionValues] | None]:
         """Actions (N,) for ``obs`` (N, ...): greedy, or with ``explore`` the algorithm's
         own randomness (ε for DQN, sampling for PPO); and per row what the overlay shows
         (None for a random policy)."""
@@ -84,9 +84,12 @@ class Algorithm(Protocol):
         """The network whose weights a checkpoint holds and evaluation uses."""
         ...
 
-    def act(self, obs: np.ndarray, step: int, archived: np.ndarray | None = None) -> np.ndarray:
+    def act(
+        self, obs: np.ndarray, step: int, explore_floor: np.ndarray | None = None
+    ) -> np.ndarray:
         """Training actions (E,) for ``obs`` at agent step ``step`` (exploration included);
-        ``archived`` (E,) marks the envs whose episode started from an archived state."""
+        ``explore_floor`` (E,): the least exploration each env asks for (the start archive's
+        episodes explore more), for algorithms that honour it (their spec says so)."""
         ...
 
     def observe(self, transition: Transition, step: int) -> None:

@@ -25,23 +25,25 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mario.bench import machine
+from mario.algos.dqn.settings import DQNConfig
+from mario.bench.measure import machine
 from mario.bench.train import _NEVER, _Measure, _quiet
-from mario.run_setup import prepare_run
-from mario.runner import Runner
+from mario.training.runner import Runner
+from mario.training.setup import prepare_run
 
 RAW_FRAME_BYTES = 84 * 84
 
 
 def _wire(cfg: Any, n_actions: int, batches: int) -> tuple[list[Any], dict[str, Any]]:
+    import torch
+
+    from mario.algos.dqn.algorithm import acting_weights, network
     from mario.distributed.actor import EnvActor
-    from mario.distributed.wire import acting_weights
-    from mario.models import MarioNet
 
     actor = EnvActor(cfg, n_actions, 0, seed=0)
-    d = cfg.dqn
-    net = MarioNet(n_actions, cfg.env.stack, dueling=d.dueling, width=d.net_width)
-    actor.set_weights(acting_weights(net), 0, d.burn_in)  # past the burn-in: the net acts
+    net = network(cfg.algorithm, cfg.context(n_actions, torch.device("cpu")))
+    # past the burn-in: the net acts
+    actor.set_weights(acting_weights(net), 0, cfg.algorithm.burn_in)
     try:
         start = time.perf_counter()
         out = [actor.collect() for _ in range(batches)]
@@ -66,10 +68,10 @@ def _ingest(
 ) -> dict[str, Any]:
     import torch
 
-    from mario.algos.dqn.algorithm import DQN
-    from mario.distributed.wire import acting_weights, decode
+    from mario.algos.dqn.algorithm import DQN, acting_weights
+    from mario.distributed.wire import decode
 
-    algo = DQN(cfg, n_actions, torch.device(device))
+    algo = DQN(cfg.algorithm, cfg.context(n_actions, torch.device(device)))
     rates = []
     for _ in range(repeats):
         stored, start = 0, time.perf_counter()
@@ -115,7 +117,7 @@ def bench_distributed(
 ) -> dict[str, Any]:
     """The three measurements of the module docstring; ``train=False`` skips the slow one."""
     from mario.config import build_config
-    from mario.run_setup import action_set_size
+    from mario.training.setup import action_set_size
 
     streams = num_actors * envs_per_actor
     values: dict[str, Any] = {
@@ -132,13 +134,15 @@ def bench_distributed(
     dist = {"num_actors": num_actors, "envs_per_actor": envs_per_actor}
     cfg = build_config({**values, **dist, "ray_address": "auto"})
     n_actions = action_set_size(cfg.env.actions)
+    dqn = cfg.algorithm
+    assert isinstance(dqn, DQNConfig)  # Ape-X: the wire and the ingest are DQN's
     result: dict[str, Any] = {
         "machine": machine(),
         "device": device,
         "num_actors": num_actors,
         "envs_per_actor": envs_per_actor,
         "actor_steps": cfg.dist.actor_steps,
-        "replay_ratio": cfg.dqn.replay_ratio,
+        "replay_ratio": dqn.replay_ratio,
     }
     with _quiet():
         sample, wire = _wire(cfg, n_actions, batches)

@@ -14,9 +14,9 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from mario.bench import machine
-from mario.bench import rate as median_rate
-from mario.env import MarioEnv, make_env, make_vec_env
+from mario.bench.measure import machine
+from mario.bench.measure import rate as median_rate
+from mario.game.env import MarioEnv, make_env, make_vec_env
 
 
 def _actions(n: int, count: int = 4096, seed: int = 0) -> np.ndarray:

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 import torch
 
+from mario.algos.dqn.algorithm import dqn_loss
 from mario.algos.dqn.learner import GRAPH_WARMUP, Learner
 from mario.models import FRAME_SIZE, MarioNet
 
@@ -63,7 +64,12 @@ def bench_learner(
             torch._dynamo.reset()
         net = MarioNet(n_actions, in_channels, dueling=dueling).to(dev)
         learner = Learner(
-            net, amp=amp, compile=compile, cuda_graph=cuda_graph, target_update_every=1_000
+            net,
+            loss_fn=dqn_loss,
+            amp=amp,
+            compile=compile,
+            cuda_graph=cuda_graph,
+            target_update_every=1_000,
         )
         frames = (batch_size, in_channels, FRAME_SIZE, FRAME_SIZE)
         batch = {

@@ -1,6 +1,6 @@
 """``mario bench train``: the real training loop on the real game, timed by phase and by part.
 
-Three short runs of :class:`mario.runner.Runner` in temporary run folders (W&B off, no
+Three short runs of :class:`mario.training.runner.Runner` in temporary run folders (W&B off, no
 replay saved), each a warm-up and then ``seconds`` of measurement in ``windows`` (rates are
 medians over the windows, since the machines are shared and noisy):
 
@@ -13,7 +13,7 @@ medians over the windows, since the machines are shared and noisy):
     that is part of the warm-up; PPO: a rollout, then its epochs): the training loop
 
 The split of the main process's time comes from the timers the loop keeps itself
-(:attr:`mario.runner.Runner.timers`): ``act`` (inference), ``send`` (actions to the
+(:attr:`mario.training.runner.Runner.timers`): ``act`` (inference), ``send`` (actions to the
 emulators), ``store`` (replay or rollout, episode bookkeeping), ``hooks``, ``learn`` and
 ``receive`` (waiting for the emulators, then gathering their results); nothing is patched.
 
@@ -35,10 +35,12 @@ from typing import Any
 
 import torch
 
-from mario.bench import machine, rate
-from mario.hooks import Hook
-from mario.run_setup import prepare_run
-from mario.runner import Runner
+from mario import algos
+from mario.bench.measure import machine, rate
+from mario.settings import keys
+from mario.training.hooks import Hook, Request
+from mario.training.runner import Runner
+from mario.training.setup import prepare_run
 
 PARTS: tuple[str, ...] = ("act", "send", "store", "hooks", "learn", "receive")
 """Timed parts of one loop iteration, in loop order (then ``other``)."""
@@ -98,7 +100,7 @@ class _Measure(Hook):
         self.cpu = 0.0
         self.first: tuple[float, int, int] = (0.0, 0, 0)
 
-    def after_step(self, runner: Runner) -> None:
+    def after_step(self, runner: Runner) -> Request | None:
         now = time.perf_counter()
         if self.started is None:
             self.started = now
@@ -108,10 +110,10 @@ class _Measure(Hook):
                 self.mark = (now, runner.step, runner.algo.updates)
                 self.first = self.mark
                 self.cpu_start = time.thread_time()
-            return
+            return None
         t0, s0, _ = self.mark
         if now - t0 < self.window:
-            return
+            return None
         self.rates.append((runner.step - s0) / (now - t0))
         self.mark = (now, runner.step, runner.algo.updates)
         if len(self.rates) == self.windows:
@@ -121,7 +123,8 @@ class _Measure(Hook):
             self.updates = runner.algo.updates - updates0
             self.timers = dict(runner.timers.seconds)
             self.cpu = time.thread_time() - self.cpu_start
-            runner.stop_requested = True
+            return Request(stop=True)
+        return None
 
 
 def _phase(
@@ -134,7 +137,7 @@ def _phase(
     min_step: int,
 ) -> dict[str, Any]:
     """One run of the loop in ``phase``; its rates and where the main process's time went."""
-    if phase != "learn" and values.get("algo", "dqn") == "dqn":
+    if phase != "learn" and "burn_in" in keys(algos.get(values.get("algo", "dqn")).settings):
         values = {**values, "burn_in": 0}  # the policy acts from the first step
     with tempfile.TemporaryDirectory(prefix="mario-bench-train-") as tmp:
         setup = prepare_run({**values, "run_dir": str(Path(tmp) / "run")})
@@ -205,6 +208,21 @@ def _quiet() -> Any:
         torch.set_num_threads(threads)
 
 
+#: The settings a result reports, where the algorithm has them.
+_SHOWN_SETTINGS = (
+    "replay_ratio",
+    "batch_size",
+    "replay_size",
+    "amp",
+    "compile",
+    "cuda_graph",
+    "dueling",
+    "n_steps",
+    "epochs",
+    "minibatches",
+)
+
+
 def bench_train(
     seconds: float = 20.0,
     num_envs: int = 2,
@@ -230,6 +248,7 @@ def bench_train(
     """
     from mario.bench.env import _raw_frames, _vector_steps
     from mario.config import build_config
+    from mario.device import resolve_device
 
     _check("seconds", seconds, 0, strict=True)
     _check("num_envs", num_envs, 1, integer=True, strict=False)
@@ -237,6 +256,7 @@ def bench_train(
     _check("windows", windows, 1, integer=True, strict=False)
     _check("baseline_seconds", baseline_seconds, 0, strict=True)
     _check("repeats", repeats, 1, integer=True, strict=False)
+    resolve_device(device)  # a bad device is refused before the baselines run for seconds
     values: dict[str, Any] = {
         "stage": stage,
         "num_envs": num_envs,
@@ -247,9 +267,10 @@ def bench_train(
         "log_every": _NEVER,
         **(overrides or {}),
     }
-    algo = values.get("algo", "dqn")
-    if algo == "dqn":
-        values.update(replay_size=replay_size, save_replay=False, burn_in=burn_in)
+    # the bench's own replay memory and burn-in, for an algorithm that has them (DQN)
+    held = keys(algos.get(values.get("algo", "dqn")).settings)
+    mine = {"replay_size": replay_size, "save_replay": False, "burn_in": burn_in}
+    values.update({k: v for k, v in mine.items() if k in held})
     cfg = build_config(values)  # validates everything before anything is measured
     result: dict[str, Any] = {
         "machine": machine(),
@@ -261,20 +282,8 @@ def bench_train(
         "seconds": seconds,
         "windows": windows,
     }
-    if cfg.algo == "dqn":
-        d = cfg.dqn
-        result.update(
-            replay_ratio=d.replay_ratio,
-            batch_size=d.batch_size,
-            replay_size=d.replay_size,
-            amp=d.amp,
-            compile=d.compile,
-            cuda_graph=d.cuda_graph,
-            dueling=d.dueling,
-        )
-    else:
-        p = cfg.ppo
-        result.update(n_steps=p.n_steps, epochs=p.epochs, minibatches=p.minibatches)
+    settings = cfg.algorithm
+    result.update({k: getattr(settings, k) for k in _SHOWN_SETTINGS if hasattr(settings, k)})
     if baseline:
         raw = rate(_raw_frames(emulator_only=False), baseline_seconds, repeats)
         run, envs = _vector_steps(num_envs, cfg.env.frame_skip)
@@ -290,7 +299,7 @@ def bench_train(
             # what these envs could give if each had a core and nothing else ran
             env_limit_steps_per_s=round(num_envs * raw / cfg.env.frame_skip, 1),
         )
-    min_step = burn_in if cfg.algo == "dqn" else 0
+    min_step = int(getattr(cfg.algorithm, "burn_in", 0))  # learning starts after it
     with _quiet():
         phases = {
             phase: _phase(

@@ -1,20 +1,19 @@
-"""A remote actor: a few emulators, a CPU copy of the policy, its own ε; batches of steps.
+"""A remote actor: a few emulators, a CPU copy of the policy; batches of steps.
 
 :class:`EnvActor` is a plain class (tests use it without Ray); the collector runs it as a Ray
-actor with one CPU. It steps its ``K`` envs (one process, :func:`mario.env.make_sync_vec_env`,
-the trainer's own env factory and pixel pipeline) ``actor_steps`` times per :meth:`collect`
-and hands back a compressed :class:`~mario.distributed.wire.Batch`. Acting follows the
-learner's DQN: random play during the burn-in and until the first weights arrive, then
-ε-greedy (or Boltzmann) on the online head, ε from the run's schedule at the learner's step,
-spread over all the run's envs as in Ape-X (``eps_spread``).
-
-With PPO an actor samples from the broadcast actor-critic instead, one call is one rollout
-of ``n_steps`` (the learner waits for every actor's, then updates: synchronous PPO), and the
-batch carries the stacks the rollout started from (:func:`mario.distributed.wire.restack`).
+actor with one CPU. It steps its ``K`` envs (one process,
+:func:`mario.game.env.make_sync_vec_env`, the trainer's own env factory and pixel pipeline)
+and hands back a compressed :class:`~mario.distributed.wire.Batch` per :meth:`collect`. It
+acts with what the algorithm's spec gives it (:attr:`~mario.algos.spec.AlgorithmSpec.actor`),
+the learner's broadcast weights and step: DQN's exploration as the learner's own loop would
+act, PPO's sampling. An off-policy algorithm's batch is ``actor_steps`` steps; an on-policy
+one's is one rollout (the learner waits for every actor's, then updates: synchronous), which
+carries the stacks it started from (:func:`mario.distributed.wire.restack`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -22,13 +21,10 @@ import numpy as np
 import torch
 from gymnasium.vector import VectorEnv
 
-from mario.algos.dqn.algorithm import QPolicy
-from mario.algos.dqn.exploration import EpsilonSchedule, spread_epsilons
-from mario.algos.ppo.algorithm import ActorCriticPolicy
-from mario.collector import EpisodeEnd
+from mario import algos
 from mario.config import TrainConfig
 from mario.distributed.wire import Batch, encode
-from mario.models import ActorCritic, MarioNet
+from mario.training.collector import EpisodeEnd
 
 #: ``env_fn(num_envs, seed)``: a vector env that auto-resets in the same step (tests: a toy).
 EnvFn = Callable[[int, int], VectorEnv]
@@ -46,38 +42,25 @@ class EnvActor:
         env_fn: EnvFn | None = None,
     ) -> None:
         torch.set_num_threads(1)  # one CPU: the emulators need it more than the net
-        d = cfg.dqn
+        spec = algos.get(cfg.algo)
         self.index = index
         self.k = cfg.dist.envs_per_actor
         self.first_env = index * self.k
-        self.num_envs = cfg.run.num_envs
-        self.rollouts = cfg.algo == "ppo"
-        self.steps = cfg.ppo.n_steps if self.rollouts else cfg.dist.actor_steps
-        self.burn_in = 0 if self.rollouts else d.burn_in
-        self.spread = d.eps_spread
-        self.schedule = EpsilonSchedule(
-            d.eps_start, d.eps_end, d.eps_decay_steps, kind=d.eps_schedule
+        rollout = spec.rollout_steps(cfg.algorithm)
+        self.rollouts = rollout is not None
+        self.steps = rollout if rollout is not None else cfg.dist.actor_steps
+        ctx = dataclasses.replace(
+            cfg.context(n_actions, torch.device("cpu")), num_envs=self.k, seed=seed
         )
-        self.net: MarioNet | ActorCritic
-        if self.rollouts:
-            self.net = ActorCritic(n_actions, cfg.env.stack)
-            self.sampler = ActorCriticPolicy(self.net, seed=seed)
-        else:
-            self.net = MarioNet(n_actions, cfg.env.stack, dueling=d.dueling, width=d.net_width)
-            self.policy = QPolicy(
-                self.net, seed=seed, exploration=d.exploration, temperature=d.temperature
-            )
-        self.net.eval()
-        self.rng = np.random.default_rng(seed)
+        self.policy = spec.actor(cfg.algorithm, ctx, self.first_env, cfg.run.num_envs)
         self.version = -1  # no weights yet: random play
-        self.learner_step = 0
         stages = cfg.run.stage_list()  # spread over all the run's envs, cycling
         self.stages = [stages[(self.first_env + j) % len(stages)] for j in range(self.k)]
         self.name_stages = len(stages) > 1  # episodes name their stage when there are several
         if env_fn is not None:
             self.envs = env_fn(self.k, seed)
         else:
-            from mario.env import make_sync_vec_env
+            from mario.game.env import make_sync_vec_env
 
             self.envs = make_sync_vec_env(self.k, self.stages, seed=seed, **cfg.env.kwargs())
         self.obs, _ = self.envs.reset(seed=seed)
@@ -86,24 +69,11 @@ class EnvActor:
         self.first = True
 
     def set_weights(self, weights: dict[str, torch.Tensor], version: int, step: int) -> int:
-        """Act with the learner's ``weights`` (update ``version``; DQN: the online head) from
-        now on; ``step``: the learner's agent step (ε and the burn-in follow it)."""
-        module = self.net if isinstance(self.net, ActorCritic) else self.net.online
-        module.load_state_dict(weights)  # DQN: float16 -> float32 on copy
-        self.version, self.learner_step = version, step
+        """Act with the learner's ``weights`` (update ``version``) from now on; ``step``: the
+        learner's agent step (exploration schedules follow it)."""
+        self.policy.set_weights(weights, version, step)
+        self.version = version
         return version
-
-    def _act(self, obs: np.ndarray) -> np.ndarray:
-        if self.version < 0 or self.learner_step < self.burn_in:
-            return self.rng.integers(self.net.n_actions, size=self.k)
-        if self.rollouts:
-            return self.sampler.sample(self.sampler.forward(obs)[0]).numpy()
-        epsilon: float | torch.Tensor = self.schedule.value(self.learner_step)
-        if self.spread > 0 and self.num_envs > 1:
-            envs = torch.arange(self.first_env, self.first_env + self.k)
-            epsilon = spread_epsilons(float(epsilon), self.spread, envs, self.num_envs)
-        actions, _ = self.policy.q_actions(obs, epsilon, sample=True)
-        return actions
 
     def collect(self) -> Batch:
         """Step the envs ``actor_steps`` times (PPO: ``n_steps``); the steps as one compressed
@@ -121,7 +91,7 @@ class EnvActor:
         version = self.version
         for t in range(t_max):
             frames[t] = self.obs[:, -1]
-            action[t] = self._act(self.obs)
+            action[t] = self.policy.act(self.obs)
             self.obs, reward[t], terminated[t], truncated[t], info = self.envs.step(action[t])
             self.returns += reward[t]
             self.lengths += 1

@@ -11,8 +11,8 @@ import logging
 import os
 import socket
 
-from mario.collector import EXIT_CLUSTER_LOST
 from mario.config import ConfigError, TrainConfig
+from mario.training.collector import EXIT_CLUSTER_LOST
 
 #: Seconds to wait for the cluster's GCS port to accept a TCP connection.
 PROBE_TIMEOUT_S = 5.0
@@ -20,8 +20,9 @@ PROBE_TIMEOUT_S = 5.0
 
 class ClusterUnreachable(ConfigError):
     """No Ray cluster answers at the address. Not bad input alone: a cluster that is down for
-    now comes back, so ``mario train`` exits with :data:`~mario.collector.EXIT_CLUSTER_LOST`
-    (even with ``--idle-when-done``) and a restart policy retries."""
+    now comes back, so ``mario train`` exits with
+    :data:`~mario.training.collector.EXIT_CLUSTER_LOST` (even with ``--idle-when-done``) and a
+    restart policy retries."""
 
     exit_status = EXIT_CLUSTER_LOST
 

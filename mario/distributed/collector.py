@@ -15,7 +15,7 @@ exception inside it): the error (``RayActorError`` and its kin, a lost result ob
 replaced by a new one (with the newest weights; its envs start new episodes, and the replay
 memory cuts the lost ones), and training goes on. Calls whose result is not read (weight
 broadcasts) surface a death through the next batch. Two things end the run instead, with a
-checkpoint (:class:`~mario.collector.EmulatorsLost`): the cluster itself gone, and an actor
+checkpoint (:class:`~mario.training.collector.EmulatorsLost`): the cluster itself gone, and an actor
 slot that failed :data:`MAX_FAILURES` times in a row (the same error would come back
 forever). The cluster is gone when this machine's raylet is (checked before every call into
 Ray: Ray ends the driver process at once, unsaved, when it touches a dead raylet's object
@@ -35,14 +35,18 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
 import torch
 
 from mario.algos.base import Transition
-from mario.collector import EXIT_ACTORS_FAILING, EXIT_CLUSTER_LOST, EmulatorsLost, EpisodeEnd
 from mario.config import TrainConfig
 from mario.distributed.actor import EnvActor, EnvFn
 from mario.distributed.wire import Batch, decode
+from mario.training.collector import (
+    EXIT_ACTORS_FAILING,
+    EXIT_CLUSTER_LOST,
+    EmulatorsLost,
+    EpisodeEnd,
+)
 
 #: ``weights() -> (online weights, update count, agent step)`` of the learner, on call.
 WeightsFn = Callable[[], tuple[dict[str, torch.Tensor], int, int]]
@@ -127,11 +131,8 @@ def head_reachable(gcs_address: str, timeout: float = 2.0) -> bool:
 class RayCollector:
     """Batches from remote actors for the runner's loop (see the module docstring)."""
 
-    acts = True
+    chooses_actions = True
     """The actors choose the actions: the loop does not call ``algorithm.act``."""
-    archive = False
-    archive_state: dict[str, Any] | None = None
-    rebuild_frames = 0
 
     def __init__(
         self,
@@ -150,7 +151,6 @@ class RayCollector:
         self.seed = seed
         self.env_fn = env_fn
         self.num_envs = cfg.run.num_envs
-        self.from_archive = np.zeros(self.num_envs, dtype=bool)
         # Every failure is reported here, in one line; the batches dropped with a failed
         # actor would otherwise each be logged by Ray with a traceback.
         os.environ.setdefault("RAY_IGNORE_UNHANDLED_ERRORS", "1")
@@ -179,7 +179,7 @@ class RayCollector:
         self._lag = [0, 0]  # sum, batches: how many updates old the acting weights were
 
     # -- the loop's calls ---------------------------------------------------------------------
-    def reset(self, archive_state: dict[str, Any] | None = None) -> None:
+    def reset(self, state: dict[str, Any] | None = None) -> None:
         """Start the actors; they act themselves, so there is no observation to return."""
         self._broadcast()
         for i in range(len(self.actors)):
@@ -239,6 +239,14 @@ class RayCollector:
 
     def sync(self) -> None:
         """Nothing to merge (no start archive across machines)."""
+
+    def explore_floor(self) -> None:
+        """None: the actors explore by their own settings."""
+        return None
+
+    def state_dict(self) -> None:
+        """None: nothing of the actors outlives them (their episodes restart on resume)."""
+        return None
 
     def metrics(self) -> dict[str, float]:
         """For the train log: actors, restarts, batches, wire bytes per transition and how many

@@ -23,9 +23,9 @@ from typing import Any
 import numpy as np
 
 from mario.algos.base import Transition
-from mario.collector import EpisodeEnd
 from mario.distributed.collector import WAIT_S, RayCollector
 from mario.distributed.wire import Batch, restack
+from mario.training.collector import EpisodeEnd
 
 
 class RolloutCollector(RayCollector):

@@ -20,12 +20,9 @@ import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
-from torch import nn
 
 from mario.algos.base import Transition
-from mario.collector import EpisodeEnd
-from mario.models import ActorCritic
+from mario.training.collector import EpisodeEnd
 
 #: zlib level: 1 compresses Mario frames 14x at ~15 µs each; 6 gains 20% for twice the time.
 LEVEL = 1
@@ -167,22 +164,3 @@ def restack(batch: Batch) -> list[Transition]:
 def _inflate(data: bytes) -> np.ndarray:
     out = bytearray(zlib.decompress(data))  # writable, unlike the bytes it came in
     return np.frombuffer(out, np.uint8)
-
-
-def acting_weights(net: nn.Module) -> dict[str, torch.Tensor]:
-    """What an actor needs of the learner's network, on the CPU.
-
-    DQN: the online head's weights in float16 (half the bytes of a broadcast; acting with them
-    keeps the Q-values to float16 precision, as the shipped agents do). PPO: the whole
-    actor-critic in float32, because the learner rates the rollout's actions with its own
-    weights (the old log-probabilities of the ratio) and they must be the ones that acted.
-    """
-    online = getattr(net, "online", None)
-    if isinstance(online, nn.Module):
-        return {
-            name: value.detach().to("cpu", torch.float16 if value.is_floating_point() else None)
-            for name, value in online.state_dict().items()
-        }
-    if isinstance(net, ActorCritic):
-        return {name: value.detach().cpu() for name, value in net.state_dict().items()}
-    raise TypeError(f"expected a DQN or PPO network, got {type(net).__name__}")

@@ -1,5 +1,4 @@
-"""Double DQN (n-step, dueling, prioritized replay) behind the algorithm protocol."""
-
-from mario.algos.dqn.algorithm import DQN, QPolicy
-
-__all__ = ["DQN", "QPolicy"]
+"""Double DQN (n-step, dueling, prioritized replay): ``settings`` (its config keys),
+``spec`` (how mario uses it), ``algorithm`` (acting, the target and the loss, on a page),
+``learner`` (the update, CUDA-graphed), ``replay`` and ``sumtree`` (the replay memory),
+``exploration`` (ε and Boltzmann)."""

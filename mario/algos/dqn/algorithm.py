@@ -1,31 +1,128 @@
-"""Double DQN as one algorithm: ε-greedy acting, the replay memory, the learner.
+"""Double DQN on a page: the target, the loss, acting; then the algorithm that stores every
+step in the replay memory and learns from it.
 
-Acting is random during the burn-in, then ε-greedy (or Boltzmann) on the online head.
-Every vector step goes into the replay memory; :meth:`DQN.learn` does the updates that
-``replay_ratio`` makes due (one per ``1 / replay_ratio`` agent steps after the burn-in).
-Prioritized replay anneals β linearly to 1 over ``per_beta_steps``.
+* Target (:func:`double_dqn_target_from_q`): the online head picks the next action, the target
+  head rates it (van Hasselt et al. 2016), from n-step returns.
+* Loss (:func:`dqn_loss`): Huber between Q_online(s, a) and the target, importance-weighted
+  under prioritized replay.
+* Acting (:class:`QPolicy`, :class:`Exploration`): random during the burn-in, then ε-greedy
+  (or Boltzmann) on the online head, ε from the schedule, spread over the run's envs as in
+  Ape-X, raised where the start archive asks; the same code acts in a Ray actor.
+* :class:`DQN`: the updates that ``replay_ratio`` makes due, one per ``1 / replay_ratio``
+  agent steps after the burn-in; prioritized replay anneals β linearly to 1.
+
+The update machinery (Adam, clipping, the target's sync, bf16, CUDA graphs) is
+:mod:`mario.algos.dqn.learner`; the replay memory :mod:`mario.algos.dqn.replay`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
+import torch.nn.functional as F
+from torch import nn
 
-from mario.algos.base import Explained, Transition, check_finite
+from mario.algos.base import ActionValues, Transition, check_finite
 from mario.algos.dqn.exploration import (
     EpsilonSchedule,
     boltzmann_actions,
     select_actions,
     spread_epsilons,
 )
-from mario.algos.dqn.learner import Learner
+from mario.algos.dqn.learner import BATCH_KEYS, Learner, column
 from mario.algos.dqn.replay import ReplayMemory
-from mario.config import TrainConfig
+from mario.algos.dqn.settings import DQNConfig
+from mario.algos.spec import Context
 from mario.models import MarioNet
+
+# --------------------------------------------------------------------------- target and loss
+
+
+def double_dqn_target_from_q(
+    reward: torch.Tensor,
+    discount: torch.Tensor,
+    next_q_online: torch.Tensor,
+    next_q_target: torch.Tensor,
+) -> torch.Tensor:
+    """Double-DQN target from the two heads' Q-values at s' (shapes (N,), (N,), (N, A), (N, A)).
+
+    The online head chooses the action and the target head rates it, which removes the
+    max-operator's overestimation of vanilla DQN (van Hasselt et al. 2016):
+
+        a*  = argmax_a Q_online(s', a)
+        y   = r + discount * Q_target(s', a*)
+
+    ``reward`` is the n-step discounted return and ``discount`` is gamma**n, or 0 when the
+    episode terminated within those n steps (a truncated episode still bootstraps).
+    """
+    n = reward.shape[0]
+    if next_q_online.shape != next_q_target.shape or next_q_online.dim() != 2:
+        raise ValueError(
+            "next_q_online and next_q_target must both be (N, A), got "
+            f"{tuple(next_q_online.shape)} and {tuple(next_q_target.shape)}"
+        )
+    if reward.shape != (n,) or discount.shape != (n,) or next_q_online.shape[0] != n:
+        raise ValueError(
+            f"reward and discount must be (N,) with N = {next_q_online.shape[0]}, "
+            f"got {tuple(reward.shape)} and {tuple(discount.shape)}"
+        )
+    best = next_q_online.argmax(dim=1, keepdim=True)
+    next_value = next_q_target.gather(1, best).squeeze(1).float()
+    return reward.float() + discount.float() * next_value
+
+
+def double_dqn_target(
+    reward: torch.Tensor, discount: torch.Tensor, next_obs: torch.Tensor, net: MarioNet
+) -> torch.Tensor:
+    """Double-DQN target y (N,) for uint8 ``next_obs``; no gradient flows into it."""
+    with torch.no_grad():
+        return double_dqn_target_from_q(
+            reward, discount, net(next_obs, model="online"), net(next_obs, model="target")
+        )
+
+
+def dqn_loss(
+    batch: Mapping[str, Any], net: MarioNet, *, huber_delta: float = 1.0
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Importance-weighted Huber loss between Q_online(s, a) and the Double-DQN target.
+
+    ``batch`` (a dict or TensorDict) holds ``obs`` and ``next_obs`` uint8 (N, C, 84, 84),
+    ``action`` int64, ``reward``, ``discount`` and optionally ``weight`` (PER importance
+    weights; all ones when absent), each (N,) or (N, 1). The loss is ``mean(w * huber(td))``
+    as in the PER paper. ``info`` holds ``td_abs`` (N,) detached, for new priorities, and
+    ``q_mean``, the mean Q(s, a) for logging, both tensors on the net's device (no host sync).
+    """
+    missing = [k for k in BATCH_KEYS if k not in batch]
+    if missing:
+        raise ValueError(f"batch is missing {missing}; it needs {list(BATCH_KEYS)} (+ 'weight')")
+    if huber_delta <= 0:
+        raise ValueError(f"huber_delta must be > 0, got {huber_delta!r}")
+    obs = batch["obs"]
+    n = obs.shape[0]
+    device = net.device
+    action = column(batch["action"], "action", n).to(device, non_blocking=True)
+    if action.dtype != torch.int64:
+        raise ValueError(f"batch['action'] must be int64, got {action.dtype}")
+    f32 = torch.float32  # replay may hand float64 (NumPy) rewards; the loss stays float32
+    reward = column(batch["reward"], "reward", n).to(device, f32, non_blocking=True)
+    discount = column(batch["discount"], "discount", n).to(device, f32, non_blocking=True)
+
+    q_sa = net(obs, model="online").gather(1, action.unsqueeze(1)).squeeze(1).float()
+    target = double_dqn_target(reward, discount, batch["next_obs"], net)
+    elementwise = F.huber_loss(q_sa, target, reduction="none", delta=huber_delta)
+    weight = batch.get("weight", None)
+    if weight is not None:
+        elementwise = elementwise * column(weight, "weight", n).to(device, f32, non_blocking=True)
+    loss = elementwise.mean()
+    q_detached = q_sa.detach()
+    return loss, {"td_abs": (q_detached - target).abs(), "q_mean": q_detached.mean()}
+
+
+# --------------------------------------------------------------------------- acting
 
 
 class QPolicy:
@@ -65,10 +162,127 @@ class QPolicy:
 
     def act(
         self, obs: np.ndarray, *, explore: float = 0.0
-    ) -> tuple[np.ndarray, list[Explained] | None]:
+    ) -> tuple[np.ndarray, list[ActionValues] | None]:
         actions, q = self.q_actions(obs, explore, sample=explore > 0)
         rows = q.float().cpu().tolist()
-        return actions, [Explained("Q", row) for row in rows]
+        return actions, [ActionValues("Q", row) for row in rows]
+
+
+class Exploration:
+    """How much a training step explores, env by env: random play during the burn-in, then
+    ε from the schedule at the agent step, spread over the run's ``num_envs`` envs as in
+    Ape-X (env i of N: ε^(1 + spread·i/(N-1))), and never below a per-env floor (the start
+    archive's episodes explore more: near the frontier the greedy policy is what keeps
+    dying). The learner's loop and a Ray actor act through it alike."""
+
+    def __init__(self, settings: DQNConfig, num_envs: int) -> None:
+        self.burn_in = settings.burn_in
+        self.spread = settings.eps_spread
+        self.num_envs = num_envs
+        self.schedule = EpsilonSchedule(
+            settings.eps_start,
+            settings.eps_end,
+            settings.eps_decay_steps,
+            kind=settings.eps_schedule,
+        )
+
+    def epsilon(self, step: int) -> float:
+        """The schedule's ε at ``step`` (1 during the burn-in)."""
+        return 1.0 if step < self.burn_in else self.schedule.value(step)
+
+    def actions(
+        self,
+        policy: QPolicy,
+        obs: np.ndarray,
+        step: int,
+        *,
+        envs: torch.Tensor,
+        random: Callable[[int], np.ndarray],
+        floor: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Training actions for ``obs`` of the run's envs ``envs``; ``random(n)`` gives n
+        uniform random actions (the burn-in needs no network); ``floor`` (per env) the
+        least ε each env gets."""
+        if step < self.burn_in:
+            return random(len(obs))
+        epsilon: float | torch.Tensor = self.epsilon(step)
+        if self.spread > 0 and self.num_envs > 1:
+            epsilon = spread_epsilons(float(epsilon), self.spread, envs, self.num_envs)
+        if floor is not None and floor.any():
+            low = torch.as_tensor(floor, dtype=torch.float32)
+            epsilon = torch.maximum(torch.as_tensor(epsilon, dtype=torch.float32), low)
+        actions, _ = policy.q_actions(obs, epsilon, sample=True)
+        return actions
+
+
+class RemoteActing:
+    """What a Ray actor acts with (:class:`~mario.algos.spec.ActorPolicy`): the learner's
+    online head, broadcast in float16, and :class:`Exploration` at the learner's step."""
+
+    def __init__(self, settings: DQNConfig, ctx: Context, first_env: int, num_envs: int) -> None:
+        self.net = network(settings, ctx)
+        self.net.eval()
+        self.policy = QPolicy(
+            self.net,
+            seed=ctx.seed,
+            exploration=settings.exploration,
+            temperature=settings.temperature,
+        )
+        self.exploration = Exploration(settings, num_envs)
+        self.envs = torch.arange(first_env, first_env + ctx.num_envs)
+        self.rng = np.random.default_rng(ctx.seed)
+        self.version, self.step = -1, 0
+
+    def set_weights(self, weights: dict[str, torch.Tensor], version: int, step: int) -> None:
+        online = {name.removeprefix("online."): value for name, value in weights.items()}
+        self.net.online.load_state_dict(online)  # float16 -> float32 on copy
+        self.version, self.step = version, step
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        if self.version < 0:  # no weights yet
+            return self.rng.integers(self.net.n_actions, size=len(obs))
+        return self.exploration.actions(
+            self.policy,
+            obs,
+            self.step,
+            envs=self.envs,
+            random=lambda n: self.rng.integers(self.net.n_actions, size=n),
+        )
+
+
+def network(settings: DQNConfig, ctx: Context) -> MarioNet:
+    """The Q network (online and target heads) for these settings, on the CPU."""
+    return MarioNet(ctx.n_actions, ctx.stack, dueling=settings.dueling, width=settings.net_width)
+
+
+def acting_weights(net: nn.Module) -> dict[str, torch.Tensor]:
+    """The online head's weights (``online.*``, the network's own names) in float16 on the
+    CPU: half the bytes of a broadcast or a shipped agent; acting keeps the Q-values to
+    float16 precision."""
+    assert isinstance(net, MarioNet)
+    return {
+        f"online.{name}": value.detach().to(
+            "cpu", torch.float16 if value.is_floating_point() else None
+        )
+        for name, value in net.online.state_dict().items()
+    }
+
+
+def load_policy(settings: DQNConfig, weights: dict[str, torch.Tensor], ctx: Context) -> QPolicy:
+    """The acting policy of a checkpoint's weights, or of the online head's alone (a shipped
+    agent: the target head starts as a copy)."""
+    weights = {k: v.float() if v.is_floating_point() else v for k, v in weights.items()}
+    if not any(k.startswith("target.") for k in weights):
+        weights |= {"target." + k[len("online.") :]: v for k, v in weights.items()}
+    net = network(settings, ctx)
+    net.load_state_dict(weights)
+    net.to(ctx.device).eval()
+    return QPolicy(
+        net, seed=ctx.seed, exploration=settings.exploration, temperature=settings.temperature
+    )
+
+
+# --------------------------------------------------------------------------- the algorithm
 
 
 class DQN:
@@ -76,16 +290,15 @@ class DQN:
 
     name: ClassVar[str] = "dqn"
 
-    def __init__(self, cfg: TrainConfig, n_actions: int, device: torch.device) -> None:
-        d = cfg.dqn
-        self.cfg = d
-        self.num_envs = cfg.run.num_envs
-        self.total_steps = cfg.run.total_steps
-        self.net = MarioNet(n_actions, cfg.env.stack, dueling=d.dueling, width=d.net_width)
-        self.net.to(device)
+    def __init__(self, settings: DQNConfig, ctx: Context) -> None:
+        d = self.cfg = settings
+        self.num_envs = ctx.num_envs
+        self.total_steps = ctx.total_steps
+        self.net = network(settings, ctx).to(ctx.device)
         self.learner = Learner(
             self.net,
             d.lr,
+            loss_fn=dqn_loss,
             grad_clip=d.grad_clip,
             target_sync=d.target_sync,
             target_update_every=d.target_update_every,
@@ -96,43 +309,35 @@ class DQN:
         )
         self.replay = ReplayMemory(
             d.replay_size,
-            cfg.run.num_envs,
-            frame_shape=(cfg.env.resize, cfg.env.resize),
-            stack=cfg.env.stack,
+            ctx.num_envs,
+            frame_shape=(ctx.frame_size, ctx.frame_size),
+            stack=ctx.stack,
             n_step=d.n_step,
             gamma=d.gamma,
-            device=device,
+            device=ctx.device,
             prioritized=d.prioritized,
             alpha=d.per_alpha,
             beta=d.per_beta,
         )
-        self.schedule = EpsilonSchedule(
-            d.eps_start, d.eps_end, d.eps_decay_steps, kind=d.eps_schedule
-        )
+        self.exploration = Exploration(d, ctx.num_envs)
         self._policy = QPolicy(
-            self.net, seed=cfg.run.seed, exploration=d.exploration, temperature=d.temperature
+            self.net, seed=ctx.seed, exploration=d.exploration, temperature=d.temperature
         )
+        self._envs = torch.arange(ctx.num_envs)
         self._stats: list[torch.Tensor] = []  # [loss, q_mean, grad_norm] per update, on device
 
     # -- acting ------------------------------------------------------------------------------
-    def epsilon(self, step: int) -> float:
-        """Exploration rate at ``step``: 1 during the random burn-in, then the schedule."""
-        return 1.0 if step < self.cfg.burn_in else self.schedule.value(step)
-
-    def act(self, obs: np.ndarray, step: int, archived: np.ndarray | None = None) -> np.ndarray:
-        if step < self.cfg.burn_in:
-            return np.asarray(np.random.randint(self.net.n_actions, size=obs.shape[0]))
-        epsilon: float | torch.Tensor = self.epsilon(step)
-        if self.cfg.eps_spread > 0 and obs.shape[0] > 1:
-            n = obs.shape[0]
-            epsilon = spread_epsilons(float(epsilon), self.cfg.eps_spread, torch.arange(n), n)
-        if self.cfg.archive_eps > 0 and archived is not None and archived.any():
-            # Go-Explore's "explore" after "return": near the frontier the greedy policy is
-            # what keeps dying, so episodes started from the archive explore more
-            floor = torch.where(torch.as_tensor(archived), self.cfg.archive_eps, 0.0)
-            epsilon = torch.maximum(torch.as_tensor(epsilon, dtype=torch.float32), floor)
-        actions, _ = self._policy.q_actions(obs, epsilon, sample=True)
-        return actions
+    def act(
+        self, obs: np.ndarray, step: int, explore_floor: np.ndarray | None = None
+    ) -> np.ndarray:
+        return self.exploration.actions(
+            self._policy,
+            obs,
+            step,
+            envs=self._envs[: len(obs)],
+            random=lambda n: np.asarray(np.random.randint(self.net.n_actions, size=n)),
+            floor=explore_floor,
+        )
 
     def policy(self) -> QPolicy:
         return self._policy
@@ -176,7 +381,10 @@ class DQN:
         return out
 
     def status(self, step: int) -> dict[str, float]:
-        return {"epsilon": round(self.epsilon(step), 5), "replay_size": len(self.replay)}
+        return {
+            "epsilon": round(self.exploration.epsilon(step), 5),
+            "replay_size": len(self.replay),
+        }
 
     # -- state -------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -202,23 +410,3 @@ class DQN:
         except ValueError as error:
             return f"the saved replay memory does not fit ({error}): refilling it from scratch"
         return f"replay memory restored: {len(self.replay)} transitions"
-
-    @staticmethod
-    def load_policy(state: dict[str, Any], device: torch.device, seed: int = 0) -> QPolicy:
-        """The acting policy of a checkpoint's weights (evaluation, replay videos)."""
-        config = state["config"]
-        signature = state["net_signature"]
-        net = MarioNet(
-            int(signature["n_actions"]),
-            int(signature["in_channels"]),
-            dueling=bool(signature["dueling"]),
-            width=float(signature.get("width", 1.0)),
-        )
-        net.load_state_dict(state["algorithm"]["net"])
-        net.to(device).eval()
-        return QPolicy(
-            net,
-            seed=seed,
-            exploration=str(config.get("exploration", "epsilon")),
-            temperature=float(config.get("temperature", 1.0)),
-        )

@@ -1,73 +1,33 @@
-"""Double-DQN learning: the bootstrapped target, the Huber loss, and one learner step."""
+"""One Double-DQN gradient step as fast as the device allows: Adam, gradient clipping, the
+target head's sync, bf16 autocast, ``torch.compile`` or a CUDA graph of the whole update.
+
+The math (the target and the loss) is :func:`mario.algos.dqn.algorithm.dqn_loss`, which the
+learner is given: this module is only the machinery around it.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Literal, cast
 
 import torch
-import torch.nn.functional as F
 
 from mario.models import MarioNet
 
 TargetSync = Literal["hard", "soft"]
+#: Keys a learner batch must hold; ``weight`` (importance weights) is optional.
 BATCH_KEYS: tuple[str, ...] = ("obs", "action", "reward", "discount", "next_obs")
 #: What a CUDA-graphed update reads from a batch (``weight`` defaults to ones).
 GRAPH_INPUTS: tuple[str, ...] = (*BATCH_KEYS, "weight")
 #: Eager updates (on a side stream) before the update is captured in a CUDA graph.
 GRAPH_WARMUP = 3
-"""Keys a learner batch must hold; ``weight`` (importance weights) is optional."""
+#: ``loss_fn(batch, net, huber_delta=...) -> (loss, {"td_abs": (N,), "q_mean": ()})``.
+LossFn = Callable[..., tuple[torch.Tensor, dict[str, torch.Tensor]]]
 
 
-# --------------------------------------------------------------------------- target and loss
-
-
-def double_dqn_target_from_q(
-    reward: torch.Tensor,
-    discount: torch.Tensor,
-    next_q_online: torch.Tensor,
-    next_q_target: torch.Tensor,
-) -> torch.Tensor:
-    """Double-DQN target from the two heads' Q-values at s' (shapes (N,), (N,), (N, A), (N, A)).
-
-    The online head chooses the action and the target head rates it, which removes the
-    max-operator's overestimation of vanilla DQN (van Hasselt et al. 2016):
-
-        a*  = argmax_a Q_online(s', a)
-        y   = r + discount * Q_target(s', a*)
-
-    ``reward`` is the n-step discounted return and ``discount`` is gamma**n, or 0 when the
-    episode terminated within those n steps (a truncated episode still bootstraps).
-    """
-    n = reward.shape[0]
-    if next_q_online.shape != next_q_target.shape or next_q_online.dim() != 2:
-        raise ValueError(
-            "next_q_online and next_q_target must both be (N, A), got "
-            f"{tuple(next_q_online.shape)} and {tuple(next_q_target.shape)}"
-        )
-    if reward.shape != (n,) or discount.shape != (n,) or next_q_online.shape[0] != n:
-        raise ValueError(
-            f"reward and discount must be (N,) with N = {next_q_online.shape[0]}, "
-            f"got {tuple(reward.shape)} and {tuple(discount.shape)}"
-        )
-    best = next_q_online.argmax(dim=1, keepdim=True)
-    next_value = next_q_target.gather(1, best).squeeze(1).float()
-    return reward.float() + discount.float() * next_value
-
-
-def double_dqn_target(
-    reward: torch.Tensor, discount: torch.Tensor, next_obs: torch.Tensor, net: MarioNet
-) -> torch.Tensor:
-    """Double-DQN target y (N,) for uint8 ``next_obs``; no gradient flows into it."""
-    with torch.no_grad():
-        return double_dqn_target_from_q(
-            reward, discount, net(next_obs, model="online"), net(next_obs, model="target")
-        )
-
-
-def _column(value: torch.Tensor, key: str, n: int) -> torch.Tensor:
+def column(value: torch.Tensor, key: str, n: int) -> torch.Tensor:
     """A batch entry as a (N,) tensor: replay buffers often store scalars as (N, 1)."""
     if value.numel() != n:
         raise ValueError(
@@ -76,48 +36,12 @@ def _column(value: torch.Tensor, key: str, n: int) -> torch.Tensor:
     return value.reshape(n)
 
 
-def dqn_loss(
-    batch: Mapping[str, Any], net: MarioNet, *, huber_delta: float = 1.0
-) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Importance-weighted Huber loss between Q_online(s, a) and the Double-DQN target.
-
-    ``batch`` (a dict or TensorDict) holds ``obs`` and ``next_obs`` uint8 (N, C, 84, 84),
-    ``action`` int64, ``reward``, ``discount`` and optionally ``weight`` (PER importance
-    weights; all ones when absent), each (N,) or (N, 1). The loss is ``mean(w * huber(td))``
-    as in the PER paper. ``info`` holds ``td_abs`` (N,) detached, for new priorities, and
-    ``q_mean``, the mean Q(s, a) for logging, both tensors on the net's device (no host sync).
-    """
-    missing = [k for k in BATCH_KEYS if k not in batch]
-    if missing:
-        raise ValueError(f"batch is missing {missing}; it needs {list(BATCH_KEYS)} (+ 'weight')")
-    if huber_delta <= 0:
-        raise ValueError(f"huber_delta must be > 0, got {huber_delta!r}")
-    obs = batch["obs"]
-    n = obs.shape[0]
-    device = net.device
-    action = _column(batch["action"], "action", n).to(device, non_blocking=True)
-    if action.dtype != torch.int64:
-        raise ValueError(f"batch['action'] must be int64, got {action.dtype}")
-    f32 = torch.float32  # replay may hand float64 (NumPy) rewards; the loss stays float32
-    reward = _column(batch["reward"], "reward", n).to(device, f32, non_blocking=True)
-    discount = _column(batch["discount"], "discount", n).to(device, f32, non_blocking=True)
-
-    q_sa = net(obs, model="online").gather(1, action.unsqueeze(1)).squeeze(1).float()
-    target = double_dqn_target(reward, discount, batch["next_obs"], net)
-    elementwise = F.huber_loss(q_sa, target, reduction="none", delta=huber_delta)
-    weight = batch.get("weight", None)
-    if weight is not None:
-        elementwise = elementwise * _column(weight, "weight", n).to(device, f32, non_blocking=True)
-    loss = elementwise.mean()
-    q_detached = q_sa.detach()
-    return loss, {"td_abs": (q_detached - target).abs(), "q_mean": q_detached.mean()}
-
-
 # --------------------------------------------------------------------------- learner
 
 
 class Learner:
-    """Owns the optimiser (Adam) and performs one Double-DQN update per :meth:`update` call.
+    """Owns the optimiser (Adam) and performs one Double-DQN update per :meth:`update` call:
+    ``loss_fn`` (:func:`mario.algos.dqn.algorithm.dqn_loss`) on a batch, backward, clip, step.
 
     ``target_sync="hard"`` copies online -> target every ``target_update_every`` updates;
     ``"soft"`` Polyak-averages with ``tau`` after every update. ``amp`` (bfloat16 autocast),
@@ -138,6 +62,7 @@ class Learner:
         net: MarioNet,
         lr: float = 1e-4,
         *,
+        loss_fn: LossFn,
         adam_eps: float = 1.5e-4,
         grad_clip: float | None = 10.0,
         huber_delta: float = 1.0,
@@ -169,6 +94,7 @@ class Learner:
         if not 0.0 < tau <= 1.0:
             raise ValueError(f"tau must be in (0, 1], got {tau!r}")
         self.net = net
+        self.loss_fn = loss_fn
         self.grad_clip = grad_clip
         self.huber_delta = huber_delta
         self.target_sync = target_sync
@@ -196,7 +122,7 @@ class Learner:
         self._graph_warm = 0
 
     def update(self, batch: Mapping[str, Any], *, sync: bool = True) -> dict[str, Any]:
-        """One gradient step on ``batch`` (see :func:`dqn_loss`), then the target update.
+        """One gradient step on ``batch`` (see ``loss_fn``), then the target update.
 
         Returns ``stats``, a detached (3,) tensor ``[loss, q_mean, grad_norm]`` (grad norm
         before clipping) on the net's device, ``td_abs`` (N,) likewise, and ``target_synced``
@@ -238,7 +164,7 @@ class Learner:
             else contextlib.nullcontext()
         )
         with autocast:
-            loss, info = dqn_loss(batch, self._loss_net, huber_delta=self.huber_delta)
+            loss, info = self.loss_fn(batch, self._loss_net, huber_delta=self.huber_delta)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         max_norm = self.grad_clip if self.grad_clip is not None else math.inf
@@ -293,7 +219,7 @@ class Learner:
         if value is None:
             return torch.ones(n, device=device)
         dtype = torch.int64 if key == "action" else torch.float32
-        return _column(value, key, n).to(device, dtype, non_blocking=True)
+        return column(value, key, n).to(device, dtype, non_blocking=True)
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         missing = [k for k in ("optimizer", "updates", "target_syncs") if k not in state]

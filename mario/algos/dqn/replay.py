@@ -26,11 +26,11 @@ Positions and validity
     ``n_step + 1`` newest and the ``stack + 1`` oldest), so sampling is a lookup.
 
 Prioritized replay
-    TorchRL's :class:`~torchrl.data.PrioritizedSampler` keeps its sum/min trees in TorchRL's
-    C++ extension, which fails to load against torch 2.13 (undefined symbol), so
-    :class:`_PriorityTree` is the same structure in vectorised torch ops, with the same
-    conventions (leaf = ``(priority + eps) ** alpha``, new transitions get the largest
-    priority seen, weights ``(p_i / p_min) ** -beta``). Invalid slots hold an exact 0.
+    :class:`~mario.algos.dqn.sumtree.PriorityTree` keeps the sum and min trees in vectorised
+    torch ops (TorchRL's ``PrioritizedSampler`` keeps them in a C++ extension that fails to
+    load against torch 2.13), with TorchRL's conventions: leaf = ``(priority + eps) **
+    alpha``, new transitions get the largest priority seen, weights ``(p_i / p_min) **
+    -beta``. Invalid slots hold an exact 0.
 """
 
 from __future__ import annotations
@@ -54,7 +54,6 @@ _CONFIG_FILE = "replay.json"
 _FRAMES_FILE = "frames.u8"
 _STATE_FILE = "state.pt"
 _IO_CHUNK_BYTES = 64 << 20
-# Settings that must match for a saved replay to load (gamma and beta only shape sampling).
 # Settings a saved memory must share to load at all; the rest (capacity, num_envs, n_step,
 # gamma, prioritized, alpha, eps) may differ: the streams are then transplanted.
 _LOAD_MUST_MATCH = ("frame_shape", "stack")

@@ -1,5 +1,2 @@
-"""PPO (clipped surrogate, GAE) behind the algorithm protocol."""
-
-from mario.algos.ppo.algorithm import PPO, ActorCriticPolicy, gae, ppo_loss
-
-__all__ = ["PPO", "ActorCriticPolicy", "gae", "ppo_loss"]
+"""PPO (clipped surrogate, GAE): ``settings`` (its config keys), ``spec`` (how mario uses
+it), ``algorithm`` (rollouts, advantages, the loss and the update)."""

@@ -29,9 +29,11 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-from mario.algos.base import Explained, Transition, check_finite
-from mario.config import TrainConfig
+from mario.algos.base import ActionValues, Transition, check_finite
+from mario.algos.ppo.settings import PPOConfig
+from mario.algos.spec import Context
 from mario.models import ActorCritic
 
 
@@ -122,13 +124,13 @@ class ActorCriticPolicy:
 
     def act(
         self, obs: np.ndarray, *, explore: float = 0.0
-    ) -> tuple[np.ndarray, list[Explained] | None]:
+    ) -> tuple[np.ndarray, list[ActionValues] | None]:
         logp, value = self.forward(obs)
         actions = self.sample(logp).to(logp.device) if explore > 0 else logp.argmax(dim=1)
         probs = logp.exp().cpu().tolist()
         values = value.cpu().tolist()
-        explained = [Explained("π", p, v) for p, v in zip(probs, values, strict=True)]
-        return actions.cpu().numpy(), explained
+        values = [ActionValues("π", p, v) for p, v in zip(probs, values, strict=True)]
+        return actions.cpu().numpy(), values
 
 
 class PPO:
@@ -136,17 +138,15 @@ class PPO:
 
     name: ClassVar[str] = "ppo"
 
-    def __init__(self, cfg: TrainConfig, n_actions: int, device: torch.device) -> None:
-        p = cfg.ppo
-        self.cfg = p
-        self.total_steps = cfg.run.total_steps
-        self.device = device
-        self.net = ActorCritic(n_actions, cfg.env.stack).to(device)
+    def __init__(self, settings: PPOConfig, ctx: Context) -> None:
+        p = self.cfg = settings
+        self.total_steps = ctx.total_steps
+        self.device = device = ctx.device
+        self.net = network(settings, ctx).to(device)
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=p.lr, eps=1e-5)
-        self._policy = ActorCriticPolicy(self.net, seed=cfg.run.seed)
-        steps, envs = p.n_steps, cfg.run.num_envs
-        shape = (steps, envs)
-        frames = (cfg.env.stack, cfg.env.resize, cfg.env.resize)
+        self._policy = ActorCriticPolicy(self.net, seed=ctx.seed)
+        shape = (p.n_steps, ctx.num_envs)
+        frames = (ctx.stack, ctx.frame_size, ctx.frame_size)
         self.obs = torch.zeros((*shape, *frames), dtype=torch.uint8, device=device)
         self.actions = torch.zeros(shape, dtype=torch.int64, device=device)
         self.logprobs = torch.zeros(shape, device=device)
@@ -162,7 +162,10 @@ class PPO:
         self._lr = p.lr
 
     # -- acting ------------------------------------------------------------------------------
-    def act(self, obs: np.ndarray, step: int, archived: np.ndarray | None = None) -> np.ndarray:
+    def act(
+        self, obs: np.ndarray, step: int, explore_floor: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Sampled actions (PPO's exploration is its policy's: it has no floor to honour)."""
         logp, value = self._policy.forward(obs)
         actions = self._policy.sample(logp).to(logp.device)
         self._pending.append((logp.gather(1, actions[:, None]).squeeze(1), value))
@@ -306,12 +309,48 @@ class PPO:
     def load_replay(self, folder: Path | None) -> str | None:
         return None
 
-    @staticmethod
-    def load_policy(
-        state: dict[str, Any], device: torch.device, seed: int = 0
-    ) -> ActorCriticPolicy:
-        signature = state["net_signature"]
-        net = ActorCritic(int(signature["n_actions"]), int(signature["in_channels"]))
-        net.load_state_dict(state["algorithm"]["net"])
-        net.to(device).eval()
-        return ActorCriticPolicy(net, seed=seed)
+
+# --------------------------------------------------------------------------- for the spec
+
+
+def network(settings: PPOConfig, ctx: Context) -> ActorCritic:
+    """The actor-critic for these settings, on the CPU."""
+    return ActorCritic(ctx.n_actions, ctx.stack)
+
+
+def acting_weights(net: nn.Module) -> dict[str, torch.Tensor]:
+    """The whole actor-critic in float32 on the CPU: the learner rates a rollout's actions with
+    its own weights (the old log-probabilities of the ratio), which must be the ones that
+    acted."""
+    return {name: value.detach().cpu() for name, value in net.state_dict().items()}
+
+
+def load_policy(
+    settings: PPOConfig, weights: dict[str, torch.Tensor], ctx: Context
+) -> ActorCriticPolicy:
+    """The acting policy of a checkpoint's (or a shipped agent's) weights."""
+    net = network(settings, ctx)
+    net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in weights.items()})
+    net.to(ctx.device).eval()
+    return ActorCriticPolicy(net, seed=ctx.seed)
+
+
+class RemoteSampling:
+    """What a Ray actor acts with (:class:`~mario.algos.spec.ActorPolicy`): actions sampled
+    from the broadcast actor-critic, uniform until the first weights arrive."""
+
+    def __init__(self, settings: PPOConfig, ctx: Context) -> None:
+        self.net = network(settings, ctx)
+        self.net.eval()
+        self.sampler = ActorCriticPolicy(self.net, seed=ctx.seed)
+        self.rng = np.random.default_rng(ctx.seed)
+        self.version = -1
+
+    def set_weights(self, weights: dict[str, torch.Tensor], version: int, step: int) -> None:
+        self.net.load_state_dict(weights)
+        self.version = version
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        if self.version < 0:
+            return self.rng.integers(self.net.n_actions, size=len(obs))
+        return self.sampler.sample(self.sampler.forward(obs)[0]).numpy()

@@ -1,6 +1,6 @@
 """The rules of the game, computed here the same way on either backend.
 
-:class:`GameEmulator` is the backend's ``SuperMarioBrosEnv`` (see :mod:`mario.backend`) with
+:class:`GameEmulator` is the backend's ``SuperMarioBrosEnv`` (see :mod:`mario.game.backends`) with
 every RAM read, the reward, termination and ``info`` defined here, on Python ints. The
 library keeps what it does to the emulator: loading the ROM, skipping the start screens,
 writing the target stage, and its RAM hacks after each frame (cutting death animations and
@@ -27,15 +27,15 @@ import cv2
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from mario import backend
-from mario.game_options import REWARD_NAMES
+from mario.game import backends
+from mario.game.options import REWARD_NAMES
 
-if backend.NAME == "upstream":
+if backends.NAME == "upstream":
     from gym_super_mario_bros import actions as _actions
     from gym_super_mario_bros.smb_env import SuperMarioBrosEnv
     from nes_py.wrappers import JoypadSpace
 else:
-    from mario._compat import JoypadSpace, SuperMarioBrosEnv, _actions
+    from mario.game._classic import JoypadSpace, SuperMarioBrosEnv, _actions
 
 __all__ = [
     "BUTTON_BITS",

@@ -14,9 +14,8 @@ from pathlib import Path
 
 import torch
 
-from mario.algos.dqn.replay import ReplayMemory
+from mario import algos
 from mario.config import MAX_ENVS_PER_CORE, ConfigError, TrainConfig
-from mario.models import ActorCritic, MarioNet
 
 #: Host memory of the trainer process besides its replay memory (torch, the network, buffers).
 TRAINER_BYTES = 1 << 30
@@ -53,30 +52,17 @@ def available_memory() -> int | None:
 
 
 def checkpoint_bytes(cfg: TrainConfig, n_actions: int) -> tuple[int, int]:
-    """``(state.pt bytes, replay bytes)`` of one checkpoint of this run: the weights (DQN:
-    both heads) and Adam's two moments, float32, and DQN's replay memory when it is saved."""
-    if cfg.algo == "ppo":
-        params = sum(p.numel() for p in ActorCritic(n_actions, cfg.env.stack).parameters())
-        return 3 * params * 4 + CHECKPOINT_SLACK_BYTES, 0
-    net = MarioNet(n_actions, cfg.env.stack, dueling=cfg.dqn.dueling, width=cfg.dqn.net_width)
-    online = sum(p.numel() for p in net.online.parameters())
-    state = 4 * online * 4 + CHECKPOINT_SLACK_BYTES  # online + target + 2 Adam moments
-    replay = sum(_buffer_bytes(cfg)) if cfg.dqn.save_replay else 0
-    return state, replay
-
-
-def _buffer_bytes(cfg: TrainConfig) -> tuple[int, int]:
-    """``(bytes on the training device, bytes on the host)`` of the algorithm's buffer: DQN's
-    replay memory, or PPO's rollout of stacked observations."""
-    if cfg.algo == "ppo":
-        frames = cfg.env.stack * cfg.env.resize**2
-        return cfg.ppo.n_steps * cfg.run.num_envs * (frames + 24), 0
-    return ReplayMemory.planned_bytes(
-        cfg.dqn.replay_size,
-        cfg.run.num_envs,
-        (cfg.env.resize, cfg.env.resize),
-        prioritized=cfg.dqn.prioritized,
-    )
+    """``(state.pt bytes, buffer bytes)`` of one checkpoint of this run: the network's weights
+    and Adam's two moments of its trained ones, float32, and the algorithm's buffer when its
+    checkpoints keep it (DQN's replay memory)."""
+    spec = algos.get(cfg.algo)
+    ctx = cfg.context(n_actions, torch.device("cpu"))
+    params = list(spec.network(cfg.algorithm, ctx).parameters())
+    weights = sum(p.numel() for p in params)
+    trained = sum(p.numel() for p in params if p.requires_grad)
+    state = 4 * (weights + 2 * trained) + CHECKPOINT_SLACK_BYTES
+    buffer = sum(spec.buffer_bytes(cfg.algorithm, ctx)) if spec.saves_buffer(cfg.algorithm) else 0
+    return state, buffer
 
 
 def check_resources(cfg: TrainConfig, run_dir: Path, device: torch.device, n_actions: int) -> None:
@@ -90,19 +76,17 @@ def check_resources(cfg: TrainConfig, run_dir: Path, device: torch.device, n_act
             f"most {MAX_ENVS_PER_CORE * cores} emulator processes ({MAX_ENVS_PER_CORE} per core; "
             "about one per core is fastest)"
         )
-    frames, meta = _buffer_bytes(cfg)
-    what = (
-        ("n_steps", cfg.ppo.n_steps, "--n-steps")
-        if cfg.algo == "ppo"
-        else ("replay_size", cfg.dqn.replay_size, "--replay-size")
-    )
+    spec = algos.get(cfg.algo)
+    frames, meta = spec.buffer_bytes(cfg.algorithm, cfg.context(n_actions, device))
+    option = spec.buffer_option
+    what = (option, getattr(cfg.algorithm, option), "--" + option.replace("_", "-"))
     on_gpu = device.type == "cuda"
     host = TRAINER_BYTES + num_envs * ENV_BYTES + meta + (0 if on_gpu else frames)
     free = available_memory()
     if free is not None and host > free:
         raise ConfigError(
             f"bad value {what[1]} for {what[0]}: the {cfg.algo.upper()} buffer needs "
-            f"{gib(frames + meta)} (~7 KB a transition) and the run about {gib(host)} of host "
+            f"{gib(frames + meta)} and the run about {gib(host)} of host "
             f"memory in all, but {gib(free)} is available; lower {what[2]} or --num-envs"
         )
     if on_gpu:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from mario.errors import brief
-from mario.run_folder import CheckpointError
+from mario.storage.run_folders import CheckpointError
 
 _HERE = Path(__file__).parent
 FORMAT = 1
@@ -37,7 +37,7 @@ def path_of(name: str) -> Path:
 
 def read(name: str) -> dict[str, Any]:
     """The stored agent (weights, config, provenance), safely loaded;
-    :class:`~mario.run_folder.CheckpointError` if its file is damaged."""
+    :class:`~mario.storage.run_folders.CheckpointError` if its file is damaged."""
     import pickle
 
     import torch
@@ -58,16 +58,24 @@ def export(state: dict[str, Any], provenance: dict[str, Any], out: Path) -> Path
     """Write a checkpoint's acting weights (float16) with its config and ``provenance``."""
     import torch
 
-    weights = state["algorithm"]["net"]
-    if state["algo"] == "dqn":  # the online head acts; the target head is for learning
-        weights = {k: v for k, v in weights.items() if k.startswith("online.")}
+    from mario import algos
+    from mario.config import build_config
+
+    config = build_config(state["config"])
+    spec = algos.get(config.algo)
+    n_actions = int(state["net_signature"]["n_actions"])
+    net = spec.network(config.algorithm, config.context(n_actions, torch.device("cpu")))
+    net.load_state_dict(state["algorithm"]["net"])
+    weights = spec.acting_weights(net)  # e.g. DQN's online head: the target is for learning
     data = {
         "format": FORMAT,
         "algo": state["algo"],
         "net_signature": state["net_signature"],
         "config": state["config"],
         "step": int(state["counters"]["step"]),
-        "weights": {k: v.to(torch.float16) for k, v in weights.items()},
+        "weights": {
+            k: v.to(torch.float16) if v.is_floating_point() else v for k, v in weights.items()
+        },
         "provenance": provenance,
     }
     torch.save(data, out)

@@ -14,7 +14,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from mario.checkpoint import (
+from mario import algos
+from mario.config import (
+    ConfigError,
+    TrainConfig,
+    build_config,
+    check_algo,
+    check_resumable,
+)
+from mario.device import resolve_device
+from mario.game.options import ACTION_SET_NAMES
+from mario.storage.checkpoints import (
     CheckpointError,
     CheckpointInfo,
     check_writable,
@@ -22,19 +32,10 @@ from mario.checkpoint import (
     load_checkpoint,
     upgrade_state,
 )
-from mario.config import (
-    ConfigError,
-    DQNConfig,
-    TrainConfig,
-    build_config,
-    check_algo,
-    check_resumable,
-)
-from mario.device import resolve_device
-from mario.game_options import ACTION_SET_NAMES
-from mario.preflight import check_resources
-from mario.run_folder import CHECKPOINTS, MANIFEST, STEP_DIR, newest_run
-from mario.tracking import check_tensorboard, resolve_wandb_mode
+from mario.storage.run_folders import CHECKPOINTS, MANIFEST, STEP_DIR, check_exists, newest_run
+from mario.storage.tracker import check_tensorboard
+from mario.storage.wandb_setup import resolve_wandb_mode
+from mario.training.preflight import check_resources
 
 DEFAULT_ROOT = Path("checkpoints")
 #: Button combinations per action set (what the networks' outputs are sized for).
@@ -155,15 +156,12 @@ def prepare_run(
             "another --run-dir"
         )
     config.run.run_dir = str(run_dir)
-    if isinstance(config.learn, DQNConfig) and config.dqn.burn_in >= config.run.total_steps:
-        notes.append(
-            f"warning: burn_in ({config.dqn.burn_in}) >= total_steps ({config.run.total_steps}): "
-            "this "
-            "run only collects random play and never learns; lower --burn-in"
-        )
     # Everything that can refuse the run comes before the folder is made: a refused start
     # writes nothing (docs/RELIABILITY.md).
     device = resolve_device(config.run.device)
+    n_actions = action_set_size(config.env.actions)
+    spec = algos.get(config.algo)
+    notes += spec.notes(config.algorithm, config.context(n_actions, device))
     if config.run.tensorboard:
         try:
             check_tensorboard()
@@ -172,7 +170,7 @@ def prepare_run(
     wandb_mode, message = resolve_wandb_mode(config.run.wandb_mode, run_dir)  # online needs a key
     if message:
         notes.append(message)
-    check_resources(config, run_dir, device, action_set_size(config.env.actions))
+    check_resources(config, run_dir, device, n_actions)
     if config.distributed:  # join the Ray cluster; it must have a CPU per actor
         from mario.distributed.cluster import connect
 
@@ -237,8 +235,7 @@ def _load_resume(
             return None, None
     else:
         target = Path(resume)
-        if not target.exists():
-            raise CheckpointError(f"{resume}: no such run folder or checkpoint")
+        check_exists(target)
     state, info, warnings = load_checkpoint(target, fallback=True)
     notes.extend(f"warning: {w}" for w in warnings)
     return upgrade_state(state, info.state_path), info

@@ -8,7 +8,7 @@ of the training episodes from them, weighted toward the cells where episodes end
 
 * A *cell* is ``(world, stage, x // cell_size)``; its state is stored as the prefix of button
   bytes, one per emulator frame, that reaches it from the real start (the emulator is
-  deterministic, so :class:`mario.env.MarioEnv` rebuilds it by replaying). For each cell the
+  deterministic, so :class:`mario.game.env.MarioEnv` rebuilds it by replaying). For each cell the
   archive keeps the shortest prefix seen: more game time left, a cheaper rebuild. On nes-py 9
   the wrapper also keeps a snapshot of the state it reached itself, and starts there load it
   instead of replaying the prefix.

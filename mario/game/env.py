@@ -15,7 +15,14 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv
 
-from mario.game import (
+from mario.game.options import (
+    ACTION_SET_NAMES,
+    FULL_GAME,
+    STAGES,
+    check_pipeline_args,
+    parse_stage,
+)
+from mario.game.rules import (
     BUTTON_BITS,
     COMPLEX_MOVEMENT,
     REWARDS,
@@ -23,13 +30,6 @@ from mario.game import (
     SIMPLE_MOVEMENT,
     GameEmulator,
     check_reward,
-)
-from mario.game_options import (
-    ACTION_SET_NAMES,
-    FULL_GAME,
-    STAGES,
-    check_pipeline_args,
-    parse_stage,
 )
 from wrappers import FrameStack, GrayScale, Resize, SkipFrame
 
@@ -77,7 +77,7 @@ class MarioEnv(gym.Env[np.ndarray, int]):
     """One game of Super Mario Bros, one NES frame per step.
 
     Game semantics (reward, termination, ``info``) are gym-super-mario-bros 7.4.0's on either
-    backend (:mod:`mario.game`); ``reward="upstream"`` takes 9.x's reward instead and adds
+    backend (:mod:`mario.game.rules`); ``reward="upstream"`` takes 9.x's reward instead and adds
     ``reward_components`` to ``info``. Observations are the full-colour ``(240, 256, 3)``
     uint8 screen. Death and reaching the flag are ``terminated``; a single-stage env ends
     there, the full game at game over.
@@ -95,7 +95,7 @@ class MarioEnv(gym.Env[np.ndarray, int]):
     emulator frames replays took. On nes-py 9, ``options={"start": prefix, "snapshot": s}``
     with ``s`` from :meth:`snapshot` (taken when the history was ``prefix``) loads that state
     instead of replaying (~20 µs instead of a millisecond per prefix frame). Only training
-    uses this (``mario.archive``); evaluation and replays always start at the real start.
+    uses this (``mario.game.archive``); evaluation and replays always start at the real start.
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 60}  # noqa: RUF012
@@ -274,11 +274,11 @@ def make_env(
     ``seed`` seeds the env's first reset (a later ``reset(seed=...)`` overrides it).
     ``max_episode_steps`` counts agent steps and ends episodes with ``truncated``.
     ``noop_max`` > 0 starts each episode with a random number (up to it) of idle frames.
-    ``reward``: ``"classic"`` (7.4.0's) or ``"upstream"`` (9.x's), see :mod:`mario.game`.
+    ``reward``: ``"classic"`` (7.4.0's) or ``"upstream"`` (9.x's), see :mod:`mario.game.rules`.
     ``death_penalty`` > 0 is subtracted from the agent step on which a life is lost, on top
     of the reward's own death term (which the per-frame clip holds to -15).
     ``render()`` always returns the full-colour frame.
-    ``archive`` (training only): keyword arguments of :class:`mario.archive.ArchiveStarts`,
+    ``archive`` (training only): keyword arguments of :class:`mario.game.archive.ArchiveStarts`,
     which starts a share of episodes from save states the agent reached.
     """
     check_pipeline_args(
@@ -305,7 +305,7 @@ def make_env(
     if max_episode_steps is not None:
         env = gym.wrappers.TimeLimit(env, max_episode_steps)
     if archive is not None:
-        from mario.archive import ArchiveStarts
+        from mario.game.archive import ArchiveStarts
 
         env = ArchiveStarts(env, seed=seed, **archive)
     if seed is not None:

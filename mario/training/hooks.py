@@ -1,10 +1,12 @@
 """What the training loop does besides acting and learning, each on its own schedule.
 
-A hook's ``after_step(runner)`` runs after every stored vector step and decides itself
-whether it is due; ``close(runner)`` runs once at the end. The default hooks, in order:
-the progress bar, the train log (metrics.jsonl, W&B, TensorBoard, a log line when not on a
-terminal), the evaluation (a greedy evaluation with a video that picks the best checkpoint)
-and the checkpoint (with the learning curves). Any "every N steps" job is one more hook.
+A hook's ``after_step(runner)`` runs after every stored vector step, decides itself whether
+it is due, reads what it needs of the run and returns a :class:`Request` (or None): a save
+(with an evaluation's score, from which the runner picks the best checkpoint) or a stop. No
+hook saves or stops the run itself. ``close(runner)`` runs once at the end. The default
+hooks, in order: the progress bar, the train log (metrics.jsonl, W&B, TensorBoard, a log
+line when not on a terminal), the evaluation (a greedy evaluation with a video) and the
+checkpoint (with the learning curves). Any "every N steps" job is one more hook.
 """
 
 from __future__ import annotations
@@ -12,11 +14,14 @@ from __future__ import annotations
 import os
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import torch
+
 if TYPE_CHECKING:
-    from mario.runner import Runner
+    from mario.training.runner import Runner
 
 
 class Periodic:
@@ -34,11 +39,22 @@ class Periodic:
         return True
 
 
+@dataclass(frozen=True)
+class Request:
+    """What a hook asks of the loop after a step: a checkpoint (``save``; ``score``: an
+    evaluation's, the higher the better, for the best-checkpoint choice) or the end of the
+    run (``stop``: saved, as after a stop signal)."""
+
+    save: bool = False
+    score: float | None = None
+    stop: bool = False
+
+
 class Hook:
     """Base: does nothing. Subclasses override what they need."""
 
-    def after_step(self, runner: Runner) -> None:
-        """After every stored vector step."""
+    def after_step(self, runner: Runner) -> Request | None:
+        """After every stored vector step; what the loop should do, if anything."""
         return None
 
     def close(self, runner: Runner) -> None:
@@ -61,13 +77,10 @@ class TrainLog(Hook):
     def __init__(self, runner: Runner) -> None:
         self.schedule = Periodic(runner.cfg.run.log_every, runner.step)
         self.clock, self.clock_step = time.perf_counter(), runner.step
-        self.mark = (runner.stats.episodes, runner.stats.archive_episodes, 0)
 
     def after_step(self, runner: Runner) -> None:
         if not self.schedule.due(runner.step):
             return
-        from mario.runner import memory_metrics
-
         now = time.perf_counter()
         steps_per_s = (runner.step - self.clock_step) / max(now - self.clock, 1e-9)
         self.clock, self.clock_step = now, runner.step
@@ -86,22 +99,8 @@ class TrainLog(Hook):
         for stage, xs in sorted(stats.stage_x.items()):  # several stages at once
             metrics[f"x_pos_mean100/{stage}"] = float(sum(xs) / len(xs))
         collector = runner.collector
-        if collector is not None and collector.archive:
-            episodes, from_archive, rebuilt = self.mark
-            cells = collector.archive_state["cells"] if collector.archive_state else []
-            window = max(1, runner.cfg.run.log_every)
-            metrics.update(
-                archive_cells=len(cells),
-                archive_frontier_x=max((c["x"] for c in cells), default=0),
-                # of the episodes that ended since the last log
-                archive_episode_share=(stats.archive_episodes - from_archive)
-                / max(1, stats.episodes - episodes),
-                # emulator frames replayed to build start states, per agent step
-                archive_rebuild_frames_per_step=(collector.rebuild_frames - rebuilt) / window,
-            )
-            self.mark = (stats.episodes, stats.archive_episodes, collector.rebuild_frames)
-        if collector is not None:
-            metrics.update(collector.metrics())  # remote actors: restarts, wire bytes, lag
+        if collector is not None:  # the start archive's figures; remote actors' restarts, lag
+            metrics.update(collector.metrics())
         metrics.update(memory_metrics())
         runner.tracker.log(runner.step, metrics, kind="train")
         if not sys.stderr.isatty():
@@ -148,17 +147,19 @@ def eval_summary(per_stage: dict[str, dict[str, Any]]) -> dict[str, Any]:
 
 class Evaluate(Hook):
     """Every ``eval_every`` steps: greedy episodes from the real start of the run's stage (or
-    each of its stages) on fresh seeds, a video of the first, metrics, a checkpoint, and the
-    best-checkpoint choice (flag rate first, then mean x_pos; means over the stages)."""
+    each of its stages) on fresh seeds, a video of the first, metrics, and a checkpoint with
+    the evaluation's score (flag rate first, then mean x_pos; means over the stages), from
+    which the runner picks the best."""
 
     def __init__(self, runner: Runner) -> None:
         self.schedule = Periodic(runner.cfg.eval.eval_every, runner.step)
 
-    def after_step(self, runner: Runner) -> None:
+    def after_step(self, runner: Runner) -> Request | None:
         if not self.schedule.due(runner.step):
-            return
+            return None
         from mario.config import EVAL_SEED
-        from mario.episodes import Agent, evaluate
+        from mario.playing.agents import Agent
+        from mario.playing.episodes import evaluate
 
         cfg = runner.cfg
         videos = runner.run_dir / "videos"
@@ -179,24 +180,23 @@ class Evaluate(Hook):
         )
         runner.tracker.log(runner.step, summary, kind="eval")
         runner.tracker.log_video(runner.step, Path(video))
-        info = runner.save()
-        # best = highest flag rate, then furthest mean x_pos (x_pos < 10,000 in every stage)
-        runner.mark_best(info, summary["flag_rate"] * 10_000 + summary["x_pos_mean"])
+        # a checkpoint of what was evaluated; its score: the flag rate first, then the mean
+        # x_pos (x_pos < 10,000 in every stage)
+        return Request(save=True, score=summary["flag_rate"] * 10_000 + summary["x_pos_mean"])
 
 
 class Checkpoint(Hook):
-    """Every ``checkpoint_every`` steps: a checkpoint (unless one was just saved for this
-    step) and the learning curves (~2 s: with checkpoints, not with every log)."""
+    """Every ``checkpoint_every`` steps: a checkpoint and the learning curves (~2 s: with
+    checkpoints, not with every log)."""
 
     def __init__(self, runner: Runner) -> None:
         self.schedule = Periodic(runner.cfg.run.checkpoint_every, runner.step)
 
-    def after_step(self, runner: Runner) -> None:
+    def after_step(self, runner: Runner) -> Request | None:
         if not self.schedule.due(runner.step):
-            return
-        if runner.last_saved is None or runner.last_saved.step != runner.step:
-            runner.save()
+            return None
         runner.tracker.plot()
+        return Request(save=True)
 
     def close(self, runner: Runner) -> None:
         runner.tracker.plot()
@@ -240,6 +240,21 @@ class Progress(Hook):
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+
+
+def memory_metrics() -> dict[str, float]:
+    """The process's resident memory and the GPU's peak allocation, in MiB."""
+    out: dict[str, float] = {}
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    out["host_rss_mb"] = round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    if torch.cuda.is_available():
+        out["cuda_max_allocated_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    return out
 
 
 def default_hooks(runner: Runner) -> list[Hook]:

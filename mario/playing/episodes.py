@@ -10,7 +10,6 @@ settings (always from the stage's real start), and the actions from the algorith
 from __future__ import annotations
 
 import statistics
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -18,27 +17,24 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mario.algos.base import Explained, Policy
-from mario.checkpoint import CheckpointError, load_checkpoint, upgrade_state
+from mario.algos.base import ActionValues
 from mario.config import (
     EVAL_SEED,
     MAX_EPISODE_STEPS,
     MAX_EPISODES,
     MAX_SEED,
     ConfigError,
-    TrainConfig,
-    build_config,
     expand_stages,
 )
-from mario.device import resolve_device
-from mario.env import action_label, action_set, make_env, parse_stage
-from mario.errors import brief, brief_path
+from mario.errors import brief
+from mario.game.env import action_label, action_set, make_env, parse_stage
+from mario.playing.agents import Agent
 
 if TYPE_CHECKING:
-    from mario.video import VideoWriter
+    from mario.playing.video import VideoWriter
 
-StepCallback = Callable[[int, int, "Explained | None", dict[str, Any], Any], None]
-"""``on_step(step, action, explained, info, game)`` of :func:`play_episode`."""
+StepCallback = Callable[[int, int, "ActionValues | None", dict[str, Any], Any], None]
+"""``on_step(step, action, values, info, game)`` of :func:`play_episode`."""
 
 
 @dataclass
@@ -53,110 +49,6 @@ class Episode:
     steps: int
     frames: int
     screens: list[np.ndarray] = field(default_factory=list, repr=False)
-
-
-@dataclass
-class Agent:
-    """A policy with the config it was trained with (``step``/``path`` of its checkpoint)."""
-
-    policy: Policy
-    config: TrainConfig
-    step: int | None = None
-    path: Path | None = None
-    name: str | None = None
-    """A shipped agent's name (``--pretrained``), else None."""
-
-    def act(self, obs: np.ndarray, *, explore: float = 0.0) -> np.ndarray:
-        """Actions for a batch of observations ``(N, 4, 84, 84)`` (or one ``(4, 84, 84)``)."""
-        batch = obs[None] if obs.ndim == 3 else obs
-        actions, _ = self.policy.act(batch, explore=explore)
-        return actions if obs.ndim != 3 else actions[:1]
-
-
-class RandomPolicy:
-    """Uniform random actions: the baseline every agent should beat."""
-
-    def __init__(self, n_actions: int, seed: int = 0) -> None:
-        self.n_actions = n_actions
-        self.rng = np.random.default_rng(seed)
-
-    def act(
-        self, obs: np.ndarray, *, explore: float = 0.0
-    ) -> tuple[np.ndarray, list[Explained] | None]:
-        return self.rng.integers(0, self.n_actions, size=(len(obs),)), None
-
-
-def load_agent(path: str | Path, *, device: str = "auto", seed: int = 0) -> Agent:
-    """The agent of a checkpoint (or a run folder's newest complete checkpoint), either
-    algorithm, loaded with ``torch.load(weights_only=True)``."""
-    import torch
-
-    from mario.algos import load_policy
-
-    target = Path(path)
-    try:
-        target.stat()
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: no such run folder or checkpoint") from None
-    except OSError as error:  # a name too long, a loop of links, no permission
-        raise CheckpointError(f"{brief_path(path)}: {error.strerror or error}") from None
-    torch_device = resolve_device(device)  # before the (slow) load
-    state, info, warnings = load_checkpoint(target, fallback=True)
-    for warning in warnings:
-        print(f"warning: {warning}", file=sys.stderr)
-    state = upgrade_state(state, info.state_path)
-    try:
-        config = build_config(state["config"])
-        step = int(state["counters"]["step"])
-        policy = load_policy(state, torch_device, seed)
-    except (KeyError, TypeError, RuntimeError) as error:
-        # a state.pt that passed its checksum but is not a mario training state
-        detail = f"no {error}" if isinstance(error, KeyError) else str(error).splitlines()[0]
-        raise CheckpointError(
-            f"{info.state_path}: incompatible: not a mario checkpoint ({detail})"
-        ) from None
-    if torch_device.type == "cpu":
-        # one observation at a time: extra threads only add synchronisation (5x slower on a
-        # busy 2-core machine)
-        torch.set_num_threads(1)
-    return Agent(policy, config, step, info.path)
-
-
-def load_pretrained(name: str, *, device: str = "auto", seed: int = 0) -> Agent:
-    """A shipped agent (:mod:`mario.pretrained`), e.g. ``"1-1"``."""
-    import torch
-
-    from mario import pretrained
-    from mario.algos import load_policy
-
-    torch_device = resolve_device(device)
-    data = pretrained.read(name)
-    try:
-        weights = {k: v.float() for k, v in data["weights"].items()}
-        if data["algo"] == "dqn":  # the target head starts as a copy: acting uses the online
-            weights |= {"target." + k[len("online.") :]: v for k, v in weights.items()}
-        state = {
-            "algo": data["algo"],
-            "config": data["config"],
-            "net_signature": data["net_signature"],
-            "algorithm": {"net": weights},
-        }
-        policy = load_policy(state, torch_device, seed)
-        agent = Agent(policy, build_config(data["config"]), int(data["step"]), None, name)
-    except (KeyError, TypeError, AttributeError, RuntimeError, ValueError) as error:
-        detail = f"no {error}" if isinstance(error, KeyError) else str(error).splitlines()[0]
-        raise CheckpointError(
-            f"the shipped agent {name} is damaged: reinstall mario ({detail[:100]})"
-        ) from None
-    if torch_device.type == "cpu":
-        torch.set_num_threads(1)
-    return agent
-
-
-def random_agent(actions: str = "simple", seed: int = 0) -> Agent:
-    """The baseline: uniform random actions, default pipeline settings."""
-    config = build_config({"actions": actions})
-    return Agent(RandomPolicy(len(action_set(actions)), seed), config)
 
 
 def check_play_args(
@@ -208,15 +100,16 @@ def play_episode(
 ) -> Episode:
     """One episode from the stage's real start. With ``video`` every emulator frame (and the
     HUD data) is written; ``keep_screens`` keeps a copy of every frame in the result;
-    ``on_step(step, action, explained, info, game)`` sees each chosen action before it is
-    played (``game``: the :class:`~mario.env.MarioEnv`, e.g. for ``scripts/trace_episode.py``)."""
+    ``on_step(step, action, values, info, game)`` sees each chosen action before it is
+    played (``game``: the :class:`~mario.game.env.MarioEnv`, e.g. for
+    ``scripts/trace_episode.py``)."""
     check_play_args(seed=seed, epsilon=epsilon, max_steps=max_steps)
     cfg = agent.config
     env_kwargs = cfg.env.kwargs() | {"max_episode_steps": max_steps}
     env = make_env(stage, **env_kwargs)
     labels = [action_label(b) for b in action_set(cfg.env.actions)]
     if video is not None:
-        from mario.video import Hud
+        from mario.playing.video import Hud
     frames = 0
     screens: list[np.ndarray] = []
     hud: Any = None
@@ -237,9 +130,9 @@ def play_episode(
         obs, info = env.reset(seed=seed)
         ret, steps = 0.0, 0
         while True:
-            actions, explained = agent.policy.act(obs[None], explore=epsilon)
+            actions, values = agent.policy.act(obs[None], explore=epsilon)
             action = int(actions[0])
-            seen = explained[0] if explained else None
+            seen = values[0] if values else None
             if on_step is not None:
                 on_step(steps, action, seen, info, env.unwrapped)
             if video is not None:
@@ -291,7 +184,7 @@ def evaluate(
     overlay: bool = True,
 ) -> dict[str, Any]:
     """Greedy (or ε) episodes per stage; the first episode can be recorded to a video."""
-    from mario.video import VideoWriter
+    from mario.playing.video import VideoWriter
 
     check_play_args(episodes=episodes, seed=seed, epsilon=epsilon, max_steps=max_steps)
     per_stage: dict[str, Any] = {}

@@ -37,9 +37,8 @@ from typing import Any, BinaryIO
 import numpy as np
 import torch
 
-from mario import backend
-from mario.pause_points import pause_point
-from mario.run_folder import (
+from mario.game import backends
+from mario.storage.run_folders import (
     BEST,
     FORMAT_VERSION,
     MANIFEST,
@@ -58,6 +57,7 @@ from mario.run_folder import (
     scan,
     verify_files,
 )
+from mario.training.pause_points import pause_point
 
 __all__ = [
     "FORMAT_VERSION",
@@ -284,7 +284,7 @@ def save_checkpoint(
     newest ``keep_replay_last`` keep their ``replay/`` folder; pruning never deletes the
     checkpoint just written nor any newer one. ``is_best`` marks this one best (without a
     metric; use :func:`mark_best` to record one). ``meta`` (JSON values) goes into the
-    manifest, where :mod:`mario.run_folder` reads it without torch.
+    manifest, where :mod:`mario.storage.run_folders` reads it without torch.
     """
     if isinstance(step, bool) or not isinstance(step, int) or step < 0:
         raise ValueError(f"step must be an int >= 0, got {step!r}")
@@ -323,7 +323,7 @@ def save_checkpoint(
             replay_dir.mkdir()
             write_replay(replay_dir)
             files += _fsync_tree(replay_dir)
-        pause_point("checkpoint-save")  # tests hold a save here (mario/pause_points.py)
+        pause_point("checkpoint-save")  # tests hold a save here (mario/training/pause_points.py)
         manifest = {
             "format_version": FORMAT_VERSION,
             "step": step,
@@ -530,5 +530,5 @@ def package_versions() -> dict[str, str]:
             versions[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
             versions[dist] = "not installed"
-    versions["game_backend"] = backend.NAME  # same game either way; the emulator differs
+    versions["game_backend"] = backends.NAME  # same game either way; the emulator differs
     return versions

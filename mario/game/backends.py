@@ -3,10 +3,10 @@
 ``pyproject.toml``'s environment markers choose at install time: Python >= 3.13 gets
 nes-py 9 / gym-super-mario-bros 9 (Gymnasium-native, binary wheels, NumPy-2 clean);
 Python 3.10-3.12 gets nes-py 8.2.1 / gym-super-mario-bros 7.4.0 (built from source, on the
-old ``gym``), with the NumPy-2 layer in :mod:`mario._compat`. Here the installed nes-py's
+old ``gym``), with the NumPy-2 layer in :mod:`mario.game._classic`. Here the installed nes-py's
 major version picks the same way at run time.
 
-Both run the same game: :mod:`mario.game` imports the chosen library and computes reward,
+Both run the same game: :mod:`mario.game.rules` imports the chosen library and computes reward,
 termination and ``info`` itself on either backend, so nothing above it knows which one
 runs. This module only names the backend (from package metadata, without loading the
 emulator), for ``mario --version``, ``mario info`` and checkpoints.
@@ -18,7 +18,7 @@ import importlib.metadata
 
 __all__ = ["BACKENDS", "NAME", "backend_name", "describe", "versions"]
 
-#: The two backends: nes-py 9.x, and nes-py 8.2.1 with mario._compat.
+#: The two backends: nes-py 9.x, and nes-py 8.2.1 with mario.game._classic.
 BACKENDS: tuple[str, ...] = ("upstream", "classic")
 
 _PACKAGES = ("nes-py", "gym-super-mario-bros")

@@ -12,7 +12,7 @@ from mario.errors import brief
 
 #: Action set names, in gym-super-mario-bros's order of size (5, 7, 12 button combinations).
 ACTION_SET_NAMES: tuple[str, ...] = ("right_only", "simple", "complex")
-#: Reward functions (mario.game): the classic one (7.4.0's, the default) and 9.x's.
+#: Reward functions (mario.game.rules): the classic one (7.4.0's, the default) and 9.x's.
 REWARD_NAMES: tuple[str, ...] = ("classic", "upstream")
 #: The stage that means "the whole game, from 1-1 until game over".
 FULL_GAME = "all"

@@ -1,11 +1,12 @@
 """The training loop of every algorithm: collect -> store -> update -> hooks.
 
 :class:`Runner` owns one run: the algorithm (:mod:`mario.algos`), the emulators
-(:class:`mario.collector.Collector`), the tracker and the hooks (:mod:`mario.hooks`: logs,
-evaluations, checkpoints, progress). Its loop, in :meth:`Runner._loop`, reads top to bottom:
-act and send the next step to the emulators; store the step just finished and let the
-hooks run; learn while the emulators work; receive. A stop signal (SIGINT, SIGTERM: ``docker
-stop``) finishes the step, saves a checkpoint and returns 0 within seconds.
+(:class:`mario.training.collector.Collector`), the tracker and the hooks
+(:mod:`mario.training.hooks`: logs, evaluations, checkpoints, progress). Its loop, in
+:meth:`Runner._loop`, reads top to bottom: act and send the next step to the emulators; store
+the step just finished and let the hooks run; learn while the emulators work; receive. A stop
+signal (SIGINT, SIGTERM: ``docker stop``) finishes the step, saves a checkpoint and returns 0
+within seconds.
 
 The loop times its own parts (:attr:`Runner.timers`); ``mario bench train`` reads them.
 """
@@ -24,7 +25,6 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -33,9 +33,12 @@ import torch
 import yaml
 from gymnasium.vector import AsyncVectorEnv
 
-from mario.algos import make_algorithm
-from mario.algos.base import Algorithm
-from mario.checkpoint import (
+from mario import algos
+from mario.algos.base import Algorithm, check_finite
+from mario.config import ConfigError
+from mario.device import resolve_device
+from mario.models import net_signature
+from mario.storage.checkpoints import (
     STATE_FORMAT,
     CheckpointInfo,
     list_checkpoints,
@@ -45,13 +48,11 @@ from mario.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from mario.collector import Collector, Emulators, EmulatorsLost, EpisodeEnd
-from mario.config import ConfigError
-from mario.device import resolve_device
-from mario.models import net_signature
-from mario.preflight import checkpoint_bytes, gib
-from mario.run_setup import RunSetup, action_set_size
-from mario.tracking import Tracker
+from mario.storage.tracker import Tracker
+from mario.training.collector import Collector, EmulatorsLost, EpisodeEnd, LocalCollector
+from mario.training.hooks import Hook, Request, default_hooks
+from mario.training.preflight import checkpoint_bytes, gib
+from mario.training.setup import RunSetup, action_set_size
 
 #: Seconds after the first stop signal in which another one counts as the same stop.
 REPEAT_WINDOW_S = 0.5
@@ -158,7 +159,7 @@ class Runner:
         n_actions: int | None = None,
         learn: bool = True,
         random_actions: bool = False,
-        hooks: list[Any] | None = None,
+        hooks: list[Hook] | None = None,
     ) -> None:
         """``env_factory(seed)`` replaces the game's vector env (tests use a toy env with
         ``n_actions`` actions); it must auto-reset in SAME_STEP mode like make_vec_env.
@@ -166,8 +167,6 @@ class Runner:
         (``--ray-address``).
         ``learn=False`` and ``random_actions`` are for benchmarks (acting without learning,
         uniform random actions); ``hooks`` replaces the default ones."""
-        from mario.hooks import default_hooks
-
         cfg = self.cfg = setup.config
         self.setup = setup
         self.env_factory = env_factory
@@ -181,8 +180,9 @@ class Runner:
         self.timers = Timers()
         self.step = 0
         self.stats = RunStats()
-        self.archive_state: dict[str, Any] | None = None
-        self.collector: Emulators | None = None
+        self.collector_state: dict[str, Any] | None = None
+        """What the collector saved in the checkpoint resumed from (the start archive)."""
+        self.collector: Collector | None = None
         self.last_saved: CheckpointInfo | None = None
         self.notes = list(setup.notes)
 
@@ -196,7 +196,10 @@ class Runner:
             torch.manual_seed(cfg.run.seed)
             np.random.seed(cfg.run.seed)
         self.n_actions = n_actions or action_set_size(cfg.env.actions)
-        self.algo: Algorithm = make_algorithm(cfg, self.n_actions, self.device)
+        self.spec = algos.get(cfg.algo)
+        self.algo: Algorithm = self.spec.make(
+            cfg.algorithm, cfg.context(self.n_actions, self.device)
+        )
         wandb_run_id = None
         if state is not None:
             self._restore(state, setup.checkpoint)
@@ -278,50 +281,56 @@ class Runner:
             for s, handler in previous.items():
                 signal.signal(s, handler)
 
-    def _make_collector(self, seed: int) -> Emulators:
-        """The emulators: processes on this machine, or actors on a Ray cluster."""
+    def _make_collector(self, seed: int) -> Collector:
+        """The emulators: processes on this machine, or actors on a Ray cluster (streaming
+        batches, or playing rounds of rollouts for an on-policy algorithm)."""
         cfg = self.cfg
         if cfg.distributed:
             from mario.distributed.collector import RayCollector
             from mario.distributed.rollouts import RolloutCollector
-            from mario.distributed.wire import acting_weights
 
             def weights() -> tuple[dict[str, torch.Tensor], int, int]:
-                return acting_weights(self.algo.net), self.algo.updates, self.step
+                return self.spec.acting_weights(self.algo.net), self.algo.updates, self.step
 
-            kind = RolloutCollector if cfg.algo == "ppo" else RayCollector
+            on_policy = self.spec.rollout_steps(cfg.algorithm) is not None
+            kind = RolloutCollector if on_policy else RayCollector
             return kind(cfg, self.n_actions, weights, seed=seed, env_fn=self.actor_env_factory)
         if self.env_factory is not None:
             envs = self.env_factory(seed)
         else:
-            from mario.env import make_vec_env
+            from mario.game.env import make_vec_env
 
             kwargs = cfg.env.train_kwargs()
             envs = make_vec_env(cfg.run.num_envs, cfg.run.stage_list(), seed=seed, **kwargs)
-        return Collector(envs, archive=cfg.env.archive_share > 0, stages=cfg.run.stage_list())
+        return LocalCollector(
+            envs,
+            archive=cfg.env.archive_share > 0,
+            archive_eps=cfg.env.archive_eps,
+            stages=cfg.run.stage_list(),
+        )
 
-    def _loop(self, collector: Emulators) -> None:
+    def _loop(self, collector: Collector) -> None:
         """Act, store (+ hooks), learn, receive, until the total or a stop signal.
 
         The emulators run step t+1 while the loop stores step t, runs the hooks and learns:
         only acting and receiving keep them waiting. Remote actors act themselves
-        (``collector.acts``): then the loop skips acting, and each receive brings a batch of
-        steps of some of the envs (or none yet).
+        (``collector.chooses_actions``): then the loop skips acting, and each receive brings a
+        batch of steps of some of the envs (or none yet).
         """
         cfg, algo, timer = self.cfg, self.algo, self.timers
-        obs = collector.reset(self.archive_state)
+        obs = collector.reset(self.collector_state)
         pending: tuple[list[Any], list[EpisodeEnd]] | None = None  # the steps just finished
         next_sync = self.step + cfg.run.log_every
         while True:
             running = self.step < cfg.run.total_steps and not self.stop_requested
             if running:  # act
                 with timer("act"):
-                    if collector.acts:
+                    if collector.chooses_actions:
                         actions = None
                     elif self.random_actions:
                         actions = np.random.randint(self.n_actions, size=cfg.run.num_envs)
                     else:
-                        actions = algo.act(obs, self.step, collector.from_archive)
+                        actions = algo.act(obs, self.step, collector.explore_floor())
                 with timer("send"):
                     collector.send(obs, actions)
             if pending is not None:  # store, then the hooks (logs, evaluations, checkpoints)
@@ -332,8 +341,7 @@ class Runner:
                     for episode in ended:
                         self._episode_end(episode)
                 with timer("hooks"):
-                    for hook in self.hooks:
-                        hook.after_step(self)
+                    self._answer([hook.after_step(self) for hook in self.hooks])
                 pending = None
             if not running:
                 break
@@ -347,6 +355,16 @@ class Runner:
             if self.step >= next_sync:  # no step is pending here: the processes can answer
                 collector.sync()
                 next_sync += cfg.run.log_every
+
+    def _answer(self, requests: list[Request | None]) -> None:
+        """Do what the hooks asked after a step: one save for all that asked (with the best
+        score any gave), and a stop (saved, as a stop signal's) if any asked."""
+        asked = [r for r in requests if r is not None]
+        if any(r.save for r in asked):
+            scores = [r.score for r in asked if r.score is not None]
+            self.save(max(scores) if scores else None)
+        if any(r.stop for r in asked):
+            self.stop_requested = True
 
     def _episode_end(self, e: EpisodeEnd) -> None:
         self.stats.add(e)
@@ -428,7 +446,8 @@ class Runner:
             "status": self.algo.status(self.step),
             "rng": rng_state(),
             "stats": self.stats.state_dict(),
-            "archive": self.collector.archive_state if self.collector else self.archive_state,
+            # (the key predates other collector state than the start archive)
+            "archive": self.collector.state_dict() if self.collector else self.collector_state,
             "config": self.cfg.to_dict(),
             "stage": self.cfg.run.stage,
             "actions": self.cfg.env.actions,
@@ -449,20 +468,23 @@ class Runner:
         self.step = int(counters["step"])
         set_rng_state(state["rng"])
         self.stats.load_state_dict(state.get("stats", {}), int(counters["episodes"]))
-        self.archive_state = state.get("archive")
+        self.collector_state = state.get("archive")
         if info is not None:
             note = self.algo.load_replay(info.replay_path)
             if note:
                 self.notes.append(note)
 
-    def save(self) -> CheckpointInfo:
+    def save(self, score: float | None = None) -> CheckpointInfo:
         """Save a checkpoint, unless training diverged (:class:`Diverged`: nothing is written
         over the good ones). A full disk (:class:`DiskFull`) keeps what fits: the checkpoint
-        without its large files (the replay memory), else nothing, and ends the run."""
-        self.learning_stats_check()
-        metric = self.stats.mean_return()
-        is_best = not self.cfg.eval.eval_every and metric is not None
-        is_best = is_best and metric is not None and metric > self.stats.best_metric
+        without its large files (the replay memory), else nothing, and ends the run.
+
+        The one best-checkpoint policy: with evaluations during training, the checkpoint of
+        the highest evaluation ``score`` (a hook's, :class:`~mario.training.hooks.Request`);
+        without them, the highest mean return of the recent training episodes.
+        """
+        self.check_weights_finite()
+        candidate = score if self.cfg.eval.eval_every else self.stats.mean_return()
         try:
             info = self._save(with_files=True)
         except OSError as error:
@@ -488,16 +510,14 @@ class Runner:
                 f"(which needs about {gib(replay_bytes)} more). Free space, then resume: the "
                 "replay memory refills"
             ) from None
-        if is_best and metric is not None:
-            self.stats.best_metric = metric
-            mark_best(self.run_dir, info, metric)
+        if candidate is not None and candidate > self.stats.best_metric:
+            self.stats.best_metric = candidate
+            mark_best(self.run_dir, info, candidate)
         self.last_saved = info
         return info
 
-    def learning_stats_check(self) -> None:
+    def check_weights_finite(self) -> None:
         """Raise :class:`Diverged` if the weights hold NaN/inf (keeps pending statistics)."""
-        from mario.algos.base import check_finite
-
         try:
             check_finite(self.algo.net, [])
         except FloatingPointError:
@@ -512,29 +532,3 @@ class Runner:
             keep_last=self.cfg.run.keep_checkpoints,
             meta={"config": self.cfg.to_dict()},  # read without torch by a restart
         )
-
-    def mark_best(self, info: CheckpointInfo, metric: float) -> None:
-        if metric > self.stats.best_metric:
-            self.stats.best_metric = metric
-            mark_best(self.run_dir, info, metric)
-
-
-def memory_metrics() -> dict[str, float]:
-    """The process's resident memory and the GPU's peak allocation, in MiB."""
-    out: dict[str, float] = {}
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    out["host_rss_mb"] = round(int(line.split()[1]) / 1024, 1)
-    except OSError:
-        pass
-    if torch.cuda.is_available():
-        out["cuda_max_allocated_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
-    return out
-
-
-def run_folder_videos(run_dir: Path) -> Path:
-    videos = run_dir / "videos"
-    videos.mkdir(exist_ok=True)
-    return videos

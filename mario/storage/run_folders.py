@@ -1,6 +1,6 @@
 """What a run folder holds, read without torch: its checkpoints, found by their manifests.
 
-Kept apart from :mod:`mario.checkpoint` (which saves and loads state with torch) so that
+Kept apart from :mod:`mario.storage.checkpoints` (which saves and loads state with torch) so that
 questions such as "which is the newest checkpoint, and is the run complete?" are answered in
 milliseconds, e.g. by ``mario train --resume`` before anything heavy is imported.
 """
@@ -191,16 +191,22 @@ def list_checkpoints(run_dir: Path, *, verify: bool = False) -> list[CheckpointI
     return good
 
 
+def check_exists(path: str | Path) -> None:
+    """CheckpointError unless ``path`` (a run folder or checkpoint) exists; a path the system
+    refuses (a name too long, a loop of links, no permission) says why."""
+    try:
+        Path(path).stat()
+    except FileNotFoundError:
+        raise CheckpointError(f"{brief_path(path)}: no such run folder or checkpoint") from None
+    except OSError as error:
+        why = error.strerror or type(error).__name__
+        raise CheckpointError(f"{brief_path(path)}: {why}") from None
+
+
 def candidates(path: Path) -> tuple[list[CheckpointInfo], bool]:
     """Checkpoints for ``path``, newest first, and whether ``path`` named a whole run."""
     path = Path(path)
-    try:
-        path.stat()
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: missing (no such file or folder)") from None
-    except OSError as error:  # a name too long, a loop of links, no permission
-        why = error.strerror or type(error).__name__
-        raise CheckpointError(f"{brief_path(path)}: {why}") from None
+    check_exists(path)
     if path.is_file():
         if path.name != STATE:
             raise CheckpointError(

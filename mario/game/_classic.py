@@ -1,5 +1,5 @@
 """The classic backend (Python < 3.13): nes-py 8.2.1 and gym-super-mario-bros 7.4.0, made
-to run on NumPy 2 by the smallest layer that does it. Only :mod:`mario.backend` imports it.
+to run on NumPy 2 by the smallest layer that does it. Only :mod:`mario.game.backends` imports it.
 
 Why this exists: both libraries do arithmetic on NumPy ``uint8`` scalars read from the ROM
 header and the emulator's RAM. NumPy 1 promoted those to a wider type when mixed with a Python
@@ -12,7 +12,7 @@ issue 135):
   ``255 + (255 - ram[0x03b8])`` (y position), which overflow or wrap.
 
 The ROM header is widened here; the RAM bytes are read as Python ints (what NumPy 1's
-promotion gave) by :class:`mario.game.GameEmulator`, on both backends. It is exercised by
+promotion gave) by :class:`mario.game.rules.GameEmulator`, on both backends. It is exercised by
 ``tests/test_parity.py`` against a recording of the stock library under NumPy 1.
 Importing gym (which nes-py subclasses) prints a deprecation banner to stderr; it is
 swallowed here so that ``import mario`` prints nothing.

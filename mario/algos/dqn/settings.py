@@ -1,0 +1,86 @@
+"""Double DQN's settings section (its config keys, their defaults and checks)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from mario.errors import brief
+from mario.settings import ConfigError, at_least, positive, setting, within
+
+#: Narrowest torso: 4 channels in the first layer (at 1/64 a layer would have none).
+MIN_NET_WIDTH = 0.125
+
+
+@dataclass
+class DQNConfig:
+    """Double DQN: replay memory, n-step targets, target head, exploration."""
+
+    gamma: float = setting(0.99, "discount factor")
+    n_step: int = setting(3, "n-step returns (1: plain one-step targets)")
+    lr: float = setting(1e-4, "Adam learning rate")
+    batch_size: int = setting(32, "replay samples per update")
+    replay_size: int = setting(100_000, "replay memory size in transitions (~7 KiB each)")
+    save_replay: bool = setting(True, "save the replay memory with checkpoints (resume keeps it)")
+    prioritized: bool = setting(False, "prioritized replay (proportional, Schaul et al. 2016)")
+    per_alpha: float = setting(0.6, "prioritized replay: priority exponent alpha")
+    per_beta: float = setting(
+        0.4, "prioritized replay: importance-weight exponent beta at the start"
+    )
+    per_beta_steps: int = setting(
+        0, "agent steps over which beta anneals linearly to 1 (0: the run's total_steps)"
+    )
+    burn_in: int = setting(10_000, "agent steps of random play before learning starts")
+    replay_ratio: float = setting(0.25, "gradient updates per agent step")
+    target_sync: Literal["hard", "soft"] = setting(
+        "hard", "target head update: hard copy or soft (Polyak)"
+    )
+    target_update_every: int = setting(2_000, "updates between hard target syncs")
+    tau: float = setting(0.005, "Polyak factor for soft target updates")
+    grad_clip: float = setting(10.0, "gradient-norm clip")
+    dueling: bool = setting(False, "dueling Q head")
+    net_width: float = setting(
+        1.0,
+        "torso width: channels and hidden units times the Nature CNN's, 0.125 to 4 (0.5: CPU runs)",
+    )
+    amp: bool = setting(False, "bf16 autocast on CUDA")
+    compile: bool = setting(False, "torch.compile the network on CUDA")
+    cuda_graph: bool = setting(
+        True, "capture the learner update in a CUDA graph (CUDA only; not with --compile)"
+    )
+    exploration: Literal["epsilon", "boltzmann"] = setting(
+        "epsilon", "epsilon-greedy or boltzmann (softmax over Q)"
+    )
+    eps_start: float = setting(1.0, "initial epsilon")
+    eps_end: float = setting(0.05, "final epsilon (floor)")
+    eps_decay_steps: int = setting(1_000_000, "agent steps for epsilon to reach its floor")
+    eps_schedule: Literal["linear", "exponential"] = setting("linear", "epsilon decay shape")
+    eps_spread: float = setting(
+        0.0,
+        "per-env epsilons as in Ape-X: env i of N explores with eps^(1 + spread*i/(N-1)), "
+        "so some envs act nearly greedily (0: every env the same eps)",
+    )
+    temperature: float = setting(1.0, "Boltzmann temperature")
+
+    def validate(self, num_envs: int, stack: int) -> None:
+        """ConfigError naming the first bad value (``num_envs``, ``stack``: the run's)."""
+        at_least(self, 1, "n_step", "batch_size", "replay_size", "target_update_every")
+        at_least(self, 1, "eps_decay_steps")
+        at_least(self, 0, "burn_in", "replay_ratio", "per_alpha", "per_beta", "per_beta_steps")
+        at_least(self, 0, "eps_spread")
+        within(self, 0.0, 1.0, "gamma", "tau", open_low=True)
+        if not 0.0 <= self.eps_end <= self.eps_start <= 1.0:
+            raise ConfigError(
+                f"bad epsilon range {brief(self.eps_start)} -> {brief(self.eps_end)}: "
+                "need 0 <= eps_end <= eps_start <= 1"
+            )
+        positive(self, "lr", "temperature", "grad_clip")
+        within(self, MIN_NET_WIDTH, 4.0, "net_width")  # below: layers of under 4 channels
+        within(self, 0.0, 1.0, "per_beta")
+        smallest = num_envs * (stack + self.n_step + 2)  # a stack and an n-step per stream
+        if self.replay_size < smallest + self.batch_size:
+            raise ConfigError(
+                f"bad value {brief(self.replay_size)} for replay_size: too small for "
+                f"{num_envs} envs and batch {self.batch_size} (need >= "
+                f"{smallest + self.batch_size})"
+            )
