@@ -135,15 +135,15 @@ def test_training_with_the_archive_logs_saves_and_resumes_it(tmp_path: Path, hom
         "--num-envs",
         "2",
         "--burn-in",
-        "300",
+        "200",
         "--max-episode-steps",
         "150",
         "--replay-size",
         "3000",
         "--log-every",
-        "400",
+        "200",
         "--checkpoint-every",
-        "800",
+        "400",
         "--archive-share",
         "0.5",
         "--wandb-mode",
@@ -151,7 +151,7 @@ def test_training_with_the_archive_logs_saves_and_resumes_it(tmp_path: Path, hom
         "--run-dir",
         str(run),
     ]
-    result = run_mario("train", *args, "--total-steps", "1600", home=home)
+    result = run_mario("train", *args, "--total-steps", "800", home=home)
     assert result.returncode == 0, result.stderr
     train = [m for m in read_metrics(run / "metrics.jsonl") if m["kind"] == "train"]
     assert all("archive_cells" in m and "archive_episode_share" in m for m in train)
@@ -164,15 +164,15 @@ def test_training_with_the_archive_logs_saves_and_resumes_it(tmp_path: Path, hom
     assert saved["cell_size"] == 64 and len(saved["cells"]) == train[-1]["archive_cells"]
     assert all(isinstance(c["prefix"], bytes) for c in saved["cells"])
 
-    resumed = run_mario("train", "--resume", str(run), "--total-steps", "2000", home=home)
+    resumed = run_mario("train", "--resume", str(run), "--total-steps", "1000", home=home)
     assert resumed.returncode == 0, resumed.stderr
     after = [m for m in read_metrics(run / "metrics.jsonl") if m["kind"] == "train"][-1]
-    assert after["step"] == 2000 and after["archive_cells"] >= len(saved["cells"])
-    assert json.loads(run_cli("info", str(run), home=home).stdout)["step"] == 2000
+    assert after["step"] == 1000 and after["archive_cells"] >= len(saved["cells"])
+    assert json.loads(run_cli("info", str(run), home=home).stdout)["step"] == 1000
 
     # another cell width on resume: the archive is carried over into the new cells (it was a
     # traceback from an emulator worker, after config.yaml had been rewritten)
-    narrower = ["--resume", str(run), "--archive-cell", "32", "--total-steps", "2200"]
+    narrower = ["--resume", str(run), "--archive-cell", "32", "--total-steps", "1100"]
     result = run_mario("train", *narrower, home=home)
     assert result.returncode == 0, result.stderr
     assert "cells are rebuilt 32 px wide (were 64)" in result.stderr
