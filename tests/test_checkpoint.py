@@ -97,7 +97,7 @@ def test_resolve_accepts_run_checkpoint_dir_and_state_file(tmp_path: Path) -> No
     state, info, _ = load_checkpoint(older / "state.pt")
     assert (state["step"], info.step) == (1, 1)
 
-    with pytest.raises(CheckpointError, match="missing"):
+    with pytest.raises(CheckpointError, match="no such run folder or checkpoint"):
         resolve_checkpoint(tmp_path / "nope")
     empty = tmp_path / "empty"
     empty.mkdir()

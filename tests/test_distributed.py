@@ -567,11 +567,22 @@ def test_an_unreachable_cluster_is_one_line_and_exit_5_even_in_a_container(
     --idle-when-done), so a restart policy keeps trying until it is back."""
     for extra in ([], ["--idle-when-done"]):
         args = [*TRAIN, "--ray-address", "127.0.0.1:1", "--run-dir", str(tmp_path / "r"), *extra]
-        result = run_cli(*args, home=home)
+        result = run_mario(*args, home=home)  # (this process is on the module's cluster)
         assert result.returncode == 5, result.stderr
         lines = [line for line in result.stderr.splitlines() if line.strip()]
         assert len(lines) == 1 and "cannot reach the Ray cluster" in lines[0], result.stderr
         assert "ray start --head" in lines[0] and not (tmp_path / "r").exists()
+
+
+def test_a_process_on_one_cluster_is_refused_another(
+    ray_address: str, tmp_path: Path, home: Path
+) -> None:
+    """The Python API in a process that joined a cluster: another address is refused in one
+    line (it used to train on the joined one, whatever the address said)."""
+    args = [*TRAIN, "--ray-address", "127.0.0.1:1", "--run-dir", str(tmp_path / "r")]
+    result = run_cli(*args, home=home)
+    assert_one_line_error(result, "already connected to the Ray cluster", ray_address)
+    assert not (tmp_path / "r").exists()
 
 
 @pytest.mark.parametrize(

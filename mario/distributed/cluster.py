@@ -51,6 +51,13 @@ def connect(cfg: TrainConfig) -> None:
             raise ClusterUnreachable(
                 f"cannot join the Ray cluster at {address} ({target}): {first}"
             ) from None
+    else:  # this process joined a cluster before (the Python API): it must be that one
+        joined = ray.get_runtime_context().gcs_address
+        if address != "auto" and address.rpartition(":")[2] != joined.rpartition(":")[2]:
+            raise ConfigError(
+                f"bad value {address!r} for ray_address: this process is already connected to "
+                f"the Ray cluster at {joined} (pass auto, or that address)"
+            )
     cpus = int(ray.cluster_resources().get("CPU", 0))
     if cfg.dist.num_actors > cpus:
         raise ConfigError(
