@@ -87,6 +87,7 @@ def play(
     seed: int = EVAL_SEED,
     epsilon: float = 0.0,
     max_steps: int = 5000,
+    sticky: float = 0.0,
     frames: bool = True,
 ) -> list[Episode]:
     """Play greedy episodes from the stage's real start (default: the agent's stage); with
@@ -95,7 +96,9 @@ def play(
     from mario.game.options import parse_stage
     from mario.playing.episodes import check_play_args, play_episode
 
-    check_play_args(episodes=episodes, seed=seed, epsilon=epsilon, max_steps=max_steps)
+    check_play_args(
+        episodes=episodes, seed=seed, epsilon=epsilon, max_steps=max_steps, sticky=sticky
+    )
     stage = stage or agent.config.run.stage
     try:
         parse_stage(stage)
@@ -108,6 +111,7 @@ def play(
             seed=seed + k,
             epsilon=epsilon,
             max_steps=max_steps,
+            sticky=sticky,
             keep_screens=frames,
         )
         for k in range(episodes)
@@ -122,6 +126,7 @@ def evaluate(
     seed: int = EVAL_SEED,
     epsilon: float = 0.0,
     max_steps: int = 5000,
+    sticky: float = 0.0,
 ) -> dict[str, Any]:
     """Per stage: mean and median return, mean and max x_pos, flag rate, and the runs.
     ``stages``: names or worlds (``"1-1"``, ``"1"``, ``["1-1", "1-2"]``; default: the
@@ -130,7 +135,9 @@ def evaluate(
     from mario.playing.episodes import stage_names
 
     names = stage_names(agent.config.run.stage if stages is None else stages)
-    return run_evaluation(agent, names, episodes, seed=seed, epsilon=epsilon, max_steps=max_steps)
+    return run_evaluation(
+        agent, names, episodes, seed=seed, epsilon=epsilon, max_steps=max_steps, sticky=sticky
+    )
 
 
 def write_video(

@@ -17,6 +17,7 @@ from typing import Any, NoReturn
 from mario import algos
 from mario.config import MAX_ENVS_PER_CORE, MAX_EPISODE_STEPS, MAX_EPISODES, MAX_INT, MAX_SEED
 from mario.errors import brief, brief_path
+from mario.game.options import MAX_STICKY
 
 EXIT_USAGE = 2
 
@@ -300,6 +301,7 @@ def _cmd_replay(args: argparse.Namespace, argv: Sequence[str]) -> int:
         seed=args.seed,
         epsilon=args.epsilon,
         max_steps=args.max_steps,
+        sticky=args.sticky,
     )
     print(str(out))
     for k, e in enumerate(episodes):
@@ -311,14 +313,30 @@ def _cmd_replay(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    """``mario eval``: greedy evaluation per stage; ``--json`` prints one object."""
-    from mario.playing.episodes import evaluate
+    """``mario eval``: greedy evaluation per stage (with ``--robust`` also under ε 0.05 and
+    under sticky actions 0.25, on the same seeds); ``--json`` prints one object."""
+    from mario.playing.episodes import ROBUST, evaluate, evaluate_robust
 
     agent = _agent_from_args(args, actions=args.actions)
     stages = args.stages or [agent.config.run.stage]
-    result = evaluate(
-        agent, stages, args.episodes, seed=args.seed, epsilon=args.epsilon, max_steps=args.max_steps
-    )
+    robust: dict[str, Any] = {}
+    if args.robust:
+        if args.epsilon or args.sticky:
+            raise ValueError("--robust runs its own settings: leave out --epsilon and --sticky")
+        robust = evaluate_robust(
+            agent, stages, args.episodes, seed=args.seed, max_steps=args.max_steps
+        )
+        result = robust.pop("deterministic")
+    else:
+        result = evaluate(
+            agent,
+            stages,
+            args.episodes,
+            seed=args.seed,
+            epsilon=args.epsilon,
+            max_steps=args.max_steps,
+            sticky=args.sticky,
+        )
     report = {
         "checkpoint": str(agent.path)
         if agent.path
@@ -327,8 +345,14 @@ def _cmd_eval(args: argparse.Namespace, argv: Sequence[str]) -> int:
         "step": agent.step,
         "episodes": args.episodes,
         "epsilon": args.epsilon,
+        "sticky": args.sticky,
         "stages": result,
     }
+    if robust:  # the perturbed evaluations' summaries, without their runs
+        report["robust"] = {
+            name: {stage: {k: v for k, v in st.items() if k != "runs"} for stage, st in r.items()}
+            for name, r in robust.items()
+        }
     if args.json:
         print(json.dumps(report))
         return 0
@@ -339,9 +363,13 @@ def _cmd_eval(args: argparse.Namespace, argv: Sequence[str]) -> int:
                 f"  {stage} episode {k + 1}: x_pos {run['x_pos']} return {run['ret']:.1f} "
                 f"flag {run['flag']} steps {run['steps']}"
             )
+        beside = ", ".join(
+            f"{name.replace('_', ' ')}: {robust[name][stage]['flag_rate']}" for name in ROBUST
+        )
         print(
             f"{stage}: return mean {st['return_mean']} median {st['return_median']}, "
             f"x_pos mean {st['x_pos_mean']} max {st['x_pos_max']}, flag rate {st['flag_rate']}"
+            + (f" ({beside})" if robust else "")
         )
     return 0
 
@@ -394,6 +422,18 @@ def _seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected seconds, got {brief(text)}") from None
     if not 0.0 < value <= 3600.0:
         raise argparse.ArgumentTypeError(f"must be in (0, 3600], got {brief(value)}")
+    return value
+
+
+def _sticky(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a number in [0, {MAX_STICKY}], got {brief(text)}"
+        ) from None
+    if not 0.0 <= value <= MAX_STICKY:
+        raise argparse.ArgumentTypeError(f"must be in [0, {MAX_STICKY}], got {brief(value)}")
     return value
 
 
@@ -490,6 +530,12 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument(
         "--epsilon", type=_epsilon, default=0.0, help="random-action probability (0: greedy)"
     )
+    replay.add_argument(
+        "--sticky",
+        type=_sticky,
+        default=0.0,
+        help="sticky actions' probability, 0 to 0.99 (each frame may replay the last buttons)",
+    )
     replay.add_argument("--fps", type=_positive_int, default=60)
     replay.add_argument(
         "--scale",
@@ -523,6 +569,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ev.add_argument("--max-steps", type=_max_steps, default=5000)
     ev.add_argument("--epsilon", type=_epsilon, default=0.0)
+    ev.add_argument(
+        "--sticky",
+        type=_sticky,
+        default=0.0,
+        help="sticky actions: each emulator frame plays the previous frame's buttons with this "
+        "probability, 0 to 0.99 (0.25: the robust evaluation)",
+    )
+    ev.add_argument(
+        "--robust",
+        action="store_true",
+        help="also evaluate with epsilon 0.05 and with sticky actions 0.25 (same seeds) and "
+        "give their flag rates beside the deterministic one",
+    )
     ev.add_argument("--actions", default="simple", help="action set for --random")
     ev.add_argument("--device", default="auto")
     ev.add_argument("--json", action="store_true", help="print one JSON object")

@@ -35,6 +35,7 @@ from mario.algos.spec import AlgorithmSettings, Context
 from mario.errors import brief, brief_path
 from mario.game.options import (
     ACTION_SET_NAMES,
+    MAX_STICKY,
     REWARD_NAMES,
     check_pipeline_args,
     parse_stage,
@@ -180,6 +181,11 @@ class EnvConfig:
     death_penalty: float = setting(
         0.0, "extra penalty on the step a life is lost, beyond the reward's own (0: none)"
     )
+    sticky: float = setting(
+        0.0,
+        "sticky actions in training: each emulator frame plays the previous frame's buttons "
+        "with this probability, 0 to 0.99 (Machado et al. 2018; evaluations choose their own)",
+    )
     archive_share: float = setting(
         0.0, "share of training episodes started from archived save states (0: off)"
     )
@@ -210,9 +216,11 @@ class EnvConfig:
         at_least(self, 0.0, "death_penalty")
         at_least(self, 1, "archive_cell", "archive_repeat", "archive_max_cells")
         within(self, 0.0, 1.0, "archive_share", "archive_eps")
+        within(self, 0.0, MAX_STICKY, "sticky")
 
     def kwargs(self) -> dict[str, Any]:
-        """Keyword arguments of :func:`mario.make_env` for this pipeline (no archive)."""
+        """Keyword arguments of :func:`mario.make_env` for this pipeline (no sticky actions, no
+        archive: what an evaluation plays)."""
         return {
             "actions": self.actions,
             "reward": self.reward,
@@ -225,8 +233,9 @@ class EnvConfig:
         }
 
     def train_kwargs(self) -> dict[str, Any]:
-        """:meth:`kwargs` plus the training-only start archive (never in evaluation)."""
-        kwargs = self.kwargs()
+        """:meth:`kwargs` plus what only training has: its sticky actions and the start
+        archive (an evaluation chooses its own stickiness and starts at the real start)."""
+        kwargs = self.kwargs() | {"sticky": self.sticky}
         if self.archive_share > 0:
             kwargs["archive"] = {
                 "share": self.archive_share,
@@ -245,6 +254,11 @@ class EvalConfig:
 
     eval_every: int = setting(0, "agent steps between greedy evaluations with a video (0: never)")
     eval_episodes: int = setting(3, "episodes per evaluation")
+    eval_robust: bool = setting(
+        False,
+        "also evaluate with epsilon 0.05 and with sticky actions 0.25 (same seeds): their flag "
+        "rates are logged beside, and the best checkpoint is the most robust one",
+    )
 
     def validate(self) -> None:
         at_least(self, 0, "eval_every")

@@ -35,6 +35,13 @@ def test_keys_go_to_their_sections_and_shared_ones_to_the_selected_algorithm() -
     assert sections_of("lr") == ["dqn", "ppo"] and sections_of("stage") == ["run"]
 
 
+def test_sticky_actions_are_for_training_only() -> None:
+    """``sticky`` reaches the training envs; an evaluation's pipeline (``kwargs``) has none:
+    it chooses its own (``mario eval --sticky``)."""
+    env = build_config({"sticky": 0.25}).env
+    assert env.train_kwargs()["sticky"] == 0.25 and "sticky" not in env.kwargs()
+
+
 def test_the_flat_mapping_round_trips() -> None:
     """``config.yaml`` and checkpoints hold the flat mapping; building from it gives the same
     config back (a resume's base)."""
@@ -78,6 +85,7 @@ def test_values_are_coerced_from_text() -> None:
         ({"stage": "1-1\n"}, "unknown stage '1-1\\n'"),
         ({"exploration": "greedy"}, "valid values are epsilon, boltzmann"),
         ({"ray_address": ":"}, "expected auto or HOST:PORT"),
+        ({"sticky": 1.0}, "bad value 1.0 for sticky: must be in [0.0, 0.99]"),
         ({"ray_address": "auto", "num_envs": 3}, None),  # num_envs follows the actors
     ],
 )

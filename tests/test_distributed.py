@@ -12,6 +12,7 @@ import itertools
 import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -71,10 +72,11 @@ def ray_address() -> Iterator[str]:
     import ray
 
     root = str(Path(__file__).resolve().parents[1])  # actors import tests.toy_env
+    temp = tempfile.mkdtemp(prefix="ray-", dir="/tmp")  # short: Ray's socket paths
     context = ray.init(
         num_cpus=2,
         include_dashboard=False,
-        _temp_dir=tempfile.mkdtemp(prefix="ray-", dir="/tmp"),
+        _temp_dir=temp,
         runtime_env={"env_vars": {"PYTHONPATH": root}},
         logging_level=logging.WARNING,
     )
@@ -82,6 +84,7 @@ def ray_address() -> Iterator[str]:
         yield str(context.address_info["gcs_address"])
     finally:
         ray.shutdown()
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 K, T = 2, 16  # envs per actor, steps per batch
@@ -308,7 +311,6 @@ def test_a_lost_cluster_head_saves_and_exits_5(tmp_path: Path, home: Path) -> No
     """kill -9 of a cluster head's GCS and raylet mid-run (its own cluster, not the session's):
     the trainer notices within seconds, saves what it learned (weights, replay memory),
     says so in one line and exits 5, which a restart policy resumes from."""
-    import shutil
     import socket
     import tempfile
 

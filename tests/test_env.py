@@ -314,3 +314,30 @@ def test_cli_names_the_backend_and_rejects_an_unknown_reward(tmp_path: Path) -> 
     assert not (tmp_path / "run").exists()
     with pytest.raises(ValueError, match="unknown reward 'progress': valid rewards are classic"):
         mario.make_env("1-1", reward="progress")
+
+
+def test_sticky_actions_replay_the_previous_frames_buttons_from_the_seed() -> None:
+    """Machado et al.'s sticky actions: each frame plays the previous frame's buttons with
+    probability ``sticky``, drawn from the env's seed. With the agent alternating between two
+    button sets, a frame differs from the agent's choice with probability p / (1 + p) (it
+    sticks to a frame that played its own choice, or un-sticks one that did not)."""
+
+    def play(sticky: float, seed: int) -> tuple[list[int], list[int]]:
+        env = MarioEnv("1-1", "simple", sticky=sticky)
+        env.reset(seed=seed)
+        chosen = [6 * (i % 2) for i in range(600)]  # NOOP, left, NOOP, left: stays alive
+        for action in chosen:
+            env.step(action)
+        played = list(env.history)
+        env.close()
+        return [env._bytes[a] for a in chosen], played
+
+    chosen, plain = play(0.0, seed=3)
+    assert plain == chosen  # the game as it is: no random draw at all
+    chosen, played = play(0.25, seed=3)
+    assert all(p in (c, prev) for c, p, prev in zip(chosen, played, [0, *played], strict=False))
+    differs = sum(c != p for c, p in zip(chosen, played, strict=True)) / len(chosen)
+    assert abs(differs - 0.25 / 1.25) < 0.05, differs
+    assert play(0.25, seed=3)[1] == played and play(0.25, seed=4)[1] != played
+    with pytest.raises(ValueError, match="sticky must be in"):
+        MarioEnv("1-1", sticky=1.0)

@@ -109,7 +109,7 @@ def checkpoint_files(run_dir: Path) -> dict[Path, str]:
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
     """A real 200-step run: checkpoints at 100 and 200, a greedy evaluation (1 episode, with a
-    video) at each, W&B offline."""
+    video, and the robust ones beside) at each, W&B offline."""
     base = tmp_path_factory.mktemp("play")
     home = base / "home"
     home.mkdir()
@@ -136,6 +136,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
         "100",
         "--eval-episodes",
         "1",
+        "--eval-robust",
         "--wandb-mode",
         "offline",
         "--run-dir",
@@ -381,6 +382,30 @@ def test_trace_script_bad_input(home: Path, args: list[str], needle: str) -> Non
     assert_one_line_error(result, "trace_episode.py: error:", needle)
 
 
+def test_a_robust_eval_gives_the_perturbed_flag_rates_beside(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``--robust``: the same seeds deterministic, with ε 0.05 and with sticky actions 0.25,
+    the perturbed flag rates beside the deterministic one (JSON and text)."""
+    args = ["eval", "--pretrained", "1-1", "--episodes", "2", "--max-steps", "40"]
+    result = cli(capsys, *args, "--robust", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["stages"]["1-1"]["episodes"] == 2 and len(report["stages"]["1-1"]["runs"]) == 2
+    assert set(report["robust"]) == {"epsilon_0.05", "sticky_0.25"}
+    for summary in report["robust"].values():
+        assert summary["1-1"]["episodes"] == 2 and "runs" not in summary["1-1"]
+    sticky = cli(capsys, *args, "--sticky", "0.25", "--json")
+    assert json.loads(sticky.stdout)["stages"]["1-1"] == {
+        **report["robust"]["sticky_0.25"]["1-1"],
+        "runs": json.loads(sticky.stdout)["stages"]["1-1"]["runs"],
+    }
+    text = cli(capsys, *args, "--robust").stdout.splitlines()[-1]
+    assert "flag rate" in text and "(epsilon 0.05: " in text and ", sticky 0.25: " in text
+    both = cli(capsys, *args, "--robust", "--sticky", "0.1")
+    assert_one_line_error(both, "--robust runs its own settings")
+
+
 def test_eval_random_agent(home: Path) -> None:
     report = eval_json("--random", "--episodes", "2", "--max-steps", "30", home=home)
     assert report["checkpoint"] == "random" and report["step"] is None
@@ -488,6 +513,8 @@ def test_training_evaluates_with_videos_and_picks_best(run: Run) -> None:
         assert r["episodes"] == 1
         assert 0.0 <= r["flag_rate"] <= 1.0
         assert r["x_pos_mean"] == r["x_pos_max"] > 0
+        for robust in ("epsilon_0.05", "sticky_0.25"):  # the same seed, perturbed
+            assert 0.0 <= r[f"{robust}/flag_rate"] <= 1.0 and r[f"{robust}/x_pos_mean"] > 0
     logged = {r["step"]: Path(r["eval/video"]) for r in records if r["kind"] == "video"}
     assert sorted(logged) == [100, 200]
     videos = sorted((run.path / "videos").glob("eval-step-*.mp4"))
@@ -503,11 +530,16 @@ def test_training_evaluates_with_videos_and_picks_best(run: Run) -> None:
     media = sorted((wandb_run / "files" / "media" / "videos").rglob("*.mp4"))
     assert len(media) == 2
     assert {p.read_bytes() for p in media} == {p.read_bytes() for p in videos}
-    # best.json: the checkpoint of the evaluation with the highest x_pos_mean (the first of ties)
+    # best.json: the evaluation with the highest sticky flag rate, then flag rate, then x_pos
+    # (the first of ties)
     best = json.loads((run.path / "best.json").read_text())
-    top = max(evals, key=lambda r: r["x_pos_mean"])
+
+    def score(r: dict) -> float:
+        return r["sticky_0.25/flag_rate"] * 1e8 + r["flag_rate"] * 1e4 + r["x_pos_mean"]
+
+    top = max(evals, key=score)
     assert best["step"] == top["step"]
-    assert best["metric"] == pytest.approx(top["x_pos_mean"])
+    assert best["metric"] == pytest.approx(score(top))
     assert (run.path / best["path"] / "MANIFEST.json").is_file()
     assert best["path"] == f"checkpoints/step-{top['step']:09d}"
 
@@ -613,4 +645,6 @@ def test_bad_input_through_the_console_script(tmp_path: Path, home: Path) -> Non
     assert_one_line_error(big, "argument --seed", "must be in [0, 4294967295]")
     many = run_mario("eval", "--random", "--episodes", "100000", home=home)
     assert_one_line_error(many, "argument --episodes", "must be in [1, 10000]")
+    sticky = run_mario("replay", "--random", "--sticky", "1", "--out", str(out), home=home)
+    assert_one_line_error(sticky, "argument --sticky", "must be in [0, 0.99]")
     assert not leftovers(tmp_path, out.name)

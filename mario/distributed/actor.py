@@ -62,7 +62,7 @@ class EnvActor:
         else:
             from mario.game.env import make_sync_vec_env
 
-            self.envs = make_sync_vec_env(self.k, self.stages, seed=seed, **cfg.env.kwargs())
+            self.envs = make_sync_vec_env(self.k, self.stages, seed=seed, **cfg.env.train_kwargs())
         self.obs, _ = self.envs.reset(seed=seed)
         self.returns = np.zeros(self.k)
         self.lengths = np.zeros(self.k, dtype=np.int64)

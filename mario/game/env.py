@@ -20,6 +20,7 @@ from mario.game.options import (
     FULL_GAME,
     STAGES,
     check_pipeline_args,
+    check_sticky,
     parse_stage,
 )
 from mario.game.rules import (
@@ -108,6 +109,7 @@ class MarioEnv(gym.Env[np.ndarray, int]):
         noop_max: int = 0,
         reward: str = "classic",
         render_mode: str | None = "rgb_array",
+        sticky: float = 0.0,
     ) -> None:
         target = parse_stage(stage)
         buttons = action_set(actions)
@@ -116,10 +118,15 @@ class MarioEnv(gym.Env[np.ndarray, int]):
             raise ValueError(f"unknown render_mode {render_mode!r}: valid is 'rgb_array'")
         if noop_max < 0:
             raise ValueError(f"noop_max must be >= 0, got {noop_max!r}")
+        check_sticky(sticky)
         self.stage = stage
         self.actions = actions
         self.buttons = buttons
         self.noop_max = int(noop_max)
+        self.sticky = float(sticky)
+        """Probability that an emulator frame plays the previous frame's buttons instead of
+        the agent's (sticky actions, Machado et al. 2018), drawn from the env's seed."""
+        self._last_byte = 0  # the buttons the previous frame played
         self.reward = reward
         self.render_mode = render_mode
         self.frame_callback: FrameCallback | None = None
@@ -156,6 +163,7 @@ class MarioEnv(gym.Env[np.ndarray, int]):
             for _ in range(int(self.np_random.integers(0, self.noop_max + 1))):
                 self._nes.advance(0)
                 self.history.append(0)
+        self._last_byte = self.history[-1] if self.history else 0
         self._emit()
         return self.observe()
 
@@ -191,7 +199,7 @@ class MarioEnv(gym.Env[np.ndarray, int]):
     def step(self, action: int) -> tuple[np.ndarray, SupportsFloat, bool, bool, dict[str, Any]]:
         # info is read before the library's post-step RAM hacks (skipping a death or level
         # change), as the stock env returns it, not afterwards.
-        byte = self._button_byte(action)
+        byte = self._played(action)
         reward, done, info = self._nes.play(byte)
         self.history.append(byte)
         self._emit()
@@ -209,7 +217,7 @@ class MarioEnv(gym.Env[np.ndarray, int]):
     # -- fast path for SkipFrame (wrappers.FrameAdvancer) ----------------------------------
     def advance(self, action: int) -> tuple[float, bool, bool]:
         """One frame with no observation or info built (frames nobody observes)."""
-        byte = self._button_byte(action)
+        byte = self._played(action)
         reward, done = self._nes.advance(byte)
         self.history.append(byte)
         self._emit()
@@ -228,6 +236,15 @@ class MarioEnv(gym.Env[np.ndarray, int]):
         return self._nes.copy_screen(), self._nes._get_info()
 
     # -- helpers ---------------------------------------------------------------------------
+    def _played(self, action: Any) -> int:
+        """The buttons this frame plays: the action's, or with probability ``sticky`` the
+        previous frame's (what ``history`` records either way)."""
+        byte = self._button_byte(action)
+        if self.sticky and self.np_random.random() < self.sticky:
+            byte = self._last_byte
+        self._last_byte = byte
+        return byte
+
     def _button_byte(self, action: Any) -> int:
         try:
             index = int(action)
@@ -262,6 +279,7 @@ def make_env(
     death_penalty: float = 0.0,
     render_mode: str | None = "rgb_array",
     archive: dict[str, Any] | None = None,
+    sticky: float = 0.0,
 ) -> gym.Env:
     """Build the game env with the pixel pipeline.
 
@@ -280,6 +298,9 @@ def make_env(
     ``render()`` always returns the full-colour frame.
     ``archive`` (training only): keyword arguments of :class:`mario.game.archive.ArchiveStarts`,
     which starts a share of episodes from save states the agent reached.
+    ``sticky``: each emulator frame plays the previous frame's buttons instead of the agent's
+    with this probability (Machado et al. 2018's sticky actions; a robust evaluation uses
+    0.25), drawn from the env's seed; 0 is the game as it is.
     """
     check_pipeline_args(
         frame_skip=frame_skip,
@@ -289,7 +310,7 @@ def make_env(
         death_penalty=death_penalty,
     )
     env: gym.Env = MarioEnv(
-        stage, actions, noop_max=noop_max, reward=reward, render_mode=render_mode
+        stage, actions, noop_max=noop_max, reward=reward, render_mode=render_mode, sticky=sticky
     )
     if frame_skip > 1:
         env = SkipFrame(env, frame_skip, max_pool=max_pool)

@@ -58,3 +58,17 @@ def check_pipeline_args(
         raise ValueError(f"max_episode_steps must be >= 1 or None, got {max_episode_steps!r}")
     if not death_penalty >= 0:
         raise ValueError(f"death_penalty must be >= 0, got {death_penalty!r}")
+
+
+#: A sticky probability below 1: at 1 the agent's actions would never be played.
+MAX_STICKY = 0.99
+
+
+def check_sticky(sticky: float) -> None:
+    """ValueError unless ``sticky`` is a probability in [0, 0.99]."""
+    if (
+        isinstance(sticky, bool)
+        or not isinstance(sticky, int | float)
+        or not (0.0 <= sticky <= MAX_STICKY)
+    ):
+        raise ValueError(f"sticky must be in [0, {MAX_STICKY}], got {brief(sticky)}")

@@ -28,6 +28,7 @@ from mario.config import (
 )
 from mario.errors import brief
 from mario.game.env import action_label, action_set, make_env, parse_stage
+from mario.game.options import MAX_STICKY, check_sticky
 from mario.playing.agents import Agent
 
 if TYPE_CHECKING:
@@ -52,7 +53,12 @@ class Episode:
 
 
 def check_play_args(
-    *, episodes: int = 1, seed: int = 0, epsilon: float = 0.0, max_steps: int = 1
+    *,
+    episodes: int = 1,
+    seed: int = 0,
+    epsilon: float = 0.0,
+    max_steps: int = 1,
+    sticky: float = 0.0,
 ) -> None:
     """:class:`~mario.config.ConfigError` naming the first argument of an evaluation or
     replay that is out of its bounds (the same as ``mario eval``'s options)."""
@@ -68,6 +74,12 @@ def check_play_args(
             raise ConfigError(f"bad value {brief(value)} for {name}: must be in [{low}, {high}]")
     if isinstance(epsilon, bool) or not isinstance(epsilon, int | float) or not 0 <= epsilon <= 1:
         raise ConfigError(f"bad value {brief(epsilon)} for epsilon: must be in [0, 1]")
+    try:
+        check_sticky(sticky)
+    except ValueError:
+        raise ConfigError(
+            f"bad value {brief(sticky)} for sticky: must be in [0, {MAX_STICKY}]"
+        ) from None
 
 
 def stage_names(stages: str | Sequence[str]) -> list[str]:
@@ -93,19 +105,21 @@ def play_episode(
     seed: int,
     epsilon: float = 0.0,
     max_steps: int = 5000,
+    sticky: float = 0.0,
     video: VideoWriter | None = None,
     keep_screens: bool = False,
     on_screen: Callable[[np.ndarray], None] | None = None,
     on_step: StepCallback | None = None,
 ) -> Episode:
-    """One episode from the stage's real start. With ``video`` every emulator frame (and the
-    HUD data) is written; ``keep_screens`` keeps a copy of every frame in the result;
+    """One episode from the stage's real start; ``sticky``: sticky actions' probability (the
+    robust evaluation's 0.25), ``epsilon``: random actions'. With ``video`` every emulator
+    frame (and the HUD data) is written; ``keep_screens`` keeps a copy of every frame in the result;
     ``on_step(step, action, values, info, game)`` sees each chosen action before it is
     played (``game``: the :class:`~mario.game.env.MarioEnv`, e.g. for
     ``scripts/trace_episode.py``)."""
-    check_play_args(seed=seed, epsilon=epsilon, max_steps=max_steps)
+    check_play_args(seed=seed, epsilon=epsilon, max_steps=max_steps, sticky=sticky)
     cfg = agent.config
-    env_kwargs = cfg.env.kwargs() | {"max_episode_steps": max_steps}
+    env_kwargs = cfg.env.kwargs() | {"max_episode_steps": max_steps, "sticky": sticky}
     env = make_env(stage, **env_kwargs)
     labels = [action_label(b) for b in action_set(cfg.env.actions)]
     if video is not None:
@@ -180,13 +194,17 @@ def evaluate(
     seed: int = EVAL_SEED,
     epsilon: float = 0.0,
     max_steps: int = 5000,
+    sticky: float = 0.0,
     video_path: Path | None = None,
     overlay: bool = True,
 ) -> dict[str, Any]:
-    """Greedy (or ε) episodes per stage; the first episode can be recorded to a video."""
+    """Greedy (or ε, or sticky) episodes per stage; the first episode can be recorded to a
+    video."""
     from mario.playing.video import VideoWriter
 
-    check_play_args(episodes=episodes, seed=seed, epsilon=epsilon, max_steps=max_steps)
+    check_play_args(
+        episodes=episodes, seed=seed, epsilon=epsilon, max_steps=max_steps, sticky=sticky
+    )
     per_stage: dict[str, Any] = {}
     for stage in stages:
         parse_stage(stage)
@@ -204,6 +222,7 @@ def evaluate(
                         seed=seed + k,
                         epsilon=epsilon,
                         max_steps=max_steps,
+                        sticky=sticky,
                         video=video,
                     )
                 )
@@ -219,6 +238,32 @@ def evaluate(
     return per_stage
 
 
+#: The robust evaluation's perturbed settings, each beside the deterministic one: random
+#: actions as in the Nature DQN paper's evaluations, sticky actions as in Machado et al.
+#: 2018 (the ALE's default since). A deterministic evaluation's episodes are near copies of
+#: each other (the idle frames at reset are their only randomness); these are not.
+ROBUST: dict[str, tuple[float, float]] = {"epsilon_0.05": (0.05, 0.0), "sticky_0.25": (0.0, 0.25)}
+"""``{name: (epsilon, sticky)}``."""
+
+
+def evaluate_robust(
+    agent: Agent,
+    stages: list[str],
+    episodes: int,
+    *,
+    seed: int = EVAL_SEED,
+    max_steps: int = 5000,
+) -> dict[str, dict[str, Any]]:
+    """:func:`evaluate` deterministic (``"deterministic"``) and under each of
+    :data:`ROBUST`'s perturbations, on the same seeds: ``{setting: {stage: summary}}``."""
+    out = {"deterministic": evaluate(agent, stages, episodes, seed=seed, max_steps=max_steps)}
+    for name, (epsilon, sticky) in ROBUST.items():
+        out[name] = evaluate(
+            agent, stages, episodes, seed=seed, max_steps=max_steps, epsilon=epsilon, sticky=sticky
+        )
+    return out
+
+
 def record(
     agent: Agent,
     stage: str,
@@ -228,16 +273,25 @@ def record(
     seed: int = EVAL_SEED,
     epsilon: float = 0.0,
     max_steps: int = 5000,
+    sticky: float = 0.0,
 ) -> list[Episode]:
     """Play ``episodes`` into one video (``mario replay``); closes the writer, or aborts it
     (nothing left at its path) if anything fails."""
     played = []
     with writer:
-        check_play_args(episodes=episodes, seed=seed, epsilon=epsilon, max_steps=max_steps)
+        check_play_args(
+            episodes=episodes, seed=seed, epsilon=epsilon, max_steps=max_steps, sticky=sticky
+        )
         for k in range(episodes):
             played.append(
                 play_episode(
-                    agent, stage, seed=seed + k, epsilon=epsilon, max_steps=max_steps, video=writer
+                    agent,
+                    stage,
+                    seed=seed + k,
+                    epsilon=epsilon,
+                    max_steps=max_steps,
+                    sticky=sticky,
+                    video=writer,
                 )
             )
     return played

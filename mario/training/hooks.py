@@ -148,8 +148,11 @@ def eval_summary(per_stage: dict[str, dict[str, Any]]) -> dict[str, Any]:
 class Evaluate(Hook):
     """Every ``eval_every`` steps: greedy episodes from the real start of the run's stage (or
     each of its stages) on fresh seeds, a video of the first, metrics, and a checkpoint with
-    the evaluation's score (flag rate first, then mean x_pos; means over the stages), from
-    which the runner picks the best."""
+    the evaluation's score, from which the runner picks the best: the flag rate first, then
+    the mean x_pos (means over the stages). With ``eval_robust`` the same seeds are also
+    played with ε 0.05 and with sticky actions 0.25; their flag rates are logged beside
+    (``epsilon_0.05/flag_rate``, ``sticky_0.25/flag_rate``) and the sticky one comes first
+    in the score."""
 
     def __init__(self, runner: Runner) -> None:
         self.schedule = Periodic(runner.cfg.eval.eval_every, runner.step)
@@ -159,7 +162,7 @@ class Evaluate(Hook):
             return None
         from mario.config import EVAL_SEED
         from mario.playing.agents import Agent
-        from mario.playing.episodes import evaluate
+        from mario.playing.episodes import ROBUST, evaluate
 
         cfg = runner.cfg
         videos = runner.run_dir / "videos"
@@ -167,22 +170,35 @@ class Evaluate(Hook):
         video = videos / f"eval-step-{runner.step:09d}.mp4"
         agent = Agent(runner.algo.policy(), cfg, runner.step)
         stages = cfg.run.stage_list()
-        result = evaluate(
-            agent,
-            stages,
-            cfg.eval.eval_episodes,
-            seed=EVAL_SEED + runner.step,
-            max_steps=cfg.env.max_episode_steps or 5000,
-            video_path=video,
-        )
-        summary = eval_summary(
-            {s: {k: v for k, v in r.items() if k != "runs"} for s, r in result.items()}
-        )
+        episodes, seed = cfg.eval.eval_episodes, EVAL_SEED + runner.step
+        max_steps = cfg.env.max_episode_steps or 5000
+        result = evaluate(agent, stages, episodes, seed=seed, max_steps=max_steps, video_path=video)
+        summary = _summary(result)
+        # the score: flag rate first, then the mean x_pos (x_pos < 10,000 in every stage)
+        score = summary["flag_rate"] * 10_000 + summary["x_pos_mean"]
+        if cfg.eval.eval_robust:
+            for name, (epsilon, sticky) in ROBUST.items():
+                perturbed = _summary(
+                    evaluate(
+                        agent,
+                        stages,
+                        episodes,
+                        seed=seed,
+                        max_steps=max_steps,
+                        epsilon=epsilon,
+                        sticky=sticky,
+                    )
+                )
+                summary.update({f"{name}/{k}": perturbed[k] for k in ("flag_rate", "x_pos_mean")})
+            score += summary["sticky_0.25/flag_rate"] * 100_000_000  # the robust rate first
         runner.tracker.log(runner.step, summary, kind="eval")
         runner.tracker.log_video(runner.step, Path(video))
-        # a checkpoint of what was evaluated; its score: the flag rate first, then the mean
-        # x_pos (x_pos < 10,000 in every stage)
-        return Request(save=True, score=summary["flag_rate"] * 10_000 + summary["x_pos_mean"])
+        return Request(save=True, score=score)
+
+
+def _summary(result: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """:func:`eval_summary` of an evaluation's per-stage results, without their runs."""
+    return eval_summary({s: {k: v for k, v in r.items() if k != "runs"} for s, r in result.items()})
 
 
 class Checkpoint(Hook):
