@@ -315,7 +315,7 @@ def _cmd_replay(args: argparse.Namespace, argv: Sequence[str]) -> int:
 def _cmd_eval(args: argparse.Namespace, argv: Sequence[str]) -> int:
     """``mario eval``: greedy evaluation per stage (with ``--robust`` also under ε 0.05 and
     under sticky actions 0.25, on the same seeds); ``--json`` prints one object."""
-    from mario.playing.episodes import ROBUST, evaluate, evaluate_robust
+    from mario.playing.episodes import evaluate, evaluate_robust
 
     agent = _agent_from_args(args, actions=args.actions)
     stages = args.stages or [agent.config.run.stage]
@@ -364,12 +364,12 @@ def _cmd_eval(args: argparse.Namespace, argv: Sequence[str]) -> int:
                 f"flag {run['flag']} steps {run['steps']}"
             )
         beside = ", ".join(
-            f"{name.replace('_', ' ')}: {robust[name][stage]['flag_rate']}" for name in ROBUST
+            f"{name.replace('_', ' ')}: {robust[name][stage]['flag_rate']}" for name in robust
         )
         print(
             f"{stage}: return mean {st['return_mean']} median {st['return_median']}, "
             f"x_pos mean {st['x_pos_mean']} max {st['x_pos_max']}, flag rate {st['flag_rate']}"
-            + (f" ({beside})" if robust else "")
+            + (f" ({beside})" if beside else "")
         )
     return 0
 

@@ -402,6 +402,10 @@ def test_a_robust_eval_gives_the_perturbed_flag_rates_beside(
     }
     text = cli(capsys, *args, "--robust").stdout.splitlines()[-1]
     assert "flag rate" in text and "(epsilon 0.05: " in text and ", sticky 0.25: " in text
+    plain = cli(capsys, *args)  # without --robust: the flag rate alone
+    assert plain.returncode == 0, plain.stderr
+    last = plain.stdout.splitlines()[-1]
+    assert last.startswith("1-1: return mean ") and "flag rate" in last and "sticky" not in last
     both = cli(capsys, *args, "--robust", "--sticky", "0.1")
     assert_one_line_error(both, "--robust runs its own settings")
 
