@@ -39,11 +39,12 @@ def _wire(cfg: Any, n_actions: int, batches: int) -> tuple[list[Any], dict[str, 
 
     from mario.algos.dqn.algorithm import acting_weights, network
     from mario.distributed.actor import EnvActor
+    from mario.distributed.wire import pack_weights
 
     actor = EnvActor(cfg, n_actions, 0, seed=0)
     net = network(cfg.algorithm, cfg.context(n_actions, torch.device("cpu")))
     # past the burn-in: the net acts
-    actor.set_weights(acting_weights(net), 0, cfg.algorithm.burn_in)
+    actor.set_weights(pack_weights(acting_weights(net)), 0, cfg.algorithm.burn_in)
     try:
         start = time.perf_counter()
         out = [actor.collect() for _ in range(batches)]

@@ -23,7 +23,7 @@ from gymnasium.vector import VectorEnv
 
 from mario import algos
 from mario.config import TrainConfig
-from mario.distributed.wire import Batch, encode
+from mario.distributed.wire import Batch, encode, unpack_weights
 from mario.training.collector import EpisodeEnd
 
 #: ``env_fn(num_envs, seed)``: a vector env that auto-resets in the same step (tests: a toy).
@@ -68,10 +68,11 @@ class EnvActor:
         self.lengths = np.zeros(self.k, dtype=np.int64)
         self.first = True
 
-    def set_weights(self, weights: dict[str, torch.Tensor], version: int, step: int) -> int:
-        """Act with the learner's ``weights`` (update ``version``) from now on; ``step``: the
-        learner's agent step (exploration schedules follow it)."""
-        self.policy.set_weights(weights, version, step)
+    def set_weights(self, weights: bytes, version: int, step: int) -> int:
+        """Act with the learner's ``weights`` (update ``version``, packed by
+        :func:`~mario.distributed.wire.pack_weights`) from now on; ``step``: the learner's agent
+        step (exploration schedules follow it)."""
+        self.policy.set_weights(unpack_weights(weights), version, step)
         self.version = version
         return version
 

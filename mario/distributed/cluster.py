@@ -12,6 +12,7 @@ import os
 import socket
 
 from mario.config import ConfigError, TrainConfig
+from mario.distributed.collector import INLINE_ENV
 from mario.training.collector import EXIT_CLUSTER_LOST
 
 #: Seconds to wait for the cluster's GCS port to accept a TCP connection.
@@ -42,6 +43,8 @@ def connect(cfg: TrainConfig) -> None:
         # Ray's driver exits (status 1, silently) when the head has not answered for this long
         # (60 s by default): leave the trainer time to notice the loss itself and save.
         os.environ.setdefault("RAY_gcs_rpc_server_reconnect_timeout_s", "600")
+        for name, value in INLINE_ENV.items():  # weights go to the relay inside the call
+            os.environ.setdefault(name, value)
         target = _resolve(address)
         _probe(address, target)
         try:

@@ -19,7 +19,8 @@ checkpoint (:class:`~mario.training.collector.EmulatorsLost`): the cluster itsel
 slot that failed :data:`MAX_FAILURES` times in a row (the same error would come back
 forever). The cluster is gone when this machine's raylet is (checked before every call into
 Ray: Ray ends the driver process at once, unsaved, when it touches a dead raylet's object
-store) or the head's GCS port refuses connections (probed after every failure and every few
+store; batches come back in the calls' replies, :data:`INLINE_BYTES`, so that taking one does
+not touch it) or the head's GCS port refuses connections (probed after every failure and every few
 seconds without a batch, well before Ray's driver would give up on its own reconnect
 timeout, which :func:`mario.distributed.cluster.connect` raises to 10 minutes).
 """
@@ -40,7 +41,8 @@ import torch
 from mario.algos.base import Transition
 from mario.config import TrainConfig
 from mario.distributed.actor import EnvActor, EnvFn
-from mario.distributed.wire import Batch, decode
+from mario.distributed.relay import WeightsRelay
+from mario.distributed.wire import Batch, decode, pack_weights
 from mario.training.collector import (
     EXIT_ACTORS_FAILING,
     EXIT_CLUSTER_LOST,
@@ -58,6 +60,19 @@ STARVED_WARN_S = 60.0
 PROBE_EVERY_S = 5.0
 #: Failures in a row of one actor slot (no batch in between) that end the run.
 MAX_FAILURES = 3
+#: Values up to this size travel inside Ray's calls and replies (Ray's default: 100 KB; larger
+#: ones go through the object store of the machine, over a socket to its raylet). The learner
+#: sends its weights to the :class:`~mario.distributed.relay.WeightsRelay` and takes batches
+#: this way, so it never touches the store: Ray ends a driver whose object-store socket breaks
+#: (the raylet killed) at once and unsaved. Set for the actors by their runtime env and for
+#: the learner by :func:`mario.distributed.cluster.connect` before it joins.
+INLINE_BYTES = 64 << 20
+INLINE_ENV = {
+    "RAY_max_direct_call_object_size": str(INLINE_BYTES),
+    "RAY_task_rpc_inlined_bytes_limit": str(INLINE_BYTES),
+}
+#: Seconds to wait for the relay's put (its first call waits for its process to start).
+PUT_TIMEOUT_S = 120.0
 
 
 def _failure_errors() -> tuple[type[BaseException], ...]:
@@ -144,6 +159,7 @@ class RayCollector:
         env_fn: EnvFn | None = None,
     ) -> None:
         import ray
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
         self.cfg = cfg
         self.n_actions = n_actions
@@ -154,7 +170,14 @@ class RayCollector:
         # Every failure is reported here, in one line; the batches dropped with a failed
         # actor would otherwise each be logged by Ray with a traceback.
         os.environ.setdefault("RAY_IGNORE_UNHANDLED_ERRORS", "1")
-        self._remote: Any = ray.remote(num_cpus=1, max_restarts=0)(EnvActor)
+        self._remote: Any = ray.remote(
+            num_cpus=1, max_restarts=0, runtime_env={"env_vars": INLINE_ENV}
+        )(EnvActor)
+        here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
+        self._relay_class: Any = ray.remote(WeightsRelay).options(
+            num_cpus=0, max_restarts=0, scheduling_strategy=here
+        )
+        self._relay: Any = None
         self._failure_types = _failure_errors()
         self._gcs = ray.get_runtime_context().gcs_address
         self._raylet = local_raylet_pid()
@@ -180,10 +203,14 @@ class RayCollector:
 
     # -- the loop's calls ---------------------------------------------------------------------
     def reset(self, state: dict[str, Any] | None = None) -> None:
-        """Start the actors; they act themselves, so there is no observation to return."""
+        """Start the actors; they act themselves, so there is no observation to return. Their
+        processes start while the relay puts the first weights, which come first in every
+        actor's queue of calls."""
+        for i in range(len(self.actors)):
+            self.actors[i] = self._new_actor(i)
         self._broadcast()
         for i in range(len(self.actors)):
-            self._start(i)
+            self._refill(i)
 
     def send(self, obs: Any, actions: Any) -> None:
         """Nothing to send per step (the actors act); weights when a broadcast is due (with
@@ -206,12 +233,13 @@ class RayCollector:
             oldest.setdefault(j, ref)
         if self.cfg.dist.ordered:  # only the actor whose turn it is
             oldest = {self._turn: oldest[self._turn]}
-        ready, _ = ray.wait(list(oldest.values()), num_returns=1, timeout=WAIT_S)
+        ready, _ = ray.wait(list(oldest.values()), num_returns=1, timeout=WAIT_S, fetch_local=False)
         if not ready:
             self._starving()
             return None, [], []
         ref = ready[0]
         i = self.inflight.pop(ref)
+        self._check_raylet()  # a batch over INLINE_BYTES is read from the object store
         try:
             batch: Batch = ray.get(ref)
         except self._failure_types as error:
@@ -267,20 +295,24 @@ class RayCollector:
     def close(self) -> None:
         import ray
 
-        for actor in self.actors:
+        for actor in [*self.actors, self._relay]:
             if actor is not None:
                 with contextlib.suppress(Exception):  # already gone with its machine
                     ray.kill(actor, no_restart=True)
         self.actors = [None] * len(self.actors)
+        self._relay = None
         self.inflight.clear()
 
     # -- actors -------------------------------------------------------------------------------
-    def _start(self, i: int) -> None:
-        """Start actor ``i`` (again): new seeds, the newest weights, ``actor_inflight`` calls."""
+    def _new_actor(self, i: int) -> Any:
+        """A new actor for slot ``i`` (its seeds new on every start)."""
         seed = self.seed + 1_000 * i + 1_000_000 * self.starts[i]
         self.starts[i] += 1
-        actor = self._remote.remote(self.cfg, self.n_actions, i, seed, self.env_fn)
-        self.actors[i] = actor
+        return self._remote.remote(self.cfg, self.n_actions, i, seed, self.env_fn)
+
+    def _start(self, i: int) -> None:
+        """Start actor ``i`` again: the newest weights, ``actor_inflight`` calls."""
+        actor = self.actors[i] = self._new_actor(i)
         version, step = self._weights_meta
         actor.set_weights.remote(self._weights_ref, version, step)
         self._refill(i)
@@ -322,17 +354,39 @@ class RayCollector:
         self._start(i)
 
     def _broadcast(self) -> None:
-        """Put the learner's weights into the object store once; every actor gets the ref."""
-        import ray
-
+        """The learner's weights into the object store once (by the relay); every actor gets
+        the reference."""
         weights, version, step = self.weights()
-        self._check_raylet()
-        self._weights_ref = ray.put(weights)
+        self._weights_ref = self._put(pack_weights(weights))
         self._weights_meta = (version, step)
         for actor in self.actors:
             if actor is not None:
                 actor.set_weights.remote(self._weights_ref, version, step)
         self._next_broadcast = time.monotonic() + self.cfg.dist.weights_every
+
+    def _put(self, weights: bytes) -> Any:
+        """A reference to ``weights`` in the object store, put there by the relay (started
+        again once if it failed; the cluster's loss ends the run)."""
+        import ray
+        from ray.exceptions import GetTimeoutError
+
+        why = ""
+        failures: tuple[type[BaseException], ...] = (GetTimeoutError, *self._failure_types)
+        for _ in range(2):
+            self._check_raylet()
+            if self._relay is None:
+                self._relay = self._relay_class.remote()
+            try:
+                return ray.get(self._relay.put.remote(weights), timeout=PUT_TIMEOUT_S)[0]
+            except failures as error:
+                self._check_head()
+                why = _why(error)
+                with contextlib.suppress(Exception):
+                    ray.kill(self._relay, no_restart=True)
+                self._relay = None
+        raise EmulatorsLost(
+            f"the weights relay failed twice in a row, last with {why}", EXIT_ACTORS_FAILING
+        )
 
     def _check_raylet(self) -> None:
         """:class:`EmulatorsLost` if this machine's raylet is gone. Checked before every call

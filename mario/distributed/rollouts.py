@@ -52,9 +52,12 @@ class RolloutCollector(RayCollector):
             for i in range(len(self.actors)):
                 self._submit(i)
             self._playing = True
-        ready, _ = ray.wait(list(self.inflight), num_returns=len(self.inflight), timeout=WAIT_S)
+        ready, _ = ray.wait(
+            list(self.inflight), num_returns=len(self.inflight), timeout=WAIT_S, fetch_local=False
+        )
         for ref in ready:
             i = self.inflight.pop(ref)
+            self._check_raylet()  # see RayCollector.receive
             try:
                 self._round[i] = ray.get(ref)
             except self._failure_types as error:

@@ -16,10 +16,12 @@ stacks still cross the network one frame per step.
 
 from __future__ import annotations
 
+import io
 import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 
 from mario.algos.base import Transition
 from mario.training.collector import EpisodeEnd
@@ -164,3 +166,17 @@ def restack(batch: Batch) -> list[Transition]:
 def _inflate(data: bytes) -> np.ndarray:
     out = bytearray(zlib.decompress(data))  # writable, unlike the bytes it came in
     return np.frombuffer(out, np.uint8)
+
+
+def pack_weights(weights: dict[str, torch.Tensor]) -> bytes:
+    """The learner's acting weights as bytes for a broadcast (the relay that puts them into
+    the object store then needs no torch)."""
+    buffer = io.BytesIO()
+    torch.save(weights, buffer)
+    return buffer.getvalue()
+
+
+def unpack_weights(data: bytes) -> dict[str, torch.Tensor]:
+    """:func:`pack_weights`'s weights back (tensors only: ``weights_only``)."""
+    weights: dict[str, torch.Tensor] = torch.load(io.BytesIO(data), weights_only=True)
+    return weights
