@@ -71,7 +71,7 @@ import torch
 out = {"python": platform.python_version(), "torch": torch.__version__,
        "cuda": torch.version.cuda,
        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
-for name in ("numpy", "tensordict", "gymnasium", "nes_py", "gym_super_mario_bros", "wandb",
+for name in ("numpy", "gymnasium", "nes_py", "gym_super_mario_bros", "wandb",
              "av", "cv2", "mario"):
     module = importlib.import_module(name)
     out[name] = getattr(module, "__version__", "ok")

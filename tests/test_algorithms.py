@@ -24,7 +24,7 @@ from mario.game import backends
 from mario.settings import at_least, setting, within
 from mario.storage.checkpoints import list_checkpoints, load_checkpoint, save_checkpoint
 from mario.storage.metrics import read_metrics
-from tests.helpers import assert_one_line_error, run_cli, run_mario, snapshot
+from tests.helpers import assert_one_line_error, run_cli, snapshot
 from tests.videos import decode_video
 
 PPO_SMALL = [
@@ -74,7 +74,7 @@ def test_bad_algorithm_options_get_one_line(tmp_path: Path, home: Path) -> None:
 def test_ppo_trains_resumes_evaluates_and_replays(tmp_path: Path, home: Path) -> None:
     run = tmp_path / "run"
     # 9.x's reward (its info carries a reward_components dict through the vector env)
-    result = run_mario(
+    result = run_cli(
         "train", *PPO_SMALL, "--total-steps", "256", "--reward", "upstream",
         "--run-dir", str(run), home=home,
     )  # fmt: skip
@@ -82,7 +82,7 @@ def test_ppo_trains_resumes_evaluates_and_replays(tmp_path: Path, home: Path) ->
     train = [m for m in read_metrics(run / "metrics.jsonl") if m["kind"] == "train"]
     for key in ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction", "lr"):
         assert key in train[-1], key
-    info = json.loads(run_mario("info", str(run), home=home).stdout)
+    info = json.loads(run_cli("info", str(run), home=home).stdout)
     assert info["algo"] == "ppo" and info["step"] == 256 and info["updates"] > 0
     assert info["network"]["kind"] == "actor_critic"
     assert info["game_backend"] == info["versions"]["game_backend"] == backends.NAME
@@ -90,22 +90,22 @@ def test_ppo_trains_resumes_evaluates_and_replays(tmp_path: Path, home: Path) ->
 
     # resuming a PPO run as DQN is refused, nothing touched
     before = snapshot(run)
-    refused = run_mario("train", "--resume", str(run), "--algo", "dqn", home=home)
+    refused = run_cli("train", "--resume", str(run), "--algo", "dqn", home=home)
     assert_one_line_error(refused, "trained with algo ppo", "can't change its algorithm")
     assert snapshot(run) == before
 
-    resumed = run_mario("train", "--resume", str(run), "--total-steps", "384", home=home)
+    resumed = run_cli("train", "--resume", str(run), "--total-steps", "384", home=home)
     assert resumed.returncode == 0, resumed.stderr
     state, _, _ = load_checkpoint(run)
     assert state["algo"] == "ppo" and state["counters"]["step"] == 384
     assert state["algorithm"]["updates"] > info["updates"]
 
     report = json.loads(
-        run_mario("eval", str(run), "--episodes", "2", "--max-steps", "50", "--json").stdout
+        run_cli("eval", str(run), "--episodes", "2", "--max-steps", "50", "--json").stdout
     )
     assert report["algo"] == "ppo" and report["stages"]["1-1"]["episodes"] == 2
     video = tmp_path / "ppo.mp4"
-    replay = run_mario(
+    replay = run_cli(
         "replay", str(run), "--overlay", "--max-steps", "30", "--out", str(video), home=home
     )
     assert replay.returncode == 0, replay.stderr
@@ -117,11 +117,11 @@ def test_a_dqn_run_resumes_with_more_envs_replay_included(tmp_path: Path, home: 
     """The move from a laptop to a GPU machine: 2 envs, then 8."""
     run = tmp_path / "run"
     args = ["--preset", "quickstart", "--num-envs", "2", "--burn-in", "200", "--wandb-mode"]
-    result = run_mario(
+    result = run_cli(
         "train", *args, "disabled", "--total-steps", "600", "--run-dir", str(run), home=home
     )
     assert result.returncode == 0, result.stderr
-    resumed = run_mario(
+    resumed = run_cli(
         "train", "--resume", str(run), "--num-envs", "8", "--total-steps", "800", home=home
     )
     assert resumed.returncode == 0, resumed.stderr
@@ -135,7 +135,7 @@ def test_a_dqn_run_resumes_with_more_envs_replay_included(tmp_path: Path, home: 
 def test_a_checkpoint_of_the_dqn_only_trainer_still_resumes(tmp_path: Path, home: Path) -> None:
     """State format 1 (before algorithms were pluggable) is upgraded on load."""
     run = tmp_path / "run"
-    result = run_mario(
+    result = run_cli(
         "train", "--preset", "quickstart", "--total-steps", "300", "--burn-in", "100",
         "--wandb-mode", "disabled", "--run-dir", str(run), home=home,
     )  # fmt: skip
@@ -155,10 +155,10 @@ def test_a_checkpoint_of_the_dqn_only_trainer_still_resumes(tmp_path: Path, home
     save_checkpoint(old_run, info.step, old, write_replay=None)
     shown = json.loads(run_cli("info", str(old_run), home=home).stdout)
     assert shown["algo"] == "dqn" and shown["epsilon"] == 0.5 and shown["step"] == 300
-    resumed = run_mario("train", "--resume", str(old_run), "--total-steps", "400", home=home)
+    resumed = run_cli("train", "--resume", str(old_run), "--total-steps", "400", home=home)
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming" in resumed.stderr and "from step 300" in resumed.stderr
-    evaluated = run_mario("eval", str(old_run), "--episodes", "1", "--max-steps", "20")
+    evaluated = run_cli("eval", str(old_run), "--episodes", "1", "--max-steps", "20")
     assert evaluated.returncode == 0, evaluated.stderr
 
     future = {**old, "format": 99}
@@ -171,7 +171,7 @@ def test_tensorboard_logs_the_same_metrics(tmp_path: Path, home: Path) -> None:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     run = tmp_path / "run"
-    result = run_mario(
+    result = run_cli(
         "train", "--preset", "quickstart", "--total-steps", "400", "--burn-in", "100",
         "--log-every", "100", "--max-episode-steps", "50", "--tensorboard", "--wandb-mode",
         "disabled",

@@ -12,7 +12,7 @@ from mario.config import build_config
 from mario.game.archive import ArchiveStarts, CellArchive, merge_states
 from mario.game.env import MarioEnv, make_env
 from mario.game.rules import SNAPSHOTS
-from tests.helpers import run_cli, run_mario
+from tests.helpers import run_cli
 
 
 def _play(env: MarioEnv, steps: int, seed: int = 0) -> dict:
@@ -151,7 +151,7 @@ def test_training_with_the_archive_logs_saves_and_resumes_it(tmp_path: Path, hom
         "--run-dir",
         str(run),
     ]
-    result = run_mario("train", *args, "--total-steps", "800", home=home)
+    result = run_cli("train", *args, "--total-steps", "800", home=home)
     assert result.returncode == 0, result.stderr
     train = [m for m in read_metrics(run / "metrics.jsonl") if m["kind"] == "train"]
     assert all("archive_cells" in m and "archive_episode_share" in m for m in train)
@@ -164,7 +164,7 @@ def test_training_with_the_archive_logs_saves_and_resumes_it(tmp_path: Path, hom
     assert saved["cell_size"] == 64 and len(saved["cells"]) == train[-1]["archive_cells"]
     assert all(isinstance(c["prefix"], bytes) for c in saved["cells"])
 
-    resumed = run_mario("train", "--resume", str(run), "--total-steps", "1000", home=home)
+    resumed = run_cli("train", "--resume", str(run), "--total-steps", "1000", home=home)
     assert resumed.returncode == 0, resumed.stderr
     after = [m for m in read_metrics(run / "metrics.jsonl") if m["kind"] == "train"][-1]
     assert after["step"] == 1000 and after["archive_cells"] >= len(saved["cells"])
@@ -173,7 +173,7 @@ def test_training_with_the_archive_logs_saves_and_resumes_it(tmp_path: Path, hom
     # another cell width on resume: the archive is carried over into the new cells (it was a
     # traceback from an emulator worker, after config.yaml had been rewritten)
     narrower = ["--resume", str(run), "--archive-cell", "32", "--total-steps", "1100"]
-    result = run_mario("train", *narrower, home=home)
+    result = run_cli("train", *narrower, home=home)
     assert result.returncode == 0, result.stderr
     assert "cells are rebuilt 32 px wide (were 64)" in result.stderr
     state, _, _ = load_checkpoint(run)

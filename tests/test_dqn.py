@@ -8,7 +8,6 @@ import math
 import numpy as np
 import pytest
 import torch
-from tensordict import TensorDict
 
 from mario.algos.dqn.algorithm import double_dqn_target, double_dqn_target_from_q, dqn_loss
 from mario.algos.dqn.exploration import EpsilonSchedule, boltzmann_actions, select_actions
@@ -109,13 +108,11 @@ def test_huber_loss_hand_case() -> None:
     assert loss2.item() == pytest.approx((0.125 + 3.0 + 3.6) / 3)
 
 
-def test_loss_accepts_tensordict_with_column_shapes() -> None:
+def test_loss_accepts_column_shapes_and_float64() -> None:
     net = _constant_net(HAND_BATCH_Q_ONLINE, HAND_BATCH_Q_TARGET)
     batch = _hand_batch()
-    td = TensorDict(
-        {k: v.unsqueeze(1) if v.dim() == 1 else v for k, v in batch.items()}, batch_size=[3]
-    )
-    loss_td, _ = dqn_loss(td, net)
+    columns = {k: v.unsqueeze(1) if v.dim() == 1 else v for k, v in batch.items()}  # [3, 1]
+    loss_td, _ = dqn_loss(columns, net)
     loss_dict, _ = dqn_loss(batch, net)
     torch.testing.assert_close(loss_td, loss_dict)
     as_f64 = {k: v.double() if v.is_floating_point() else v for k, v in batch.items()}

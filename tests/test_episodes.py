@@ -25,7 +25,7 @@ from mario.config import EVAL_SEED
 from mario.playing.video import PANEL_WIDTH, hud_box
 from mario.storage.checkpoints import list_checkpoints
 from mario.storage.metrics import read_metrics
-from tests.helpers import assert_one_line_error, mario_env, run_mario
+from tests.helpers import assert_one_line_error, mario_env, run_cli, run_mario
 from tests.videos import decode_video
 
 FRAME_SKIP = 4  # the quickstart preset's (and the default) frame_skip
@@ -75,7 +75,7 @@ def parse_replay(result: subprocess.CompletedProcess[str]) -> tuple[Path, list[d
 
 
 def replay(*args: str, run: Run, cwd: Path | None = None) -> Replay:
-    result = run_mario("replay", *args, home=run.home, cwd=cwd)
+    result = run_cli("replay", *args, home=run.home, cwd=cwd)
     out, episodes = parse_replay(result)
     if not out.is_absolute() and cwd is not None:
         out = cwd / out
@@ -114,7 +114,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
     home = base / "home"
     home.mkdir()
     path = base / "run"
-    result = run_mario(
+    result = run_cli(
         "train",
         "--preset",
         "quickstart",
@@ -230,7 +230,7 @@ def test_gif_keeps_every_other_frame(run: Run) -> None:
 
 
 def test_random_agent_replay_needs_no_checkpoint(tmp_path: Path, home: Path) -> None:
-    result = run_mario(
+    result = run_cli(
         "replay", "--random", "--scale", "1", "--max-steps", "15", home=home, cwd=tmp_path
     )
     out, [episode] = parse_replay(result)
@@ -261,7 +261,7 @@ STAGE_KEYS = {"return_mean", "return_median", "x_pos_mean", "x_pos_max", "flag_r
 
 
 def eval_json(*args: str, home: Path) -> dict[str, Any]:
-    result = run_mario("eval", *args, "--json", home=home)
+    result = run_cli("eval", *args, "--json", home=home)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.strip().splitlines()
     assert len(lines) == 1, result.stdout

@@ -29,7 +29,6 @@ from tests.helpers import (
     assert_one_line_error,
     mario_env,
     run_cli,
-    run_mario,
     snapshot,
     start_mario,
     stop_waiting,
@@ -62,7 +61,7 @@ TINY = [
 def finished(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A run with checkpoints 100 (best), 200, 300 and 400 that reached its total."""
     run = tmp_path_factory.mktemp("finished") / "run"
-    result = run_mario("train", *TINY, "--total-steps", "400", "--run-dir", str(run))
+    result = run_cli("train", *TINY, "--total-steps", "400", "--run-dir", str(run))
     assert result.returncode == 0, result.stderr
     assert [c.step for c in list_checkpoints(run)] == [200, 300, 400] or [
         c.step for c in list_checkpoints(run)
@@ -83,7 +82,7 @@ def run_copy(finished: Path, tmp_path: Path) -> Path:
 @pytest.mark.slow
 def test_a_new_run_refuses_a_folder_that_holds_one(run_copy: Path) -> None:
     before = snapshot(run_copy)
-    result = run_mario("train", *TINY, "--total-steps", "400", "--run-dir", str(run_copy))
+    result = run_cli("train", *TINY, "--total-steps", "400", "--run-dir", str(run_copy))
     assert_one_line_error(result, "already holds a run", "step 400", f"--resume {run_copy}")
     assert snapshot(run_copy) == before
 
@@ -102,9 +101,7 @@ def test_resuming_an_older_checkpoint_forks_into_a_new_folder(
     assert snapshot(run_copy) == before
 
     fork = tmp_path / "fork"
-    result = run_mario(
-        "train", "--resume", str(old), "--total-steps", "250", "--run-dir", str(fork)
-    )
+    result = run_cli("train", "--resume", str(old), "--total-steps", "250", "--run-dir", str(fork))
     assert result.returncode == 0, result.stderr
     assert f"forking {old} (step 200) into the new run {fork}" in result.stderr
     assert snapshot(run_copy) == before  # the original run is untouched
@@ -150,7 +147,7 @@ def test_a_damaged_metrics_line_does_not_stop_a_run(run_copy: Path) -> None:
     checkpoint in Tracker.plot: the curves leave it out and the run goes on."""
     with open(run_copy / "metrics.jsonl", "a") as f:
         f.write("garbage that is not JSON\n")
-    result = run_mario("train", "--resume", str(run_copy), "--total-steps", "600")
+    result = run_cli("train", "--resume", str(run_copy), "--total-steps", "600")
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
     assert [c.step for c in list_checkpoints(run_copy)][-1] == 600
@@ -194,7 +191,7 @@ def test_a_run_folder_without_room_for_a_checkpoint_is_refused(
     disk = tmp_path / "disk"
     _mount_tmpfs(disk, "30m")
     small_disk.append(disk)
-    result = run_mario("train", *TINY, "--run-dir", str(disk / "run"))
+    result = run_cli("train", *TINY, "--run-dir", str(disk / "run"))
     assert_one_line_error(result, "free on its disk", "a checkpoint needs", "--no-save-replay")
     assert not list_checkpoints(disk / "run")
 
@@ -203,7 +200,7 @@ def test_a_run_folder_without_room_for_a_checkpoint_is_refused(
     (run / "checkpoints").mkdir(parents=True)
     _mount_tmpfs(run / "checkpoints", "10m", "ro")
     small_disk.append(run / "checkpoints")
-    result = run_mario("train", *TINY, "--run-dir", str(run))
+    result = run_cli("train", *TINY, "--run-dir", str(run))
     assert_one_line_error(result, str(run / "checkpoints"), "not writable")
 
 
@@ -304,7 +301,7 @@ def test_a_diverging_run_stops_before_saving_over_good_checkpoints(
 @pytest.mark.slow
 def test_a_finished_run_restarts_as_a_no_op(run_copy: Path) -> None:
     before = snapshot(run_copy)
-    result = run_mario("train", "--run-dir", str(run_copy), "--resume")
+    result = run_cli("train", "--run-dir", str(run_copy), "--resume")
     assert result.returncode == 0, result.stderr
     assert "run already complete: step 400" in result.stdout
     assert snapshot(run_copy) == before  # no command.txt line, no config.yaml, no metrics

@@ -22,7 +22,6 @@ from mario.training.setup import prepare_run
 from tests.helpers import (
     assert_one_line_error,
     run_cli,
-    run_mario,
     start_mario,
     wait_for_checkpoint,
 )
@@ -112,7 +111,7 @@ def test_train_writes_run_folder_and_resumes_after_sigterm(tmp_path: Path, home:
     wandb_id = state["wandb_run_id"]
     assert list((run / "wandb").glob(f"offline-run-*-{wandb_id}"))
 
-    info = json.loads(run_mario("info", str(run), home=home).stdout)
+    info = json.loads(run_cli("info", str(run), home=home).stdout)
     for key in (
         "step",
         "episodes",
@@ -130,7 +129,7 @@ def test_train_writes_run_folder_and_resumes_after_sigterm(tmp_path: Path, home:
 
     # resume: counters, epsilon, optimizer and replay continue; same W&B run
     total = stopped.step + 200
-    result = run_mario("train", "--resume", str(run), "--total-steps", str(total), home=home)
+    result = run_cli("train", "--resume", str(run), "--total-steps", str(total), home=home)
     assert result.returncode == 0, result.stderr
     assert f"resuming {run} from step {stopped.step}" in result.stderr
     assert "replay memory restored" in result.stderr
@@ -291,7 +290,7 @@ def _copy_state_files(run: Path) -> dict[Path, bytes]:
 @pytest.mark.slow
 def test_bad_resumes_leave_checkpoints_untouched(tmp_path: Path, home: Path) -> None:
     run = tmp_path / "run"
-    result = run_mario(
+    result = run_cli(
         "train",
         *SMALL,
         "--total-steps",
@@ -316,7 +315,7 @@ def test_bad_resumes_leave_checkpoints_untouched(tmp_path: Path, home: Path) -> 
     state_file.write_bytes(state_file.read_bytes()[: state_file.stat().st_size // 2])
     info = run_cli("info", str(newest.path), home=home)
     assert_one_line_error(info, str(state_file))
-    resumed = run_mario("train", "--resume", str(run), "--total-steps", "400", home=home)
+    resumed = run_cli("train", "--resume", str(run), "--total-steps", "400", home=home)
     assert resumed.returncode == 0, resumed.stderr
     assert "warning: skipped checkpoint step 300" in resumed.stderr
     assert "resuming" in resumed.stderr and "from step 200" in resumed.stderr

@@ -84,7 +84,6 @@ STATE_FORMAT = 2
 _DISTRIBUTIONS = (
     "torch",
     "numpy",
-    "tensordict",
     "gymnasium",
     "nes-py",
     "gym-super-mario-bros",

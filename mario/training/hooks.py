@@ -23,6 +23,9 @@ import torch
 if TYPE_CHECKING:
     from mario.training.runner import Runner
 
+#: Seconds between redrawings of ``RUN/curves.png`` at checkpoints.
+PLOT_EVERY_S = 60.0
+
 
 class Periodic:
     """Due every ``every`` agent steps from ``start`` (never when ``every`` is 0)."""
@@ -202,16 +205,20 @@ def _summary(result: dict[str, dict[str, Any]]) -> dict[str, Any]:
 
 
 class Checkpoint(Hook):
-    """Every ``checkpoint_every`` steps: a checkpoint and the learning curves (~2 s: with
-    checkpoints, not with every log)."""
+    """Every ``checkpoint_every`` steps: a checkpoint, and the learning curves redrawn if
+    :data:`PLOT_EVERY_S` have passed since they last were (a drawing costs ~1 s of CPU); always
+    at the end."""
 
     def __init__(self, runner: Runner) -> None:
         self.schedule = Periodic(runner.cfg.run.checkpoint_every, runner.step)
+        self._plotted = time.monotonic()
 
     def after_step(self, runner: Runner) -> Request | None:
         if not self.schedule.due(runner.step):
             return None
-        runner.tracker.plot()
+        if time.monotonic() - self._plotted >= PLOT_EVERY_S:
+            runner.tracker.plot()
+            self._plotted = time.monotonic()
         return Request(save=True)
 
     def close(self, runner: Runner) -> None:

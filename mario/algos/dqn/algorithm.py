@@ -90,7 +90,7 @@ def dqn_loss(
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Importance-weighted Huber loss between Q_online(s, a) and the Double-DQN target.
 
-    ``batch`` (a dict or TensorDict) holds ``obs`` and ``next_obs`` uint8 (N, C, 84, 84),
+    ``batch`` (a dict of tensors) holds ``obs`` and ``next_obs`` uint8 (N, C, 84, 84),
     ``action`` int64, ``reward``, ``discount`` and optionally ``weight`` (PER importance
     weights; all ones when absent), each (N,) or (N, 1). The loss is ``mean(w * huber(td))``
     as in the PER paper. ``info`` holds ``td_abs`` (N,) detached, for new priorities, and

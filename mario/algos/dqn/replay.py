@@ -2,7 +2,7 @@
 
 Layout
     Each env of the vector env owns a circular stream of slots: one column of ``[rows, E]``
-    tensors held in a :class:`tensordict.TensorDict` (metadata, CPU) plus a uint8 frame tensor
+    tensors held in a dict of columns (metadata, CPU) plus a uint8 frame tensor
     ``[rows, E, H, W]`` on ``device``. One vector step writes one slot per env: the newest frame
     of ``obs`` with action, reward, terminated, truncated and ``ep_pos`` (the step's index in its
     episode). A step that ends its episode also writes the newest frame of the true final
@@ -42,7 +42,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from tensordict import TensorDict
 
 from mario.algos.dqn.sumtree import PriorityTree
 
@@ -140,19 +139,16 @@ class ReplayMemory:
         )
         self._frames_flat = self._frames.view(rows * num_envs, *frame_shape)
         shape = (rows, num_envs)
-        self._meta = TensorDict(
-            {
-                "action": torch.zeros(shape, dtype=torch.int64),
-                "reward": torch.zeros(shape, dtype=torch.float32),
-                "terminated": torch.zeros(shape, dtype=torch.bool),
-                "truncated": torch.zeros(shape, dtype=torch.bool),
-                "final": torch.zeros(shape, dtype=torch.bool),
-                "ep_pos": torch.zeros(shape, dtype=torch.int64),
-                "valid": torch.zeros(shape, dtype=torch.bool),
-            },
-            batch_size=shape,
-        )
-        # Direct references: the hot path indexes plain tensors, not the TensorDict.
+        self._meta = {
+            "action": torch.zeros(shape, dtype=torch.int64),
+            "reward": torch.zeros(shape, dtype=torch.float32),
+            "terminated": torch.zeros(shape, dtype=torch.bool),
+            "truncated": torch.zeros(shape, dtype=torch.bool),
+            "final": torch.zeros(shape, dtype=torch.bool),
+            "ep_pos": torch.zeros(shape, dtype=torch.int64),
+            "valid": torch.zeros(shape, dtype=torch.bool),
+        }
+        # Direct references: the hot path indexes the columns without a dict lookup.
         self._action = self._meta["action"]
         self._reward = self._meta["reward"]
         self._terminated = self._meta["terminated"]
@@ -190,7 +186,7 @@ class ReplayMemory:
 
     def nbytes(self) -> int:
         """Bytes held by the memory: frames, metadata and priority trees."""
-        total = self._frames.nbytes + int(self._meta.bytes())
+        total = self._frames.nbytes + sum(column.nbytes for column in self._meta.values())
         total += self._written.nbytes + self._ep_pos_next.nbytes
         if self._tree is not None:
             total += self._tree.nbytes
@@ -445,7 +441,7 @@ class ReplayMemory:
         return rows, alive
 
     # ------------------------------------------------------------------ sample
-    def sample(self, batch_size: int) -> TensorDict:
+    def sample(self, batch_size: int) -> dict[str, torch.Tensor]:
         """A batch on ``device``: obs, action, reward, next_obs, discount, weight, index.
 
         obs/next_obs uint8 ``[B, stack, *frame_shape]``; action int64; reward float32, the
@@ -481,19 +477,16 @@ class ReplayMemory:
         # index_select copies whole frames; advanced indexing of uint8 is ~20x slower on CPU.
         frames = self._frames_flat.index_select(0, flat.view(-1).to(self.device, non_blocking=True))
         frames = frames.view(batch_size, 2 * self.stack, *self.frame_shape)
-        return TensorDict(
-            {
-                "obs": frames[:, : self.stack],
-                "action": self._action[row, env],
-                "reward": reward,
-                "next_obs": frames[:, self.stack :],
-                "discount": discount,
-                "weight": weight,
-                "index": index,
-            },
-            batch_size=[batch_size],
-            device=self.device,
-        )
+        on = self.device
+        return {
+            "obs": frames[:, : self.stack],
+            "action": self._action[row, env].to(on),
+            "reward": reward.to(on),
+            "next_obs": frames[:, self.stack :],
+            "discount": discount.to(on),
+            "weight": weight.to(on),
+            "index": index.to(on),
+        }
 
     def _draw_uniform(self, batch_size: int) -> torch.Tensor:
         valid = self._valid.view(-1)
@@ -593,7 +586,7 @@ class ReplayMemory:
             f.flush()
             os.fsync(f.fileno())
         state: dict[str, Any] = {
-            "meta": dict(self._meta.items()),
+            "meta": dict(self._meta),
             "written": self._written,
             "ep_pos_next": self._ep_pos_next,
             "num_valid": self._num_valid,
