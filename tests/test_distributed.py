@@ -520,7 +520,7 @@ def test_mario_train_on_ray_with_the_emulator_stops_on_sigterm_and_resumes(
     best = json.loads((run / "best.json").read_text())
     assert best["step"] == evals[0]["step"]
     total = info.step + 256
-    result = run_mario("train", "--resume", str(run), "--total-steps", str(total), home=home)
+    result = run_cli("train", "--resume", str(run), "--total-steps", str(total), home=home)
     assert result.returncode == 0, result.stderr
     assert "replay memory restored" in result.stderr
     resumed, _, _ = load_checkpoint(run)
@@ -542,7 +542,7 @@ def test_mario_train_ppo_on_ray_with_the_emulator_and_resume(
         "--max-episode-steps", "40", "--eval-every", "256", "--eval-episodes", "1",
         "--checkpoint-every", "256", "--log-every", "128", "--wandb-mode", "offline",
     ]  # fmt: skip
-    result = run_mario(*args, "--total-steps", "512", "--run-dir", str(run), home=home)
+    result = run_cli(*args, "--total-steps", "512", "--run-dir", str(run), home=home)
     assert result.returncode == 0, result.stderr
     state, info, _ = load_checkpoint(run)
     assert state["algo"] == "ppo" and info.step == 512
@@ -555,7 +555,7 @@ def test_mario_train_ppo_on_ray_with_the_emulator_and_resume(
     assert any("approx_kl" in m for m in train)
     evals = [m for m in metrics if m["kind"] == "eval"]
     assert evals and {"1-1/x_pos_mean", "1-2/x_pos_mean"} <= set(evals[0])
-    result = run_mario("train", "--resume", str(run), "--total-steps", "768", home=home)
+    result = run_cli("train", "--resume", str(run), "--total-steps", "768", home=home)
     assert result.returncode == 0, result.stderr
     resumed, _, _ = load_checkpoint(run)
     assert resumed["counters"]["step"] == 768
@@ -629,7 +629,7 @@ def test_local_training_on_several_stages_logs_each(tmp_path: Path, home: Path) 
     the train log name their stages."""
     run = tmp_path / "run"
     args = ["--stages", "1-1", "1-2", "--num-envs", "2", "--max-episode-steps", "30"]
-    result = run_mario(*TRAIN, *args, "--total-steps", "200", "--run-dir", str(run), home=home)
+    result = run_cli(*TRAIN, *args, "--total-steps", "200", "--run-dir", str(run), home=home)
     assert result.returncode == 0, result.stderr
     metrics = read_metrics(run / "metrics.jsonl")
     assert {m["stage"] for m in metrics if m["kind"] == "episode"} == {"1-1", "1-2"}
@@ -640,7 +640,7 @@ def test_local_training_on_several_stages_logs_each(tmp_path: Path, home: Path) 
 def test_more_actors_than_the_clusters_cpus_is_one_line(
     ray_address: str, tmp_path: Path, home: Path
 ) -> None:
-    result = run_mario(
+    result = run_cli(
         *TRAIN,
         "--ray-address",
         ray_address,

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from mario.storage.checkpoints import list_checkpoints
+from mario.training import hooks
 from mario.training.hooks import Checkpoint, Periodic, Request, TrainLog
 from mario.training.runner import Runner, RunStats
 from mario.training.setup import prepare_run
@@ -42,15 +43,25 @@ def _fake_runner(**run: Any) -> Any:
     return runner, logged, plots
 
 
-def test_the_checkpoint_hook_asks_for_a_save_and_draws_the_curves() -> None:
+def test_the_checkpoint_hook_asks_for_a_save_and_draws_the_curves_once_a_minute(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = [1000.0]
+    monkeypatch.setattr(hooks.time, "monotonic", lambda: clock[0])
     runner, _, plots = _fake_runner(total_steps=1000)
     hook = Checkpoint(runner)
     answers = {}
-    for step in (100, 200, 250, 400):
+    for step, seconds in ((100, 10), (200, 10), (250, 10), (400, 10), (600, 61)):
+        clock[0] += seconds
         runner.step = step
         answers[step] = hook.after_step(runner)
-    assert answers == {100: None, 200: Request(save=True), 250: None, 400: Request(save=True)}
-    assert len(plots) == 2
+        if step == 400:
+            assert not plots  # checkpoints within a minute of the start draw nothing
+    save = Request(save=True)
+    assert answers == {100: None, 200: save, 250: None, 400: save, 600: save}
+    assert len(plots) == 1  # a minute after the start: drawn at the checkpoint
+    hook.close(runner)
+    assert len(plots) == 2  # and always at the end
 
 
 def test_the_train_log_gathers_the_run_s_figures_into_one_record(
