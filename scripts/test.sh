@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up (scripts/setup.sh) and run the checks: ruff lint + format check, the type checker
-# (mypy, over the package), then the whole pytest suite, slow tests included (a few minutes
+# (mypy, over the package), then the whole pytest suite, slow tests included (about 10 minutes
 # on 2 cores). Extra args go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
