@@ -181,6 +181,11 @@ class EnvConfig:
     death_penalty: float = setting(
         0.0, "extra penalty on the step a life is lost, beyond the reward's own (0: none)"
     )
+    prev_action: bool = setting(
+        False,
+        "show the network its previous action: a one-hot band painted into the top rows of "
+        "each frame (Mario jumps on a fresh press of A: what is held is state)",
+    )
     sticky: float = setting(
         0.0,
         "sticky actions in training: each emulator frame plays the previous frame's buttons "
@@ -230,6 +235,7 @@ class EnvConfig:
             "noop_max": self.noop_max,
             "max_episode_steps": self.max_episode_steps or None,
             "death_penalty": self.death_penalty,
+            "prev_action": self.prev_action,
         }
 
     def train_kwargs(self) -> dict[str, Any]:
@@ -602,10 +608,16 @@ def check_resumable(saved: dict[str, Any], config: TrainConfig, checkpoint: Path
     """Raise ConfigError if ``config`` changes what a checkpoint's network was built for
     (``saved``: the checkpoint's flat config)."""
     check_algo(saved, config.algo, checkpoint)
-    if config.env.actions != saved["actions"] or config.env.stack != saved["stack"]:
+    prev_action = saved.get("prev_action", False)
+    if (
+        config.env.actions != saved["actions"]
+        or config.env.stack != saved["stack"]
+        or config.env.prev_action != prev_action
+    ):
         raise ConfigError(
             f"checkpoint {checkpoint} was trained with actions={saved['actions']!r}, "
-            f"stack={saved['stack']}: a run can't change its network's inputs or outputs"
+            f"stack={saved['stack']}, prev_action={prev_action}: a run can't change its "
+            "network's inputs or outputs"
         )
     if config.env.reward != saved.get("reward", "classic"):
         raise ConfigError(

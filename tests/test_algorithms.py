@@ -73,9 +73,10 @@ def test_bad_algorithm_options_get_one_line(tmp_path: Path, home: Path) -> None:
 @pytest.mark.slow
 def test_ppo_trains_resumes_evaluates_and_replays(tmp_path: Path, home: Path) -> None:
     run = tmp_path / "run"
-    # 9.x's reward (its info carries a reward_components dict through the vector env)
+    # 9.x's reward (its info carries a reward_components dict through the vector env), and
+    # the previous action painted into the frames: eval and replay build the same pipeline
     result = run_cli(
-        "train", *PPO_SMALL, "--total-steps", "256", "--reward", "upstream",
+        "train", *PPO_SMALL, "--total-steps", "256", "--reward", "upstream", "--prev-action",
         "--run-dir", str(run), home=home,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
@@ -87,6 +88,7 @@ def test_ppo_trains_resumes_evaluates_and_replays(tmp_path: Path, home: Path) ->
     assert info["network"]["kind"] == "actor_critic"
     assert info["game_backend"] == info["versions"]["game_backend"] == backends.NAME
     assert load_checkpoint(run)[0]["config"]["reward"] == "upstream"
+    assert load_checkpoint(run)[0]["config"]["prev_action"] is True
 
     # resuming a PPO run as DQN is refused, nothing touched
     before = snapshot(run)

@@ -307,6 +307,8 @@ def test_bad_resumes_leave_checkpoints_untouched(tmp_path: Path, home: Path) -> 
     assert_one_line_error(mismatch, "actions='right_only'", "network")
     stack = run_cli("train", "--resume", str(run), "--stack", "2", home=home)
     assert_one_line_error(stack, "stack=4")
+    shown = run_cli("train", "--resume", str(run), "--prev-action", home=home)
+    assert_one_line_error(shown, "prev_action=False", "network")
     assert _copy_state_files(run) == snapshot
 
     # a corrupt newest checkpoint: named, and --resume falls back to the previous one

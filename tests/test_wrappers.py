@@ -9,7 +9,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from wrappers import FrameStack, GrayScale, Resize, SkipFrame
+from wrappers import FrameStack, GrayScale, PreviousAction, Resize, SkipFrame
 
 
 class CountingEnv(gym.Env):
@@ -163,3 +163,30 @@ def test_frame_stack_order_padding_and_independent_copies() -> None:
     assert np.array_equal(again, first)
     with pytest.raises(ValueError, match="stack"):
         FrameStack(CountingEnv(), 0)
+
+
+def test_previous_action_is_a_one_hot_band_that_the_stack_keeps() -> None:
+    base = CountingEnv(length=100)
+    env = FrameStack(PreviousAction(GrayScale(base), rows=2), 3)
+    obs, _ = env.reset()
+    assert not obs[:, :2].any()  # no action yet: the band is empty
+    obs, *_ = env.step(1)
+    game = cv2.cvtColor(base.frame(), cv2.COLOR_RGB2GRAY)
+    band = obs[-1, :2]
+    cell = 32 // 3
+    assert (band[:, cell : 2 * cell] == 255).all() and band.sum() == 255 * 2 * cell
+    assert (obs[-1, 2:] == game[2:]).all()  # below the band, the game's frame
+    obs, *_ = env.step(2)
+    # the stack holds the actions that led to each frame: none, 1, 2
+    assert [int(frame[0].argmax() // cell) if frame[0].any() else None for frame in obs] == [
+        None,
+        1,
+        2,
+    ]
+
+
+def test_previous_action_needs_room_and_discrete_actions() -> None:
+    with pytest.raises(ValueError, match="no room"):
+        PreviousAction(Resize(CountingEnv(), (24, 2)))
+    with pytest.raises(ValueError, match="Discrete"):
+        PreviousAction(gym.wrappers.RescaleAction(gym.make("Pendulum-v1"), -1, 1))

@@ -32,7 +32,7 @@ from mario.game.rules import (
     GameEmulator,
     check_reward,
 )
-from wrappers import FrameStack, GrayScale, Resize, SkipFrame
+from wrappers import FrameStack, GrayScale, PreviousAction, Resize, SkipFrame
 
 __all__ = [
     "ACTION_SETS",
@@ -280,6 +280,7 @@ def make_env(
     render_mode: str | None = "rgb_array",
     archive: dict[str, Any] | None = None,
     sticky: float = 0.0,
+    prev_action: bool = False,
 ) -> gym.Env:
     """Build the game env with the pixel pipeline.
 
@@ -301,6 +302,9 @@ def make_env(
     ``sticky``: each emulator frame plays the previous frame's buttons instead of the agent's
     with this probability (Machado et al. 2018's sticky actions; a robust evaluation uses
     0.25), drawn from the env's seed; 0 is the game as it is.
+    ``prev_action``: paint the agent's previous action into the top rows of each frame (a
+    one-hot band, :class:`wrappers.PreviousAction`), so that a frame stack holds the last
+    ``stack`` actions; what the agent holds is state the pixels do not show.
     """
     check_pipeline_args(
         frame_skip=frame_skip,
@@ -321,6 +325,8 @@ def make_env(
     if resize is not None:
         size = int(resize) if isinstance(resize, int | np.integer) else (resize[0], resize[1])
         env = Resize(env, size)
+    if prev_action:
+        env = PreviousAction(env)
     if stack > 1:
         env = FrameStack(env, stack)
     if max_episode_steps is not None:
