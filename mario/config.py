@@ -201,6 +201,12 @@ class EnvConfig:
     archive_settle: int = setting(
         0, "agent steps an episode must survive after entering a cell for it to be archived"
     )
+    archive_backward: float = setting(
+        0.0,
+        "share of archived starts taken on the shortest path to the flag this run found, "
+        "first near its end, moving back as episodes from there reach the flag (Go-Explore's "
+        "robustification; 0: off)",
+    )
     archive_eps: float = setting(
         0.0,
         "exploration floor in training episodes started from the archive (explore after "
@@ -220,7 +226,7 @@ class EnvConfig:
         at_least(self, 0, "noop_max", "max_episode_steps", "archive_backoff", "archive_settle")
         at_least(self, 0.0, "death_penalty")
         at_least(self, 1, "archive_cell", "archive_repeat", "archive_max_cells")
-        within(self, 0.0, 1.0, "archive_share", "archive_eps")
+        within(self, 0.0, 1.0, "archive_share", "archive_eps", "archive_backward")
         within(self, 0.0, MAX_STICKY, "sticky")
 
     def kwargs(self) -> dict[str, Any]:
@@ -250,6 +256,7 @@ class EnvConfig:
                 "backoff": self.archive_backoff,
                 "max_cells": self.archive_max_cells,
                 "settle": self.archive_settle,
+                "backward": self.archive_backward,
             }
         return kwargs
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 
@@ -9,10 +10,12 @@ import numpy as np
 import pytest
 
 from mario.config import build_config
-from mario.game.archive import ArchiveStarts, CellArchive, merge_states
+from mario.game.archive import BACK_STEP, ArchiveStarts, CellArchive, merge_states
 from mario.game.env import MarioEnv, make_env
 from mario.game.rules import SNAPSHOTS
 from tests.helpers import run_cli
+
+FIXTURES = Path(__file__).parent / "fixtures"
 
 
 def _play(env: MarioEnv, steps: int, seed: int = 0) -> dict:
@@ -116,6 +119,67 @@ def test_the_wrapper_starts_from_archived_states_and_reports_them() -> None:
     assert obs.shape == (4, 84, 84) and obs.dtype == np.uint8
 
 
+def _flag_run() -> list[int]:
+    """Per-frame right_only actions that reach 1-1's flag from the real start (the parity
+    fixture's scenario; a test input, never a training one)."""
+    fixture = json.loads(gzip.decompress((FIXTURES / "parity.json.gz").read_bytes()))
+    scenario = next(s for s in fixture["scenarios"] if s["name"] == "1-1_flag_right_only")
+    return [int(a) for a in scenario["action_indices"]]
+
+
+def test_a_success_is_robustified_from_its_end_backward() -> None:
+    actions = _flag_run()
+    archive = {"share": 1.0, "repeat": 1, "backward": 1.0}
+    env = make_env("1-1", actions="right_only", frame_skip=1, stack=1, seed=0, archive=archive)
+    cells: CellArchive = env.get_wrapper_attr("archive")
+    _, info = env.reset()
+    assert info["backward"] is False and not cells.success and cells.backward_start() is None
+    for action in actions:  # the real start to the flag: the first success
+        _, _, terminated, _, info = env.step(action)
+        if terminated:
+            break
+    assert info["flag_get"] and len(cells.success) == len(env.unwrapped.history) == len(actions)
+    outcomes = []
+    for _ in range(5):  # each from BACK_STEP frames before the flag, which it reaches
+        _, info = env.reset()
+        assert info["backward"] is True and info["from_archive"] is True
+        assert len(env.unwrapped.history) == len(actions) - BACK_STEP
+        for action in actions[-BACK_STEP:]:
+            _, _, terminated, _, info = env.step(action)
+        outcomes.append(info["flag_get"] and terminated and info["backward"])
+    assert outcomes == [True] * 5
+    # 5 of 5 is more than 20% of at least half a window: the start moved back one step
+    assert cells.back == 2 * BACK_STEP and info["start_x"] > 3000
+    _, info = env.reset()
+    assert len(env.unwrapped.history) == len(actions) - 2 * BACK_STEP
+    assert info["start_x"] == info["x_pos"] < 3150
+
+    state = cells.state_dict()  # a checkpoint keeps the path and how far back it got
+    fresh = CellArchive()
+    fresh.load_state_dict(state)
+    assert fresh.success == cells.success and fresh.back == 2 * BACK_STEP
+    synced = CellArchive()
+    synced.load_state_dict(state, counts=False)  # a sync between workers: its own distance
+    assert synced.success == cells.success and synced.back == BACK_STEP
+    shorter = {**state, "success": state["success"][:-1], "back": BACK_STEP}
+    merged = merge_states([state, shorter, {"cell_size": 64, "cells": []}])
+    assert len(merged["success"]) == len(actions) - 1 and merged["back"] == 2 * BACK_STEP
+
+
+def test_the_backward_start_moves_only_on_enough_flags_and_stops_at_the_real_start() -> None:
+    archive = CellArchive()
+    assert archive.observe_success(b"\1" * 100) and not archive.observe_success(b"\1" * 120)
+    for _ in range(9):  # 1 flag in 10 is below 20%
+        archive.record_backward(False)
+    archive.record_backward(True)
+    assert archive.back == BACK_STEP
+    archive.record_backward(True)  # 2 of the last 10
+    assert archive.back == 2 * BACK_STEP and archive.backward_start() == b"\1" * 20
+    for _ in range(5):
+        archive.record_backward(True)
+    assert archive.back == 100 and archive.backward_done and archive.backward_start() is None
+
+
 def test_evaluation_never_gets_the_archive() -> None:
     cfg = build_config({"archive_share": 0.5})
     assert "archive" not in cfg.env.kwargs() and cfg.env.train_kwargs()["archive"]["share"] == 0.5
@@ -146,6 +210,8 @@ def test_training_with_the_archive_logs_saves_and_resumes_it(tmp_path: Path, hom
         "400",
         "--archive-share",
         "0.5",
+        "--archive-backward",
+        "0.5",  # no flag in 800 steps: nothing to robustify, the cells as before
         "--wandb-mode",
         "disabled",
         "--run-dir",
@@ -162,6 +228,7 @@ def test_training_with_the_archive_logs_saves_and_resumes_it(tmp_path: Path, hom
     state, _, _ = load_checkpoint(run)
     saved = state["archive"]
     assert saved["cell_size"] == 64 and len(saved["cells"]) == train[-1]["archive_cells"]
+    assert saved["success"] is None and "archive_success_frames" not in train[-1]
     assert all(isinstance(c["prefix"], bytes) for c in saved["cells"])
 
     resumed = run_cli("train", "--resume", str(run), "--total-steps", "1000", home=home)

@@ -15,6 +15,15 @@ of the training episodes from them, weighted toward the cells where episodes end
 * Choosing a start: a *target* cell with probability proportional to its recent deaths (a
   count that decays with every episode) plus a small floor, then the archived cell up to
   ``backoff`` cells before it, so the agent gets a run-up to the obstacle.
+* Robustifying a success (Go-Explore's "backward algorithm", after Salimans & Chen 2018):
+  the archive also keeps the shortest prefix of an episode of this run that reached the flag.
+  With ``backward`` > 0, that share of the archived starts begins on that path, first
+  :data:`BACK_STEP` frames before the flag; once :data:`BACK_PASS` of the last
+  :data:`BACK_WINDOW` episodes from there reached the flag, the start moves
+  :data:`BACK_STEP` frames further back, until it is the real start. Learning from a start
+  near a reward and moving back is quadratic instead of exponential in the distance to it
+  (Salimans & Chen), and the states are the agent's own, so what it learns holds from the
+  real start, where evaluations begin.
 * Honest by construction: the archive holds only what the agent's own episodes reached (no
   recorded inputs, no level knowledge: cells are x positions); the network still sees pixels
   only; evaluation, ``mario eval`` and replays never use it and start at the real start.
@@ -35,6 +44,16 @@ import numpy as np
 
 CellKey = tuple[int, int, int]
 """``(world, stage, x // cell_size)``."""
+
+_BACKWARD: CellKey = (-1, -1, -1)
+"""The key of the pseudo-cell a backward start is (no archived cell has it)."""
+
+BACK_STEP = 40
+"""Emulator frames (10 agent steps at frame skip 4) a backward start moves back at a time."""
+BACK_WINDOW = 10
+"""Episodes from the current backward start that decide whether it moves back."""
+BACK_PASS = 0.2
+"""Share of those that must reach the flag (Go-Explore's 20%), out of at least half a window."""
 
 
 @dataclass
@@ -78,6 +97,11 @@ class CellArchive:
         self.floor = floor
         self.cells: dict[CellKey, Cell] = {}
         self._death_scale = 1.0  # deaths are stored divided by this (lazy decay: O(1))
+        self.success: bytes = b""
+        """The shortest prefix of an episode of this run that reached the flag (empty: none)."""
+        self.back = BACK_STEP
+        """Emulator frames before the end of :attr:`success` that a backward start begins."""
+        self._outcomes: list[bool] = []  # flags of the last episodes from the current start
 
     def __len__(self) -> int:
         return len(self.cells)
@@ -149,10 +173,42 @@ class CellArchive:
                 return cell
         return None  # unreachable: the target itself is archived
 
+    # -- the backward curriculum on the shortest success -------------------------------------
+    def observe_success(self, prefix: bytes) -> bool:
+        """Offer the prefix of an episode that reached the flag; kept if the first or
+        shorter (the backward start keeps its distance from the end). Whether it was kept."""
+        if self.success and len(prefix) >= len(self.success):
+            return False
+        self.success = prefix
+        return True
+
+    @property
+    def backward_done(self) -> bool:
+        """Whether the backward start has reached the real start (nothing left to move)."""
+        return bool(self.success) and self.back >= len(self.success)
+
+    def backward_start(self) -> bytes | None:
+        """The prefix a backward start replays: :attr:`success` less its last :attr:`back`
+        frames (None without a success or once the start is the real start)."""
+        if not self.success or self.backward_done:
+            return None
+        return self.success[: len(self.success) - self.back]
+
+    def record_backward(self, flag: bool) -> None:
+        """An episode from the backward start ended (``flag``: it reached the flag); move the
+        start back once enough of the recent ones did."""
+        self._outcomes = [*self._outcomes, flag][-BACK_WINDOW:]
+        enough = len(self._outcomes) >= BACK_WINDOW // 2
+        if enough and sum(self._outcomes) >= BACK_PASS * len(self._outcomes):
+            self.back = min(self.back + BACK_STEP, len(self.success))
+            self._outcomes = []
+
     def state_dict(self) -> dict[str, Any]:
         """Plain values only (a checkpoint loads it with ``torch.load(weights_only=True)``)."""
         return {
             "cell_size": self.cell_size,
+            "success": self.success or None,  # weights_only torch.load refuses an empty bytes
+            "back": self.back,
             "cells": [
                 {
                     "key": list(c.key),
@@ -169,8 +225,13 @@ class CellArchive:
         """Add ``state``'s cells (a shorter prefix wins); with ``counts`` also take its death
         and start counts (on resume), else keep this archive's own (a sync between workers).
         Cells of another ``cell_size`` (a run resumed with another ``--archive-cell``) are
-        put into this archive's cells by their x, without their counts."""
+        put into this archive's cells by their x, without their counts. The shorter success
+        wins; a resume also takes the backward start's distance, a sync keeps its own."""
         same_size = int(state["cell_size"]) == self.cell_size
+        if state.get("success"):
+            self.observe_success(bytes(state["success"]))
+        if counts:  # a resume: where the backward start had got to
+            self.back = max(BACK_STEP, int(state.get("back", BACK_STEP)))
         for item in state["cells"]:
             world, stage, x = int(item["key"][0]), int(item["key"][1]), int(item["x"])
             key = (world, stage, int(item["key"][2]) if same_size else x // self.cell_size)
@@ -183,9 +244,13 @@ class CellArchive:
 
 def merge_states(states: list[dict[str, Any]]) -> dict[str, Any]:
     """One archive from several workers': every cell with its shortest prefix, and the mean
-    of the workers' counts (so that loading it into each worker keeps the totals' scale)."""
+    of the workers' counts (so that loading it into each worker keeps the totals' scale); the
+    shortest success and the furthest a backward start got."""
     if not states:
         return {"cell_size": 64, "cells": []}
+    successes = [bytes(s["success"]) for s in states if s.get("success")]
+    success = min(successes, key=len, default=None)
+    back = max((int(s.get("back", BACK_STEP)) for s in states), default=BACK_STEP)
     merged: dict[tuple[int, ...], dict[str, Any]] = {}
     sums: dict[tuple[int, ...], list[float]] = {}
     for state in states:
@@ -202,7 +267,12 @@ def merge_states(states: list[dict[str, Any]]) -> dict[str, Any]:
     for key, item in merged.items():
         deaths, starts = sums[key]
         cells.append({**item, "deaths": deaths / n, "starts": math.ceil(starts / n)})
-    return {"cell_size": int(states[0]["cell_size"]), "cells": cells}
+    return {
+        "cell_size": int(states[0]["cell_size"]),
+        "success": success,
+        "back": back,
+        "cells": cells,
+    }
 
 
 class ArchiveStarts(gym.Wrapper):
@@ -216,7 +286,11 @@ class ArchiveStarts(gym.Wrapper):
     episode must survive after first entering a cell before that state is archived, so that
     no start is a doomed one (mid-air over a pit, a frame before a goomba): without it, the
     fastest arrival in a pit's cell is usually the fall into it, and every start there dies
-    within a few steps.
+    within a few steps. ``backward``: the share of archived starts (a choice, then ``repeat``
+    episodes) taken on the shortest path to the flag, at the backward start
+    (:meth:`CellArchive.backward_start`); ``info["backward"]`` marks those episodes. All of
+    them start at one point, not Go-Explore's 20% anywhere after it: without snapshots
+    (nes-py 8) each other point would cost a replay of its prefix, longer than the episode.
     """
 
     def __init__(
@@ -226,16 +300,18 @@ class ArchiveStarts(gym.Wrapper):
         share: float,
         repeat: int = 4,
         settle: int = 0,
+        backward: float = 0.0,
         seed: int | None = None,
         **archive: Any,
     ) -> None:
         super().__init__(env)
-        if not 0.0 <= share <= 1.0 or repeat < 1 or settle < 0:
+        if not 0.0 <= share <= 1.0 or repeat < 1 or settle < 0 or not 0.0 <= backward <= 1.0:
             raise ValueError(
-                f"share must be in [0, 1], repeat >= 1 and settle >= 0, "
-                f"got {share}, {repeat}, {settle}"
+                f"share must be in [0, 1], repeat >= 1, settle >= 0 and backward in [0, 1], "
+                f"got {share}, {repeat}, {settle}, {backward}"
             )
         self.share = share
+        self.backward = backward
         self.repeat = repeat
         self.settle = settle
         self.archive = CellArchive(**archive)
@@ -248,6 +324,7 @@ class ArchiveStarts(gym.Wrapper):
         snapshot or None)."""
         self._t = 0  # agent steps into this episode
         self._from_archive = False
+        self._on_backward = False  # this episode began at the backward start
         self._start_x = 0
 
     def reset(
@@ -257,8 +334,8 @@ class ArchiveStarts(gym.Wrapper):
             self._rng = np.random.default_rng([seed, 0xA4C])
         cell: Cell | None = None
         if self.archive.cells and self._rng.random() < self.share:
-            if self._left <= 0 or self._cell is None or self._cell.key not in self.archive.cells:
-                self._cell, self._left = self.archive.choose(self._rng), self.repeat
+            if self._stale():
+                self._cell, self._left = self._choose(), self.repeat
             cell, self._left = self._cell, self._left - 1
         options = dict(options or {})
         if cell is not None:
@@ -267,20 +344,42 @@ class ArchiveStarts(gym.Wrapper):
                 options["snapshot"] = cell.snapshot
         obs, info = self.env.reset(seed=seed, options=options)
         self._from_archive = cell is not None
-        self._start_x = cell.x if cell is not None else 0
+        self._on_backward = cell is not None and cell.key == _BACKWARD
+        self._start_x = info["x_pos"] if self._on_backward else cell.x if cell else 0
         self._seen = {self.archive.key(info)}
         self._waiting.clear()
         self._t = 0
         return obs, self._annotate(info)
 
+    def _stale(self) -> bool:
+        """Whether the start to repeat is used up or gone (evicted, or a backward start that
+        has moved)."""
+        if self._left <= 0 or self._cell is None:
+            return True
+        if self._cell.key == _BACKWARD:
+            return self._cell.prefix != self.archive.backward_start()
+        return self._cell.key not in self.archive.cells
+
+    def _choose(self) -> Cell | None:
+        prefix = self.archive.backward_start()
+        if prefix is not None and self._rng.random() < self.backward:
+            return Cell(_BACKWARD, prefix, 0)
+        return self.archive.choose(self._rng)
+
     def step(self, action: Any) -> tuple[Any, Any, bool, bool, dict[str, Any]]:
         obs, reward, terminated, truncated, info = self.env.step(action)
         self._t += 1
         key = self.archive.key(info)
-        died = terminated and not info.get("flag_get", False)
+        flag = bool(info.get("flag_get", False))
+        died = terminated and not flag
+        history: bytearray = self.env.unwrapped.history  # type: ignore[attr-defined]
         if terminated or truncated:
             self.archive.record_end(key, died=died)
-        history: bytearray = self.env.unwrapped.history  # type: ignore[attr-defined]
+            start = self._cell
+            if self._on_backward and start and start.prefix == self.archive.backward_start():
+                self.archive.record_backward(flag)
+            if flag:
+                self.archive.observe_success(bytes(history))
         if not terminated and key not in self._seen:  # a cell entered first this episode
             self._seen.add(key)
             if self.archive.wants(key, len(history)):
@@ -298,6 +397,7 @@ class ArchiveStarts(gym.Wrapper):
 
     def _annotate(self, info: dict[str, Any]) -> dict[str, Any]:
         info["from_archive"] = self._from_archive
+        info["backward"] = self._on_backward
         info["start_x"] = self._start_x
         info["rebuild_frames"] = self.env.unwrapped.rebuild_frames  # type: ignore[attr-defined]
         return info

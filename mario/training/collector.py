@@ -42,8 +42,9 @@ class EmulatorsLost(Exception):
 
 @dataclass
 class EpisodeEnd:
-    """A finished training episode. ``start_x`` is set when it began at an archived state;
-    ``stage`` when it is not the run's stage (remote actors on a list of stages)."""
+    """A finished training episode. ``start_x`` is set when it began at an archived state
+    (``backward``: the backward start on the path to the flag); ``stage`` when it is not the
+    run's stage (remote actors on a list of stages)."""
 
     ret: float
     length: int
@@ -51,6 +52,7 @@ class EpisodeEnd:
     flag: bool
     start_x: int | None = None
     stage: str | None = None
+    backward: bool = False
 
 
 class Collector(Protocol):
@@ -170,6 +172,7 @@ class LocalCollector:
                     bool(final["flag_get"][i]),
                     int(final["start_x"][i]) if archived else None,
                     self.stages[i % len(self.stages)] if self.stages else None,
+                    bool(final.get("backward", np.zeros(self.num_envs))[i]),
                 )
             )
             self._returns[i], self._lengths[i] = 0.0, 0
@@ -206,13 +209,22 @@ class LocalCollector:
 
     def metrics(self) -> dict[str, float]:
         """The start archive's figures since the last call: its cells and frontier, the share
-        of ended episodes that started from it, and the emulator frames replayed to build
-        start states per agent step (nothing without an archive)."""
+        of ended episodes that started from it, the emulator frames replayed to build
+        start states per agent step, and once an episode reached the flag, the length of
+        the shortest such path and how far back along it the backward start has got
+        (frames; nothing without an archive)."""
         if not self.archive:
             return {}
         since = self._since
-        cells = self._archive_state["cells"] if self._archive_state else []
-        out = {
+        state = self._archive_state or {}
+        cells = state.get("cells", [])
+        success = len(state.get("success") or b"")
+        backward = (
+            {"archive_success_frames": success, "archive_backward_frames": state["back"]}
+            if success
+            else {}
+        )
+        out = backward | {
             "archive_cells": len(cells),
             "archive_frontier_x": max((c["x"] for c in cells), default=0),
             "archive_episode_share": since["archive_episodes"] / max(1, since["episodes"]),

@@ -378,6 +378,8 @@ class Runner:
         }
         if e.start_x is not None:
             metrics.update(from_archive=True, start_x=e.start_x)
+        if e.backward:
+            metrics["backward"] = True
         self.tracker.log(self.step, metrics, kind="episode")
 
     def _close(self) -> None:
