@@ -8,6 +8,7 @@ exits with status 2 and leaves existing checkpoints untouched.
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -23,10 +24,27 @@ EXIT_USAGE = 2
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse that reports errors on one line (no usage dump) with exit status 2."""
+    """argparse that reports errors on one line (no usage dump) with exit status 2 and takes
+    no abbreviations (``mario eval --stage 1-2`` would silently be ``--stages``)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+    def unrecognized(self, extra: list[str]) -> NoReturn:
+        """Refuse ``extra`` (what no option took), naming the closest option of a typo."""
+        options = [o for action in self._actions for o in action.option_strings]
+        guesses = [
+            difflib.get_close_matches(word.split("=")[0], options, n=1, cutoff=0.6)
+            for word in extra
+            if word.startswith("--")
+        ]
+        close = next((g[0] for g in guesses if g), None)
+        hint = f" (did you mean {close}?)" if close else ""
+        self.error(f"unrecognized arguments: {' '.join(extra)}{hint}")
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
@@ -60,6 +78,8 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
                 help_text = f"{f.metadata['help']} (default: {shown})"
             elif owners:
                 help_text = f"{owners[0].upper()}: {f.metadata['help']} (default: {f.default})"
+            elif "(default:" in f.metadata["help"] or f.default == "":  # it says the default
+                help_text = f.metadata["help"]
             else:
                 help_text = f"{f.metadata['help']} (default: {f.default})"
         if kind is bool:
@@ -455,6 +475,9 @@ def _pretrained_help() -> str:
     return f"an agent shipped with mario: {', '.join(names()) or 'none yet'}"
 
 
+_DEVICE_HELP = "torch device: auto (CUDA if there is one, else CPU), cpu, cuda, cuda:N"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="mario",
@@ -516,7 +539,12 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--random", action="store_true", help="a random agent; no checkpoint")
     replay.add_argument("--pretrained", metavar="NAME", help=_pretrained_help())
     replay.add_argument("--out", help="output file (default: RUN/videos/replay-step-N.mp4)")
-    replay.add_argument("--episodes", type=_episodes, default=1)
+    replay.add_argument(
+        "--episodes",
+        type=_episodes,
+        default=1,
+        help="episodes to record, one after another (default 1)",
+    )
     replay.add_argument("--stage", help="stage to play (default: the checkpoint's)")
     replay.add_argument(
         "--seed",
@@ -525,23 +553,35 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"episode i plays with seed SEED + i ({seeds})",
     )
     replay.add_argument(
-        "--max-steps", type=_max_steps, default=5000, help="agent steps per episode at most"
+        "--max-steps",
+        type=_max_steps,
+        default=5000,
+        help="agent steps per episode at most (default 5000)",
     )
     replay.add_argument(
-        "--epsilon", type=_epsilon, default=0.0, help="random-action probability (0: greedy)"
+        "--epsilon",
+        type=_epsilon,
+        default=0.0,
+        help="random-action probability, 0 to 1 (default 0: greedy)",
     )
     replay.add_argument(
         "--sticky",
         type=_sticky,
         default=0.0,
-        help="sticky actions' probability, 0 to 0.99 (each frame may replay the last buttons)",
+        help="sticky actions' probability, 0 to 0.99 (each frame may replay the last buttons; "
+        "default 0)",
     )
-    replay.add_argument("--fps", type=_positive_int, default=60)
+    replay.add_argument(
+        "--fps",
+        type=_positive_int,
+        default=60,
+        help="frames per second of the video (default 60: the NES's, every emulator frame)",
+    )
     replay.add_argument(
         "--scale",
         type=_positive_int,
         default=2,
-        help="integer upscale of the 256x240 frame, 1 to 8 (nearest neighbour)",
+        help="integer upscale of the 256x240 frame, 1 to 8 (nearest neighbour; default 2)",
     )
     replay.add_argument(
         "--overlay",
@@ -552,14 +592,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--agent-view", action="store_true", help="side panel with the frame stack the network sees"
     )
     replay.add_argument("--gif", action="store_true", help="write an animated GIF")
-    replay.add_argument("--device", default="auto")
+    replay.add_argument("--device", default="auto", help=_DEVICE_HELP)
     replay.set_defaults(func=_cmd_replay)
 
     ev = sub.add_parser("eval", help="greedy evaluation of a checkpoint")
     ev.add_argument("path", nargs="?", help="run folder or checkpoint (not with --random)")
     ev.add_argument("--random", action="store_true", help="evaluate a random agent")
     ev.add_argument("--pretrained", metavar="NAME", help=_pretrained_help())
-    ev.add_argument("--episodes", type=_episodes, default=10)
+    ev.add_argument(
+        "--episodes", type=_episodes, default=10, help="episodes per stage (default 10)"
+    )
     ev.add_argument("--stages", nargs="+", help="stages (default: the checkpoint's)")
     ev.add_argument(
         "--seed",
@@ -567,14 +609,24 @@ def build_parser() -> argparse.ArgumentParser:
         default=EVAL_SEED,
         help=f"episode i plays with seed SEED + i ({seeds})",
     )
-    ev.add_argument("--max-steps", type=_max_steps, default=5000)
-    ev.add_argument("--epsilon", type=_epsilon, default=0.0)
+    ev.add_argument(
+        "--max-steps",
+        type=_max_steps,
+        default=5000,
+        help="agent steps per episode at most (default 5000)",
+    )
+    ev.add_argument(
+        "--epsilon",
+        type=_epsilon,
+        default=0.0,
+        help="random-action probability, 0 to 1 (default 0: greedy; 0.05: Nature DQN's)",
+    )
     ev.add_argument(
         "--sticky",
         type=_sticky,
         default=0.0,
         help="sticky actions: each emulator frame plays the previous frame's buttons with this "
-        "probability, 0 to 0.99 (0.25: the robust evaluation)",
+        "probability, 0 to 0.99 (default 0; 0.25: the robust evaluation)",
     )
     ev.add_argument(
         "--robust",
@@ -582,13 +634,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="also evaluate with epsilon 0.05 and with sticky actions 0.25 (same seeds) and "
         "give their flag rates beside the deterministic one",
     )
-    ev.add_argument("--actions", default="simple", help="action set for --random")
-    ev.add_argument("--device", default="auto")
+    ev.add_argument("--actions", default="simple", help="action set for --random (default simple)")
+    ev.add_argument("--device", default="auto", help=_DEVICE_HELP)
     ev.add_argument("--json", action="store_true", help="print one JSON object")
     ev.set_defaults(func=_cmd_eval)
 
     bench = sub.add_parser("bench", help="benchmarks (see docs/BENCHMARKS.md)")
-    bench.add_argument("what", choices=("env", "replay", "learner", "train", "distributed"))
+    bench.add_argument(
+        "what",
+        choices=("env", "replay", "learner", "train", "distributed"),
+        help="env: emulator frames/s; replay: the replay memory; learner: updates/s; train: "
+        "the real training loop; distributed: Ray actors' wire and both trainers",
+    )
     bench.add_argument(
         "--seconds", type=_seconds, default=3.0, help="per timed run (up to 3600; default 3)"
     )
@@ -644,7 +701,7 @@ def build_parser() -> argparse.ArgumentParser:
             default="auto",
             help=f"learner: {what} off, on or both (auto: both on CUDA, off elsewhere)",
         )
-    bench.add_argument("--device", default="auto")
+    bench.add_argument("--device", default="auto", help=_DEVICE_HELP)
     bench.add_argument("--json", action="store_true", help="print one JSON object")
     bench.set_defaults(func=_cmd_bench)
     return parser
@@ -653,7 +710,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # the subcommand names them and suggests the closest option
+        commands = parser._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+        commands[args.command].unrecognized(extra)
     func: Callable[[argparse.Namespace, Sequence[str]], int | Callable[[], int]] = args.func
     prog = f"mario {args.command}"
     try:

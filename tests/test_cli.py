@@ -1,0 +1,52 @@
+"""The command line as a newcomer meets it: help for every option, no silent abbreviations,
+typos answered with the closest option (all in this process: only the answer matters)."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+from pathlib import Path
+
+import pytest
+
+from mario import cli
+from tests.helpers import assert_one_line_error, run_cli
+
+COMMANDS = ("train", "eval", "replay", "bench", "info")
+
+
+def _subparsers() -> dict[str, argparse.ArgumentParser]:
+    parser = cli.build_parser()
+    return dict(parser._subparsers._group_actions[0].choices)  # type: ignore[union-attr]
+
+
+def test_every_option_of_every_subcommand_says_what_it_does() -> None:
+    subparsers = _subparsers()
+    assert set(subparsers) == set(COMMANDS)
+    for name, sub in subparsers.items():
+        for action in sub._actions:
+            if isinstance(action, argparse._HelpAction):
+                continue
+            label = action.option_strings or [action.dest]
+            assert action.help and action.help != argparse.SUPPRESS, (name, label)
+            assert len(action.help) > 15, (name, label, action.help)
+        text = io.StringIO()
+        with contextlib.redirect_stdout(text), pytest.raises(SystemExit):
+            sub.parse_args(["--help"])
+        assert "(default: )" not in text.getvalue(), name
+
+
+def test_abbreviations_are_refused_and_typos_get_the_closest_option(tmp_path: Path) -> None:
+    # --stage would have been taken as --stages, --total as --total-steps
+    assert_one_line_error(run_cli("eval", "--random", "--stage", "1-2"), "mario eval", "--stages")
+    assert_one_line_error(
+        run_cli("train", "--total", "5", "--run-dir", str(tmp_path / "r")), "mario train"
+    )
+    typo = run_cli("train", "--totl-steps", "100", "--run-dir", str(tmp_path / "r"))
+    assert_one_line_error(
+        typo, "mario train: error: unrecognized arguments: --totl-steps 100", "--total-steps?"
+    )
+    assert_one_line_error(run_cli("replay", "--random", "--scael=3"), "did you mean --scale?")
+    assert_one_line_error(run_cli("info", "a", "b"), "unrecognized arguments: b")
+    assert not (tmp_path / "r").exists()
