@@ -712,7 +712,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra:  # the subcommand names them and suggests the closest option
-        commands = parser._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+        commands: Any = parser._subparsers._group_actions[0].choices  # type: ignore[union-attr]
         commands[args.command].unrecognized(extra)
     func: Callable[[argparse.Namespace, Sequence[str]], int | Callable[[], int]] = args.func
     prog = f"mario {args.command}"
