@@ -252,7 +252,9 @@ def _replay_output(args: argparse.Namespace, agent: Any, stage: str) -> tuple[Pa
     """The file ``mario replay`` writes and its format (GIF with --gif or a .gif --out).
 
     Default: ``RUN/videos/replay-step-N.mp4`` for a checkpoint of a run folder (beside the
-    checkpoint folder otherwise), ``random-STAGE.mp4`` in the working folder for --random.
+    checkpoint folder otherwise), ``videos/random-STAGE.mp4`` (``videos/pretrained-NAME-
+    STAGE.mp4``) under the working folder for --random (--pretrained): never loose files in
+    a clone's root (the repository ignores ``videos/``).
     """
     from mario.playing.video import VideoOutputError
     from mario.storage.run_folders import CHECKPOINTS, run_dir_of
@@ -280,9 +282,7 @@ def _replay_output(args: argparse.Namespace, agent: Any, stage: str) -> tuple[Pa
                 )
         return out, "gif" if is_gif else "mp4"
     fmt = "gif" if args.gif else "mp4"
-    if agent.path is None:
-        return Path(f"{f'pretrained-{agent.name}' if agent.name else 'random'}-{stage}.{fmt}"), fmt
-    videos = run_dir_of(agent.path) / "videos"
+    videos = run_dir_of(agent.path) / "videos" if agent.path is not None else Path("videos")
     try:
         videos.mkdir(exist_ok=True)
     except OSError as error:
@@ -290,6 +290,9 @@ def _replay_output(args: argparse.Namespace, agent: Any, stage: str) -> tuple[Pa
             f"cannot create the video folder {videos}: {error.strerror or error} "
             "(choose another file with --out)"
         ) from None
+    if agent.path is None:
+        name = f"pretrained-{agent.name}" if agent.name else "random"
+        return videos / f"{name}-{stage}.{fmt}", fmt
     return videos / f"replay-step-{agent.step:09d}.{fmt}", fmt
 
 
@@ -538,7 +541,11 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("path", nargs="?", help="run folder or checkpoint (not with --random)")
     replay.add_argument("--random", action="store_true", help="a random agent; no checkpoint")
     replay.add_argument("--pretrained", metavar="NAME", help=_pretrained_help())
-    replay.add_argument("--out", help="output file (default: RUN/videos/replay-step-N.mp4)")
+    replay.add_argument(
+        "--out",
+        help="output file; .gif writes a GIF (default: RUN/videos/replay-step-N.mp4, and "
+        "videos/pretrained-NAME-STAGE.mp4 or videos/random-STAGE.mp4 here)",
+    )
     replay.add_argument(
         "--episodes",
         type=_episodes,

@@ -234,7 +234,10 @@ def test_random_agent_replay_needs_no_checkpoint(tmp_path: Path, home: Path) -> 
         "replay", "--random", "--scale", "1", "--max-steps", "15", home=home, cwd=tmp_path
     )
     out, [episode] = parse_replay(result)
-    assert out == Path("random-1-1.mp4")
+    assert out == Path("videos/random-1-1.mp4")  # in the working folder's videos/
+    root = Path(__file__).parents[1]  # which a clone ignores: no untracked files in its root
+    ignored = subprocess.run(["git", "check-ignore", "-q", str(out)], cwd=root, check=False)
+    assert ignored.returncode == 0
     frames, info = decode_video(tmp_path / out)
     assert info["codec"] == "h264" and (info["width"], info["height"]) == (256, 240)
     assert len(frames) == episode["frames"]
