@@ -188,10 +188,41 @@ def _finish(args: argparse.Namespace, status: int, why: str) -> int:
 # --------------------------------------------------------------------------- info
 
 
+def _shipped_info(name: str | None) -> dict[str, Any]:
+    """``mario info --pretrained [NAME]``: one shipped agent, or all of them by name, with
+    what made it (command, seed, steps, minutes, machine, evaluation)."""
+    from mario.playing import pretrained
+
+    def describe(name: str) -> dict[str, Any]:
+        data = pretrained.read(name)
+        config = data["config"]
+        return {
+            "name": name,
+            "algo": data["algo"],
+            "step": data["step"],
+            "stage": config.get("stage"),
+            "actions": config.get("actions"),
+            "network": data["net_signature"],
+            **data.get("provenance", {}),
+        }
+
+    if name:
+        return describe(name)
+    return {shipped: describe(shipped) for shipped in pretrained.names()}
+
+
 def _cmd_info(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from mario.game.backends import backend_name
     from mario.storage.checkpoints import load_checkpoint, upgrade_state
 
+    indent = None if args.compact else 2
+    if args.pretrained is not None:
+        if args.path:
+            raise ValueError("give a PATH or --pretrained, not both")
+        print(json.dumps(_shipped_info(args.pretrained), indent=indent))
+        return 0
+    if not args.path:
+        raise ValueError("missing PATH: give a run folder or checkpoint, or --pretrained [NAME]")
     state, info, warnings = load_checkpoint(Path(args.path), fallback=True)
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
@@ -216,7 +247,7 @@ def _cmd_info(args: argparse.Namespace, argv: Sequence[str]) -> int:
                 "has_replay": info.replay_path is not None,
                 "network": state["net_signature"],
             },
-            indent=None if args.compact else 2,
+            indent=indent,
         )
     )
     return 0
@@ -532,8 +563,19 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_options(train)
     train.set_defaults(func=_cmd_train)
 
-    info = sub.add_parser("info", help="print a checkpoint's metadata as JSON")
-    info.add_argument("path", help="run folder (newest complete checkpoint) or checkpoint")
+    info = sub.add_parser(
+        "info", help="print a checkpoint's (or a shipped agent's) metadata as JSON"
+    )
+    info.add_argument(
+        "path", nargs="?", help="run folder (newest complete checkpoint) or checkpoint"
+    )
+    info.add_argument(
+        "--pretrained",
+        nargs="?",
+        const="",
+        metavar="NAME",
+        help=f"{_pretrained_help()}, and what made it; without NAME: every shipped agent",
+    )
     info.add_argument("--compact", action="store_true", help="one line of JSON")
     info.set_defaults(func=_cmd_info)
 

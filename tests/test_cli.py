@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import json
 from pathlib import Path
 
 import pytest
@@ -50,3 +51,15 @@ def test_abbreviations_are_refused_and_typos_get_the_closest_option(tmp_path: Pa
     assert_one_line_error(run_cli("replay", "--random", "--scael=3"), "did you mean --scale?")
     assert_one_line_error(run_cli("info", "a", "b"), "unrecognized arguments: b")
     assert not (tmp_path / "r").exists()
+
+
+def test_info_lists_the_shipped_agents_and_what_made_them() -> None:
+    one = json.loads(run_cli("info", "--pretrained", "1-1").stdout)
+    assert one["name"] == "1-1" and one["stage"] == "1-1" and one["algo"] == "dqn"
+    assert one["command"].startswith("mario train --preset clear-1-1") and one["step"] == 300_000
+    assert one["eval"]["1-1"]["episodes"] == 10 and one["minutes"] > 0
+    every = json.loads(run_cli("info", "--pretrained", "--compact").stdout)
+    assert every == {"1-1": one}
+    assert_one_line_error(run_cli("info", "--pretrained", "nope"), "shipped agents are 1-1")
+    assert_one_line_error(run_cli("info"), "missing PATH", "--pretrained")
+    assert_one_line_error(run_cli("info", "x", "--pretrained", "1-1"), "not both")
