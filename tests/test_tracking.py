@@ -198,9 +198,26 @@ def test_plot_writes_png(tmp_path: Path) -> None:
     for title, kind, keys, _ in _PANELS:  # every panel found its data
         assert len(_series(records, kind, keys)[0]) >= 6, title
 
-    # An empty log still gives a valid picture ("no data yet").
+    # An empty log still gives a valid picture ("nothing logged yet").
     empty = plot_metrics([], tmp_path / "empty.png")
     assert empty.read_bytes()[:8] == PNG_SIGNATURE
+
+
+def test_a_short_run_shows_only_what_it_has() -> None:
+    from mario.storage.plots import draw_metrics
+
+    records = [
+        {"step": 100 * i, "kind": "episode", "return": 5.0 * i, "x_pos": 300 + i}
+        for i in range(1, 4)
+    ] + [{"step": 300, "kind": "train", "loss": 0.5, "epsilon": 0.9}]
+    fig = draw_metrics(records)
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert titles == ["episode return", "episode x_pos", "loss", "epsilon"]  # no eval panels
+    legends = [t.get_text() for ax in fig.axes if ax.get_legend() for t in ax.get_legend().texts]
+    assert legends == []  # 3 episodes: no "mean of last 1" beside the points
+    many = [{"step": i, "kind": "episode", "return": float(i), "x_pos": i} for i in range(50)]
+    legends = [t.get_text() for ax in draw_metrics(many).axes for t in ax.get_legend().texts]
+    assert legends == ["return", "mean of last 5", "x_pos", "mean of last 5"]
 
 
 def test_plot_keeps_only_the_resumed_history() -> None:

@@ -11,9 +11,12 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mario.storage.metrics import drop_rewound
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 CURVES = "curves.png"
 
@@ -59,29 +62,7 @@ _PANELS: tuple[tuple[str, str, tuple[str, ...], bool], ...] = (
 
 def plot_metrics(records: list[dict[str, Any]], out: Path) -> Path:
     """Draw the learning curves of ``records`` into the PNG ``out`` (temp file + rename)."""
-    from matplotlib.figure import Figure  # no pyplot: no global state, Agg canvas
-
-    records = drop_rewound(records)
-    fig = Figure(figsize=(13, 7.5), dpi=100, layout="constrained")
-    axes = fig.subplots(2, 3)
-    for ax, (title, kind, keys, smooth) in zip(axes.flat, _PANELS, strict=True):
-        xs, ys = _series(records, kind, keys)
-        key = keys[0]
-        ax.set_title(title)
-        ax.set_xlabel("agent steps")
-        ax.grid(alpha=0.3)
-        if not xs:
-            ax.text(0.5, 0.5, "no data yet", ha="center", va="center", transform=ax.transAxes)
-            continue
-        if smooth:
-            window = max(1, min(100, math.ceil(len(ys) / 10)))
-            ax.plot(xs, ys, ".", ms=2, alpha=0.3, label=key)
-            ax.plot(xs, _rolling_mean(ys, window), lw=1.5, label=f"mean of last {window}")
-            ax.legend(loc="upper left", fontsize="small")
-        else:
-            ax.plot(xs, ys, lw=1.2, marker="o" if len(xs) < 30 else None, ms=3)
-        if key == "loss" and min(ys) > 0 and max(ys) / min(ys) > 100:
-            ax.set_yscale("log")
+    fig = draw_metrics(records)
     out = Path(out)
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     try:
@@ -90,3 +71,40 @@ def plot_metrics(records: list[dict[str, Any]], out: Path) -> Path:
     finally:
         tmp.unlink(missing_ok=True)
     return out
+
+
+def draw_metrics(records: list[dict[str, Any]]) -> Figure:
+    """The learning curves' figure: one panel per measure the run has logged so far (a short
+    run shows only what it has), a rolling mean only where it averages something."""
+    from matplotlib.figure import Figure  # no pyplot: no global state, Agg canvas
+
+    records = drop_rewound(records)
+    panels = [
+        (title, keys, smooth, *_series(records, kind, keys))
+        for title, kind, keys, smooth in _PANELS
+    ]
+    panels = [p for p in panels if p[3]]
+    columns = min(3, max(1, len(panels)))
+    rows = max(1, math.ceil(len(panels) / columns))
+    fig = Figure(figsize=(4.4 * columns, 3.75 * rows), dpi=100, layout="constrained")
+    axes = list(fig.subplots(rows, columns, squeeze=False).flat)
+    if not panels:
+        axes[0].text(0.5, 0.5, "nothing logged yet", ha="center", va="center")
+        axes[0].set_axis_off()
+    for ax, (title, keys, smooth, xs, ys) in zip(axes, panels, strict=False):
+        key = keys[0]
+        ax.set_title(title)
+        ax.set_xlabel("agent steps")
+        ax.grid(alpha=0.3)
+        window = max(1, min(100, math.ceil(len(ys) / 10)))
+        if smooth and window > 1:
+            ax.plot(xs, ys, ".", ms=2, alpha=0.3, label=key)
+            ax.plot(xs, _rolling_mean(ys, window), lw=1.5, label=f"mean of last {window}")
+            ax.legend(loc="upper left", fontsize="small")
+        else:
+            ax.plot(xs, ys, lw=1.2, marker="o" if len(xs) < 30 else None, ms=3)
+        if key == "loss" and min(ys) > 0 and max(ys) / min(ys) > 100:
+            ax.set_yscale("log")
+    for ax in axes[len(panels) or 1 :]:
+        ax.set_axis_off()
+    return fig
