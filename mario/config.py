@@ -77,7 +77,7 @@ MAX_STAGES = 64
 #: Characters W&B refuses in a project name (it would fail after the run folder is written).
 WANDB_FORBIDDEN = ("/", "\\", "#", "?", "%", ":")
 #: ``auto``, or a host name / IPv4 / [IPv6] address and a port.
-_RAY_ADDRESS = re.compile(r"auto|([A-Za-z0-9_.-]+|\[[0-9A-Fa-f:.]+\]):([1-9][0-9]{0,4})")
+_RAY_ADDRESS = re.compile(r"auto|local|([A-Za-z0-9_.-]+|\[[0-9A-Fa-f:.]+\]):([1-9][0-9]{0,4})")
 #: Largest seed (NumPy's global generator takes 32 bits).
 MAX_SEED = 2**32 - 1
 #: Most episodes one evaluation or replay plays (per stage).
@@ -291,8 +291,9 @@ class DistConfig:
 
     ray_address: str = setting(
         "",
-        "Ray cluster for emulator actors: auto (the cluster this machine joined) or HOST:PORT "
-        "('': no Ray, emulator processes on this machine; needs mario[distributed])",
+        "Ray cluster for emulator actors: auto (the cluster this machine joined), HOST:PORT, "
+        "or local (a private Ray instance on this machine, no ray start) ('': no Ray, "
+        "emulator processes on this machine; needs mario[distributed])",
     )
     num_actors: int = setting(2, "with --ray-address: remote actors, one CPU each")
     envs_per_actor: int = setting(1, "with --ray-address: emulators stepped by each actor (1-8)")
@@ -315,8 +316,8 @@ class DistConfig:
     def validate(self) -> None:
         if self.ray_address and not _RAY_ADDRESS.fullmatch(self.ray_address):
             raise ConfigError(
-                f"bad value {brief(self.ray_address)} for ray_address: expected auto or "
-                "HOST:PORT (e.g. 10.0.0.5:6379)"
+                f"bad value {brief(self.ray_address)} for ray_address: expected auto, local "
+                "or HOST:PORT (e.g. 10.0.0.5:6379)"
             )
         at_least(self, 1, "num_actors")
         within(self, 1, MAX_ENVS_PER_CORE, "envs_per_actor")  # an actor has one CPU

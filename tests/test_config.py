@@ -84,7 +84,7 @@ def test_values_are_coerced_from_text() -> None:
         ({"stages": "1 2", "num_envs": 4}, "8 stages need at least as many envs"),
         ({"stage": "1-1\n"}, "unknown stage '1-1\\n'"),
         ({"exploration": "greedy"}, "valid values are epsilon, boltzmann"),
-        ({"ray_address": ":"}, "expected auto or HOST:PORT"),
+        ({"ray_address": ":"}, "expected auto, local or HOST:PORT"),
         ({"sticky": 1.0}, "bad value 1.0 for sticky: must be in [0.0, 0.99]"),
         ({"ray_address": "auto", "num_envs": 3}, None),  # num_envs follows the actors
     ],

@@ -562,6 +562,21 @@ def test_mario_train_ppo_on_ray_with_the_emulator_and_resume(
     assert resumed["counters"]["updates"] > state["counters"]["updates"]
 
 
+@pytest.mark.slow
+def test_ray_address_local_starts_a_private_instance(tmp_path: Path, home: Path) -> None:
+    """``--ray-address local`` (Ray's own convention) needs no ``ray start``: the trainer
+    starts a private Ray instance on this machine, its actors play, and it ends with the run
+    (a subprocess: this one may hold the module's instance)."""
+    run = tmp_path / "run"
+    args = ["--ray-address", "local", "--num-actors", "2", "--total-steps", "256"]
+    result = run_mario(*TRAIN, *args, "--run-dir", str(run), home=home)
+    assert result.returncode == 0, result.stderr
+    state, info, _ = load_checkpoint(run)
+    assert info.step == 256 and state["config"]["ray_address"] == "local"
+    train = [m for m in read_metrics(run / "metrics.jsonl") if m["kind"] == "train"]
+    assert train and all(m["actors"] == 2 for m in train)
+
+
 def test_an_unreachable_cluster_is_one_line_and_exit_5_even_in_a_container(
     tmp_path: Path, home: Path
 ) -> None:

@@ -29,8 +29,9 @@ class ClusterUnreachable(ConfigError):
 
 
 def connect(cfg: TrainConfig) -> None:
-    """Join the cluster at ``cfg.dist.ray_address`` (once per process) and check that it has a
-    CPU per actor; ConfigError (one line) otherwise."""
+    """Join the cluster at ``cfg.dist.ray_address`` (once per process; ``local``: start a
+    private Ray instance on this machine, as ``ray.init(address="local")`` does) and check
+    that it has a CPU per actor; ConfigError (one line) otherwise."""
     try:
         import ray
     except ImportError:
@@ -45,10 +46,16 @@ def connect(cfg: TrainConfig) -> None:
         os.environ.setdefault("RAY_gcs_rpc_server_reconnect_timeout_s", "600")
         for name, value in INLINE_ENV.items():  # weights go to the relay inside the call
             os.environ.setdefault(name, value)
-        target = _resolve(address)
-        _probe(address, target)
-        try:
-            ray.init(address=target, logging_level=logging.WARNING, log_to_driver=True)
+        target = "local" if address == "local" else _resolve(address)
+        if target != "local":
+            _probe(address, target)
+        try:  # local: Ray's convention for a private instance on this machine, ended with us
+            ray.init(
+                address=target,
+                logging_level=logging.WARNING,
+                log_to_driver=True,
+                include_dashboard=False if target == "local" else None,
+            )
         except (ConnectionError, RuntimeError, ValueError) as error:
             first = (str(error).strip().splitlines() or [type(error).__name__])[0]
             raise ClusterUnreachable(
@@ -56,7 +63,8 @@ def connect(cfg: TrainConfig) -> None:
             ) from None
     else:  # this process joined a cluster before (the Python API): it must be that one
         joined = ray.get_runtime_context().gcs_address
-        if address != "auto" and address.rpartition(":")[2] != joined.rpartition(":")[2]:
+        anywhere = address in ("auto", "local")
+        if not anywhere and address.rpartition(":")[2] != joined.rpartition(":")[2]:
             raise ConfigError(
                 f"bad value {address!r} for ray_address: this process is already connected to "
                 f"the Ray cluster at {joined} (pass auto, or that address)"
@@ -92,7 +100,9 @@ def _resolve(address: str) -> str:
 def _probe(address: str, target: str) -> None:
     host, _, port = target.rpartition(":")
     if not host or not port.isdigit():
-        raise ConfigError(f"bad value {address!r} for ray_address: expected auto or HOST:PORT")
+        raise ConfigError(
+            f"bad value {address!r} for ray_address: expected auto, local or HOST:PORT"
+        )
     try:
         with socket.create_connection((host, int(port)), timeout=PROBE_TIMEOUT_S):
             pass
