@@ -128,12 +128,16 @@ def play_episode(
     screens: list[np.ndarray] = []
     hud: Any = None
     current_obs: np.ndarray | None = None
+    before_first: list[np.ndarray] = []  # the reset's frames wait for the first decision's HUD
 
     def on_frame(screen: np.ndarray) -> None:
         nonlocal frames
         frames += 1
         if video is not None:
-            video.write(screen, hud, current_obs)
+            if hud is None:
+                before_first.append(screen.copy())
+            else:
+                video.write(screen, hud, current_obs)
         if keep_screens:
             screens.append(screen.copy())
         if on_screen is not None:
@@ -162,6 +166,9 @@ def play_episode(
                     values_kind="Q" if seen is None else seen.kind,
                     state_value=None if seen is None else seen.state_value,
                 )
+                for screen in before_first:  # frame 0 shows what the agent chose on it
+                    video.write(screen, hud, current_obs)
+                before_first.clear()
             obs, reward, terminated, truncated, info = env.step(action)
             ret += float(reward)
             steps += 1

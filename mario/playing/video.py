@@ -8,13 +8,15 @@ network input stack. A frame is composed as follows (``s`` = ``scale``)::
     | game, 256s x 240s        | agent view    |   panel only with agent_view=True,
     | (nearest upscale)        | 2x2 tiles of  |   width PANEL_WIDTH * s
     |                          | the net input |
-    |##########################|  t-3   t-2   |
-    |## HUD box: bottom 32s ###|  t-1   t     |
+    |                          |  t-3   t-2   |
+    |                          |  t-1   t     |
     +--------------------------+---------------+
+    |## HUD strip: 32s high ####               |   only with overlay=True
+    +------------------------------------------+
 
-The HUD (``overlay=True``) is drawn over the bottom ``HUD_HEIGHT`` native rows, which in Super
-Mario Bros are the two rows of ground blocks; the box is darkened to 3/8, not blanked, so pits
-stay visible through it. Text and bars are drawn after upscaling, so they stay crisp at scale >= 2.
+The HUD (``overlay=True``) is a strip of ``HUD_HEIGHT`` native rows below the game, so it hides
+nothing of it (the pits are in the bottom rows). Text and bars are drawn after upscaling, so
+they stay crisp at scale >= 2.
 
 PyAV is imported lazily, so ``import mario`` does not need it. Nothing half-written is ever left
 at the target path: the writer encodes into a hidden temporary file beside it and renames it on a
@@ -60,7 +62,7 @@ FRAME_HEIGHT = 240
 FRAME_WIDTH = 256
 """Native NES screen width in pixels."""
 HUD_HEIGHT = 32
-"""Native rows at the bottom of the game frame covered by the HUD (the ground in SMB)."""
+"""Native rows of the HUD strip below the game frame."""
 
 # Agent-view panel geometry in native units (multiplied by the scale).
 _TILE = 84
@@ -76,6 +78,7 @@ _LABEL_GREY = (200, 200, 200)
 _BAR_BLUE = (110, 160, 255)
 _CHOSEN_YELLOW = (255, 200, 0)
 _PANEL_BG = (28, 28, 28)
+_HUD_BG = (16, 16, 16)
 
 _MAX_GIF_FPS = 50  # browsers clamp GIF frame delays below 2/100 s to 10/100 s
 _BUTTON_ABBREV = {"right": "R", "left": "L", "down": "D", "up": "U", "NOOP": "-"}
@@ -129,18 +132,17 @@ def check_video_options(*, scale: int, fps: int | Fraction) -> None:
         raise ValueError(f"fps must be in (0, {MAX_FPS}], got {brief(fps)}")
 
 
-def video_size(scale: int = 1, agent_view: bool = False) -> tuple[int, int]:
+def video_size(scale: int = 1, agent_view: bool = False, overlay: bool = False) -> tuple[int, int]:
     """``(width, height)`` of the composed video frame."""
     width = (FRAME_WIDTH + (PANEL_WIDTH if agent_view else 0)) * scale
-    return width, FRAME_HEIGHT * scale
+    return width, (FRAME_HEIGHT + (HUD_HEIGHT if overlay else 0)) * scale
 
 
-def hud_box(scale: int = 1) -> tuple[int, int, int, int]:
-    """``(x0, y0, x1, y1)`` (ends exclusive) of the HUD region in the composed frame.
-
-    The overlay changes no pixel outside this box.
-    """
-    return 0, (FRAME_HEIGHT - HUD_HEIGHT) * scale, FRAME_WIDTH * scale, FRAME_HEIGHT * scale
+def hud_box(scale: int = 1, agent_view: bool = False) -> tuple[int, int, int, int]:
+    """``(x0, y0, x1, y1)`` (ends exclusive) of the HUD strip in the composed frame: below
+    the game (and the agent view), the whole width."""
+    width = video_size(scale, agent_view)[0]
+    return 0, FRAME_HEIGHT * scale, width, (FRAME_HEIGHT + HUD_HEIGHT) * scale
 
 
 def _fit_font_scale(text: str, max_w: float, max_h: float, thickness: int) -> float:
@@ -207,9 +209,9 @@ class VideoWriter:
             self._gif_step = int(step)
         self.out_fps = self.fps / self._gif_step
         """Frame rate of the written file (``gif_fps`` for GIF)."""
-        self.width, self.height = video_size(scale, agent_view)
-        self.hud_box = hud_box(scale)
-        """``(x0, y0, x1, y1)`` of the HUD region, see :func:`hud_box`."""
+        self.width, self.height = video_size(scale, agent_view, overlay)
+        self.hud_box = hud_box(scale, agent_view)
+        """``(x0, y0, x1, y1)`` of the HUD strip (with ``overlay``), see :func:`hud_box`."""
         self.tile_boxes: list[tuple[int, int, int, int]] = []
         """Agent view: ``(x0, y0, x1, y1)`` of the tiles t-3, t-2, t-1, t in the frame."""
         if agent_view:
@@ -315,25 +317,24 @@ class VideoWriter:
         game_w, game_h = FRAME_WIDTH * s, FRAME_HEIGHT * s
         if s > 1:
             game = cv2.resize(frame, (game_w, game_h), interpolation=cv2.INTER_NEAREST)
-        elif self.agent_view or not (fresh or self.overlay):
-            game = frame  # copied into the panel canvas, or by the encoder
+        elif self.agent_view or self.overlay or not fresh:
+            game = frame  # copied into the canvas, or by the encoder
         else:
-            game = frame.copy()  # never draw into the caller's screen
-        out: np.ndarray
+            game = frame.copy()  # a new array, as compose promises
+        if not (self.agent_view or self.overlay):
+            return game
+        out = np.empty((self.height, self.width, 3), np.uint8)
+        out[:game_h, :game_w] = game
         if self.agent_view:
-            out = np.empty((self.height, self.width, 3), np.uint8)
-            out[:, :game_w] = game
-            self._draw_panel(out[:, game_w:], agent_obs)
-        else:
-            out = game
+            self._draw_panel(out[:game_h, game_w:], agent_obs)
         if self.overlay:
             x0, y0, x1, y1 = self.hud_box
             self._draw_hud(out[y0:y1, x0:x1], hud)
         return out
 
     def _draw_hud(self, box: np.ndarray, hud: Hud | None) -> None:
-        """Darken ``box`` (a view of the frame) and draw the HUD into it; cv2 clips to it."""
-        _darken(box)
+        """Draw the HUD into ``box`` (a view of the strip); cv2 clips to it."""
+        box[:] = _HUD_BG
         if hud is None:
             return
         s = self.scale
@@ -527,13 +528,6 @@ class VideoWriter:
         if getattr(self, "_closed", True) is False and hasattr(self, "_container"):
             with contextlib.suppress(Exception):
                 self.abort()
-
-
-def _darken(box: np.ndarray) -> None:
-    """Scale ``box`` in place to 3/8 brightness: HUD text stands out, pits stay visible."""
-    eighth = box >> 3
-    np.right_shift(box, 2, out=box)
-    box += eighth
 
 
 def _obs_images(obs: np.ndarray) -> list[np.ndarray]:
