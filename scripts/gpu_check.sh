@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# The GPU check: one ~9-minute call on a lent, offline GPU host (../shared/notes/gpu.md).
+# The GPU check: one ~9-minute call on a GPU host (offline or not; see docs/BENCHMARKS.md, "GPU").
 # Proves and times the CUDA path; every result lands in $OUT (8 files at most come back).
 #
-#   here, once:    SKIP="imageio-ffmpeg torchrl hoptorch" ../shared/tools/gpu-host-wheels.sh
-#   on the host:   bash scripts/gpu_check.sh            (device tool: carry [".whl"])
+#   a host that reaches the package index:  bash scripts/setup.sh && PATH=.venv/bin:$PATH \
+#                                           bash scripts/gpu_check.sh
+#   an offline host: here, once:  bash scripts/offline_wheels.sh   (wheels into .whl/)
+#                    on the host: bash scripts/gpu_check.sh   (carrying .whl)
 #
 # Stages, each under its own time limit, in order of value; a failing stage is recorded
 # (rc in summary.txt) and the next one still runs:
