@@ -1,9 +1,10 @@
-"""Plot the greedy-evaluation curves of one or more runs in one figure: eval mean x_pos (and
-flag rate) against agent steps and against wall-clock minutes, with an optional random-agent
-baseline. For docs/BENCHMARKS.md evidence.
+"""Plot the evaluation curves of one or more runs against agent steps, one panel per measure
+(greedy mean x_pos, greedy flag rate, and where the runs logged them with --eval-robust the
+flag rates with sticky actions 0.25 and with ε 0.05), each line in each panel labelled by its
+run, with an optional random-agent baseline. For docs/BENCHMARKS.md evidence.
 
     python scripts/plot_eval_curve.py runs/cpu-1-1 --baseline 786 --out docs/cpu-1-1-eval.png
-    python scripts/plot_eval_curve.py runs/cpu-1-1 runs/cpu-1-1-ppo --out docs/dqn-vs-ppo.png
+    python scripts/plot_eval_curve.py runs/a runs/b --labels "sticky" "sticky + prev" --out f.png
 """
 
 from __future__ import annotations
@@ -18,41 +19,52 @@ import matplotlib.pyplot as plt
 
 from mario.storage.metrics import read_metrics
 
+MEASURES = (  # (key in the eval records, panel title, y limits or None)
+    ("x_pos_mean", "greedy mean x_pos", None),
+    ("flag_rate", "greedy flag rate", (-0.05, 1.05)),
+    ("sticky_0.25/flag_rate", "flag rate, sticky actions 0.25 (robust)", (-0.05, 1.05)),
+    ("epsilon_0.05/flag_rate", "flag rate, ε 0.05", (-0.05, 1.05)),
+)
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", type=Path, nargs="+", help="run folders (metrics.jsonl inside)")
+    parser.add_argument("--labels", nargs="+", help="a legend label per run (default: names)")
     parser.add_argument("--baseline", type=float, help="random agent's mean x_pos")
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--title", help="figure title (default: the run names)")
+    parser.add_argument("--title", help="figure title")
     args = parser.parse_args()
+    labels = args.labels or [run.name for run in args.runs]
+    if len(labels) != len(args.runs):
+        raise SystemExit("give one --labels entry per run")
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
-    twins = [ax.twinx() for ax in axes]
-    for i, run in enumerate(args.runs):
-        records = read_metrics(run / "metrics.jsonl")
-        evals = [r for r in records if r["kind"] == "eval"]
-        if not evals:
+    evals = {}
+    for run in args.runs:
+        found = [r for r in read_metrics(run / "metrics.jsonl") if r["kind"] == "eval"]
+        if not found:
             raise SystemExit(f"{run}: no eval records in metrics.jsonl")
-        start = records[0]["time"]
-        steps = [r["step"] for r in evals]
-        minutes = [(r["time"] - start) / 60 for r in evals]
-        x_mean = [r["x_pos_mean"] for r in evals]
-        flags = [r["flag_rate"] for r in evals]
-        color = f"C{i}"
-        for ax, twin, xs in ((axes[0], twins[0], steps), (axes[1], twins[1], minutes)):
-            ax.plot(xs, x_mean, "o-", color=color, label=f"{run.name}: greedy mean x_pos")
-            twin.plot(xs, flags, "s:", color=color, alpha=0.5, label=f"{run.name}: flag rate")
-    for ax, twin, label in zip(axes, twins, ("agent steps", "wall-clock minutes"), strict=True):
-        if args.baseline is not None:
-            ax.axhline(args.baseline, color="grey", ls="--", label="random agent mean x_pos")
-        ax.set_xlabel(label)
-        ax.set_ylabel("x_pos")
-        twin.set_ylim(-0.05, 1.05)
-        twin.set_ylabel("flag rate (dotted)")
+        evals[run] = found
+    measures = [m for m in MEASURES if any(m[0] in r for rs in evals.values() for r in rs)]
+    fig, axes = plt.subplots(
+        1, len(measures), figsize=(4.6 * len(measures), 3.8), constrained_layout=True
+    )
+    for ax, (key, title, limits) in zip(axes, measures, strict=True):
+        for i, (run, label) in enumerate(zip(args.runs, labels, strict=True)):
+            points = [(r["step"], r[key]) for r in evals[run] if key in r]
+            if points:
+                steps, values = zip(*points, strict=True)
+                ax.plot(steps, values, "o-", ms=3, color=f"C{i}", label=label)
+        if key == "x_pos_mean" and args.baseline is not None:
+            ax.axhline(args.baseline, color="grey", ls="--", label="random agent")
+        ax.set_title(title)
+        ax.set_xlabel("agent steps")
+        if limits:
+            ax.set_ylim(*limits)
         ax.grid(alpha=0.3)
-    axes[0].legend(loc="upper left", fontsize=8)
-    fig.suptitle(args.title or ", ".join(run.name for run in args.runs) + ": greedy evaluation")
+        ax.legend(loc="upper left", fontsize=8)
+    if args.title:
+        fig.suptitle(args.title)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(args.out, dpi=100)
     print(args.out)
