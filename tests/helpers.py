@@ -16,6 +16,27 @@ from typing import IO
 
 MARIO = str(Path(sys.executable).parent / "mario")
 
+# The smallest real run: one env, short burn-in, a checkpoint every 100 steps (the
+# conftest's `finished` run and the reliability tests).
+TINY = [
+    "--preset",
+    "quickstart",
+    "--num-envs",
+    "1",
+    "--device",
+    "cpu",
+    "--burn-in",
+    "100",
+    "--checkpoint-every",
+    "100",
+    "--replay-size",
+    "2000",
+    "--log-every",
+    "100",
+    "--wandb-mode",
+    "disabled",
+]
+
 
 def mario_env(home: Path | None = None, **extra: str) -> dict[str, str]:
     env = dict(os.environ, **extra)

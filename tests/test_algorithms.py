@@ -134,15 +134,11 @@ def test_a_dqn_run_resumes_with_more_envs_replay_included(tmp_path: Path, home: 
 
 
 @pytest.mark.slow
-def test_a_checkpoint_of_the_dqn_only_trainer_still_resumes(tmp_path: Path, home: Path) -> None:
+def test_a_checkpoint_of_the_dqn_only_trainer_still_resumes(
+    run_copy: Path, tmp_path: Path, home: Path
+) -> None:
     """State format 1 (before algorithms were pluggable) is upgraded on load."""
-    run = tmp_path / "run"
-    result = run_cli(
-        "train", "--preset", "quickstart", "--total-steps", "300", "--burn-in", "100",
-        "--wandb-mode", "disabled", "--run-dir", str(run), home=home,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    state, info, _ = load_checkpoint(run)
+    state, info, _ = load_checkpoint(run_copy)  # step 400
     algorithm = state.pop("algorithm")
     old = {  # the old trainer's layout
         **{k: v for k, v in state.items() if k not in ("algo", "status")},
@@ -156,10 +152,10 @@ def test_a_checkpoint_of_the_dqn_only_trainer_still_resumes(tmp_path: Path, home
     old_run = tmp_path / "old"
     save_checkpoint(old_run, info.step, old, write_replay=None)
     shown = json.loads(run_cli("info", str(old_run), home=home).stdout)
-    assert shown["algo"] == "dqn" and shown["epsilon"] == 0.5 and shown["step"] == 300
-    resumed = run_cli("train", "--resume", str(old_run), "--total-steps", "400", home=home)
+    assert shown["algo"] == "dqn" and shown["epsilon"] == 0.5 and shown["step"] == 400
+    resumed = run_cli("train", "--resume", str(old_run), "--total-steps", "500", home=home)
     assert resumed.returncode == 0, resumed.stderr
-    assert "resuming" in resumed.stderr and "from step 300" in resumed.stderr
+    assert "resuming" in resumed.stderr and "from step 400" in resumed.stderr
     evaluated = run_cli("eval", str(old_run), "--episodes", "1", "--max-steps", "20")
     assert evaluated.returncode == 0, evaluated.stderr
 

@@ -26,6 +26,7 @@ from mario.training.pause_points import ENV
 from mario.training.runner import EXIT_DISK_FULL, EXIT_DIVERGED, REPEAT_WINDOW_S, Runner
 from mario.training.setup import prepare_run
 from tests.helpers import (
+    TINY,
     assert_one_line_error,
     mario_env,
     run_cli,
@@ -35,46 +36,6 @@ from tests.helpers import (
     wait_for_checkpoint,
 )
 from tests.toy_env import make_corridor_vec
-
-# The issue's reproduction settings: one env, short burn-in, a checkpoint every 100 steps.
-TINY = [
-    "--preset",
-    "quickstart",
-    "--num-envs",
-    "1",
-    "--device",
-    "cpu",
-    "--burn-in",
-    "100",
-    "--checkpoint-every",
-    "100",
-    "--replay-size",
-    "2000",
-    "--log-every",
-    "100",
-    "--wandb-mode",
-    "disabled",
-]
-
-
-@pytest.fixture(scope="module")
-def finished(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A run with checkpoints 100 (best), 200, 300 and 400 that reached its total."""
-    run = tmp_path_factory.mktemp("finished") / "run"
-    result = run_cli("train", *TINY, "--total-steps", "400", "--run-dir", str(run))
-    assert result.returncode == 0, result.stderr
-    assert [c.step for c in list_checkpoints(run)] == [200, 300, 400] or [
-        c.step for c in list_checkpoints(run)
-    ] == [100, 200, 300, 400]
-    return run
-
-
-@pytest.fixture
-def run_copy(finished: Path, tmp_path: Path) -> Path:
-    copy = tmp_path / "run"
-    shutil.copytree(finished, copy, ignore=shutil.ignore_patterns(".lock"))
-    return copy
-
 
 # ------------------------------------------------------------------- 1. forgetting --resume
 

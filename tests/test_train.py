@@ -288,20 +288,8 @@ def _copy_state_files(run: Path) -> dict[Path, bytes]:
 
 
 @pytest.mark.slow
-def test_bad_resumes_leave_checkpoints_untouched(tmp_path: Path, home: Path) -> None:
-    run = tmp_path / "run"
-    result = run_cli(
-        "train",
-        *SMALL,
-        "--total-steps",
-        "300",
-        "--checkpoint-every",
-        "100",
-        "--run-dir",
-        str(run),
-        home=home,
-    )
-    assert result.returncode == 0, result.stderr
+def test_bad_resumes_leave_checkpoints_untouched(run_copy: Path, home: Path) -> None:
+    run = run_copy  # checkpoints 200, 300, 400
     snapshot = _copy_state_files(run)
     mismatch = run_cli("train", "--resume", str(run), "--actions", "complex", home=home)
     assert_one_line_error(mismatch, "actions='right_only'", "network")
@@ -317,10 +305,10 @@ def test_bad_resumes_leave_checkpoints_untouched(tmp_path: Path, home: Path) -> 
     state_file.write_bytes(state_file.read_bytes()[: state_file.stat().st_size // 2])
     info = run_cli("info", str(newest.path), home=home)
     assert_one_line_error(info, str(state_file))
-    resumed = run_cli("train", "--resume", str(run), "--total-steps", "400", home=home)
+    resumed = run_cli("train", "--resume", str(run), "--total-steps", "500", home=home)
     assert resumed.returncode == 0, resumed.stderr
-    assert "warning: skipped checkpoint step 300" in resumed.stderr
-    assert "resuming" in resumed.stderr and "from step 200" in resumed.stderr
+    assert "warning: skipped checkpoint step 400" in resumed.stderr
+    assert "resuming" in resumed.stderr and "from step 300" in resumed.stderr
 
 
 def test_stage_change_on_resume_is_explicit(tmp_path: Path) -> None:
