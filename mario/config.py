@@ -195,6 +195,11 @@ class EnvConfig:
         0.0, "share of training episodes started from archived save states (0: off)"
     )
     archive_cell: int = setting(64, "archive cell width in x pixels")
+    archive_cell_y: int = setting(
+        0,
+        "archive cell height in y pixels (0: cells by x only, so a wall's top and its foot "
+        "are one cell)",
+    )
     archive_backoff: int = setting(3, "cells before a deadly one that a start may be chosen")
     archive_repeat: int = setting(4, "archived episodes in a row from one cell (a switch replays)")
     archive_max_cells: int = setting(512, "archive size bound (cells per env process)")
@@ -223,7 +228,15 @@ class EnvConfig:
                 f"bad value {brief(self.resize)} for resize: the networks take 84x84 frames "
                 "(valid: 84)"
             )
-        at_least(self, 0, "noop_max", "max_episode_steps", "archive_backoff", "archive_settle")
+        at_least(
+            self,
+            0,
+            "noop_max",
+            "max_episode_steps",
+            "archive_backoff",
+            "archive_settle",
+            "archive_cell_y",
+        )
         at_least(self, 0.0, "death_penalty")
         at_least(self, 1, "archive_cell", "archive_repeat", "archive_max_cells")
         within(self, 0.0, 1.0, "archive_share", "archive_eps", "archive_backward")
@@ -253,6 +266,7 @@ class EnvConfig:
                 "share": self.archive_share,
                 "repeat": self.archive_repeat,
                 "cell_size": self.archive_cell,
+                "cell_height": self.archive_cell_y,
                 "backoff": self.archive_backoff,
                 "max_cells": self.archive_max_cells,
                 "settle": self.archive_settle,

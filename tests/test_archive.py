@@ -51,18 +51,18 @@ def test_a_prefix_rebuilds_the_exact_state_and_the_real_start_stays() -> None:
 
 def test_cells_keep_the_shortest_prefix_and_deaths_decay() -> None:
     archive = CellArchive(cell_size=64, max_cells=4, backoff=2, decay=0.5)
-    assert archive.observe((1, 1, 3), 200, b"\0" * 100)
-    assert not archive.observe((1, 1, 3), 210, b"\0" * 120)  # longer: kept the old one
-    assert archive.observe((1, 1, 3), 205, b"\0" * 90) and archive.cells[(1, 1, 3)].x == 205
-    archive.observe((1, 1, 5), 330, b"\0" * 200)
-    archive.record_end((1, 1, 6), died=True)  # a death in a new cell counts at the one before
+    assert archive.observe((1, 1, 3, 0), 200, b"\0" * 100)
+    assert not archive.observe((1, 1, 3, 0), 210, b"\0" * 120)  # longer: kept the old one
+    assert archive.observe((1, 1, 3, 0), 205, b"\0" * 90) and archive.cells[(1, 1, 3, 0)].x == 205
+    archive.observe((1, 1, 5, 0), 330, b"\0" * 200)
+    archive.record_end((1, 1, 6, 0), died=True)  # a death in a new cell counts at the one before
     state = archive.state_dict()
     assert [c["deaths"] for c in state["cells"]] == [0.0, 1.0]
-    archive.record_end((1, 1, 1), died=False)  # every episode end decays the counts
+    archive.record_end((1, 1, 1, 0), died=False)  # every episode end decays the counts
     assert archive.state_dict()["cells"][1]["deaths"] == pytest.approx(0.5)
     for i in range(10, 14):  # bounded: the least deadly, leftmost cells go first
-        archive.observe((1, 1, i), 64 * i, b"\0" * 300)
-    assert len(archive) == 4 and (1, 1, 5) in archive.cells
+        archive.observe((1, 1, i, 0), 64 * i, b"\0" * 300)
+    assert len(archive) == 4 and (1, 1, 5, 0) in archive.cells
 
     copy = CellArchive(cell_size=64, max_cells=4, backoff=2, decay=0.5)
     copy.load_state_dict(archive.state_dict())
@@ -72,9 +72,9 @@ def test_cells_keep_the_shortest_prefix_and_deaths_decay() -> None:
 def test_starts_are_chosen_shortly_before_where_episodes_die() -> None:
     archive = CellArchive(cell_size=64, backoff=3, floor=0.05)
     for i in range(1, 40):
-        archive.observe((1, 1, i), 64 * i, bytes(i))
+        archive.observe((1, 1, i, 0), 64 * i, bytes(i))
     for _ in range(50):
-        archive.record_end((1, 1, 28), died=True)
+        archive.record_end((1, 1, 28, 0), died=True)
     rng = np.random.default_rng(0)
     chosen = [archive.choose(rng).key[2] for _ in range(1000)]  # type: ignore[union-attr]
     near = np.mean([25 <= i <= 28 for i in chosen])
@@ -84,15 +84,15 @@ def test_starts_are_chosen_shortly_before_where_episodes_die() -> None:
 
 def test_merging_workers_archives() -> None:
     a, b = CellArchive(), CellArchive()
-    a.observe((1, 1, 2), 130, b"\0" * 50)
-    b.observe((1, 1, 2), 140, b"\0" * 40)
-    b.observe((1, 1, 9), 600, b"\0" * 400)
-    a.record_end((1, 1, 2), died=True)
+    a.observe((1, 1, 2, 0), 130, b"\0" * 50)
+    b.observe((1, 1, 2, 0), 140, b"\0" * 40)
+    b.observe((1, 1, 9, 0), 600, b"\0" * 400)
+    a.record_end((1, 1, 2, 0), died=True)
     merged = merge_states([a.state_dict(), b.state_dict()])
     cells = {tuple(c["key"]): c for c in merged["cells"]}
-    assert len(cells[(1, 1, 2)]["prefix"]) == 40  # the shortest
-    assert cells[(1, 1, 2)]["deaths"] == pytest.approx(0.5)  # the workers' mean
-    assert set(cells) == {(1, 1, 2), (1, 1, 9)}
+    assert len(cells[(1, 1, 2, 0)]["prefix"]) == 40  # the shortest
+    assert cells[(1, 1, 2, 0)]["deaths"] == pytest.approx(0.5)  # the workers' mean
+    assert set(cells) == {(1, 1, 2, 0), (1, 1, 9, 0)}
 
 
 def test_the_wrapper_starts_from_archived_states_and_reports_them() -> None:
@@ -212,6 +212,8 @@ def test_training_with_the_archive_logs_saves_and_resumes_it(tmp_path: Path, hom
         "0.5",
         "--archive-backward",
         "0.5",  # no flag in 800 steps: nothing to robustify, the cells as before
+        "--archive-cell-y",
+        "48",
         "--wandb-mode",
         "disabled",
         "--run-dir",
@@ -229,6 +231,7 @@ def test_training_with_the_archive_logs_saves_and_resumes_it(tmp_path: Path, hom
     saved = state["archive"]
     assert saved["cell_size"] == 64 and len(saved["cells"]) == train[-1]["archive_cells"]
     assert saved["success"] is None and "archive_success_frames" not in train[-1]
+    assert saved["cell_height"] == 48 and all(len(c["key"]) == 4 for c in saved["cells"])
     assert all(isinstance(c["prefix"], bytes) for c in saved["cells"])
 
     resumed = run_cli("train", "--resume", str(run), "--total-steps", "1000", home=home)
@@ -252,16 +255,40 @@ def test_cells_of_another_width_are_rebuilt_by_their_x() -> None:
     """Each cell goes into the cell of its x at the new width with its prefix (the shortest
     wins where two meet); its death and start counts start over."""
     old = CellArchive(cell_size=64)
-    old.observe((1, 1, 2), 130, b"\x80" * 50)
-    old.observe((1, 1, 3), 200, b"\x80" * 70)
-    old.record_end((1, 1, 3), died=True)
+    old.observe((1, 1, 2, 0), 130, b"\x80" * 50)
+    old.observe((1, 1, 3, 0), 200, b"\x80" * 70)
+    old.record_end((1, 1, 3, 0), died=True)
     narrow, wide = CellArchive(cell_size=32), CellArchive(cell_size=128)
     narrow.load_state_dict(old.state_dict())
     wide.load_state_dict(old.state_dict())
-    assert sorted(narrow.cells) == [(1, 1, 4), (1, 1, 6)]
+    assert sorted(narrow.cells) == [(1, 1, 4, 0), (1, 1, 6, 0)]
     assert [len(c.prefix) for _, c in sorted(narrow.cells.items())] == [50, 70]
-    assert list(wide.cells) == [(1, 1, 1)] and len(wide.cells[(1, 1, 1)].prefix) == 50
+    assert list(wide.cells) == [(1, 1, 1, 0)] and len(wide.cells[(1, 1, 1, 0)].prefix) == 50
     assert all(c.deaths == 0 and c.starts == 0 for c in [*narrow.cells.values()])
+
+
+def test_cells_with_a_height_keep_a_walls_top_apart_from_its_foot() -> None:
+    archive = CellArchive(cell_size=64, cell_height=32, backoff=1)
+    foot = archive.key({"world": 1, "stage": 2, "x_pos": 978, "y_pos": 79})
+    top = archive.key({"world": 1, "stage": 2, "x_pos": 990, "y_pos": 143})
+    assert foot == (1, 2, 15, 2) and top == (1, 2, 15, 4)  # one column, two rows
+    assert archive.observe(foot, 978, b"\0" * 900, y=79)
+    assert archive.observe(top, 990, b"\0" * 1200, y=143)  # longer, but another cell
+    assert len(archive) == 2 and archive.cells[top].y == 143
+    archive.record_end((1, 2, 16, 4), died=True)  # counted at the nearest row of column 15
+    assert archive.cells[top].deaths > 0 and archive.cells[foot].deaths == 0
+    rng = np.random.default_rng(0)
+    assert {archive.choose(rng).key for _ in range(50)} <= {foot, top}  # type: ignore[union-attr]
+    # a checkpoint from before rows (3-element keys) loads into row 0, by x alone
+    old = {"cell_size": 64, "cells": [{"key": [1, 2, 15], "prefix": b"\0" * 9, "x": 978,
+                                       "deaths": 0.0, "starts": 0}]}  # fmt: skip
+    by_x = CellArchive(cell_size=64)
+    by_x.load_state_dict(old)
+    assert list(by_x.cells) == [(1, 2, 15, 0)]
+    with_rows = CellArchive(cell_size=64, cell_height=32)  # another geometry: rebuilt by x, y
+    with_rows.load_state_dict(archive.state_dict())
+    with_rows.load_state_dict(old)
+    assert sorted(with_rows.cells) == [(1, 2, 15, 0), foot, top]
 
 
 def test_archive_options_are_validated(tmp_path: Path, home: Path) -> None:

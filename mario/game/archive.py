@@ -6,7 +6,9 @@ game states the agent itself reached (Go-Explore's "return, then explore"; the b
 curriculum of "Learning Montezuma's Revenge from a single demonstration") and starts a share
 of the training episodes from them, weighted toward the cells where episodes end in death.
 
-* A *cell* is ``(world, stage, x // cell_size)``; its state is stored as the prefix of button
+* A *cell* is ``(world, stage, x // cell_size, y // cell_height)`` (``cell_height`` 0: by x
+  only; with it, a wall's top and its foot, or a jump over a gap and the walk into it, are
+  different cells); its state is stored as the prefix of button
   bytes, one per emulator frame, that reaches it from the real start (the emulator is
   deterministic, so :class:`mario.game.env.MarioEnv` rebuilds it by replaying). For each cell the
   archive keeps the shortest prefix seen: more game time left, a cheaper rebuild. On nes-py 9
@@ -42,10 +44,10 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-CellKey = tuple[int, int, int]
-"""``(world, stage, x // cell_size)``."""
+CellKey = tuple[int, int, int, int]
+"""``(world, stage, x // cell_size, y // cell_height)`` (the last 0 without ``cell_height``)."""
 
-_BACKWARD: CellKey = (-1, -1, -1)
+_BACKWARD: CellKey = (-1, -1, -1, -1)
 """The key of the pseudo-cell a backward start is (no archived cell has it)."""
 
 BACK_STEP = 40
@@ -63,6 +65,8 @@ class Cell:
     """Button byte of every emulator frame from the real start to the cell."""
     x: int
     """x position when the prefix first reached the cell."""
+    y: int = 0
+    """y position then."""
     deaths: float = 0.0
     """Count of episodes that ended by death in this cell, decayed by ``decay`` per episode."""
     starts: int = 0
@@ -80,22 +84,32 @@ class CellArchive:
         self,
         *,
         cell_size: int = 64,
+        cell_height: int = 0,
         max_cells: int = 512,
         backoff: int = 3,
         decay: float = 0.995,
         floor: float = 0.05,
     ) -> None:
-        if cell_size < 1 or max_cells < 1 or backoff < 0 or not 0.0 < decay <= 1.0:
+        if (
+            cell_size < 1
+            or cell_height < 0
+            or max_cells < 1
+            or backoff < 0
+            or not 0.0 < decay <= 1.0
+        ):
             raise ValueError(
-                f"bad archive settings: cell_size={cell_size}, max_cells={max_cells}, "
-                f"backoff={backoff}, decay={decay} (need >= 1, >= 1, >= 0, (0, 1])"
+                f"bad archive settings: cell_size={cell_size}, cell_height={cell_height}, "
+                f"max_cells={max_cells}, backoff={backoff}, decay={decay} (need >= 1, >= 0, "
+                ">= 1, >= 0, (0, 1])"
             )
         self.cell_size = cell_size
+        self.cell_height = cell_height
         self.max_cells = max_cells
         self.backoff = backoff
         self.decay = decay
         self.floor = floor
         self.cells: dict[CellKey, Cell] = {}
+        self._columns: dict[tuple[int, int, int], set[CellKey]] = {}  # cells by x index
         self._death_scale = 1.0  # deaths are stored divided by this (lazy decay: O(1))
         self.success: bytes = b""
         """The shortest prefix of an episode of this run that reached the flag (empty: none)."""
@@ -107,7 +121,18 @@ class CellArchive:
         return len(self.cells)
 
     def key(self, info: dict[str, Any]) -> CellKey:
-        return (int(info["world"]), int(info["stage"]), int(info["x_pos"]) // self.cell_size)
+        return self.key_of(int(info["world"]), int(info["stage"]), int(info["x_pos"]), _y(info))
+
+    def key_of(self, world: int, stage: int, x: int, y: int) -> CellKey:
+        rows = y // self.cell_height if self.cell_height else 0
+        return (world, stage, x // self.cell_size, rows)
+
+    def _near(self, world: int, stage: int, index: int, row: int) -> Cell | None:
+        """The archived cell at x index ``index`` whose y row is nearest ``row``."""
+        keys = self._columns.get((world, stage, index))
+        if not keys:
+            return None
+        return self.cells[min(keys, key=lambda k: (abs(k[3] - row), k[3]))]
 
     @property
     def frontier_x(self) -> int:
@@ -119,17 +144,20 @@ class CellArchive:
         cell = self.cells.get(key)
         return cell is None or length < len(cell.prefix)
 
-    def observe(self, key: CellKey, x: int, prefix: bytes, snapshot: Any = None) -> bool:
-        """Offer the state ``prefix`` reaches (``snapshot``: that state, if saved) for
-        ``key``: kept if the cell is new or the prefix shorter. Returns whether the archive
-        changed."""
+    def observe(
+        self, key: CellKey, x: int, prefix: bytes, snapshot: Any = None, y: int = 0
+    ) -> bool:
+        """Offer the state ``prefix`` reaches (``snapshot``: that state, if saved; at ``x``,
+        ``y``) for ``key``: kept if the cell is new or the prefix shorter. Returns whether
+        the archive changed."""
         cell = self.cells.get(key)
         if cell is not None:
             if len(prefix) >= len(cell.prefix):
                 return False
-            cell.prefix, cell.x, cell.snapshot = prefix, x, snapshot
+            cell.prefix, cell.x, cell.y, cell.snapshot = prefix, x, y, snapshot
             return True
-        self.cells[key] = Cell(key, prefix, x, snapshot=snapshot)
+        self.cells[key] = Cell(key, prefix, x, y, snapshot=snapshot)
+        self._columns.setdefault(key[:3], set()).add(key)
         if len(self.cells) > self.max_cells:
             self._evict()
         return True
@@ -138,6 +166,10 @@ class CellArchive:
         """Drop the cell least worth returning to: fewest recent deaths, then smallest x."""
         worst = min(self.cells.values(), key=lambda c: (c.deaths, c.x))
         del self.cells[worst.key]
+        column = self._columns[worst.key[:3]]
+        column.discard(worst.key)
+        if not column:
+            del self._columns[worst.key[:3]]
 
     def record_end(self, key: CellKey, *, died: bool) -> None:
         """An episode ended in ``key``: every death count decays; a death adds one to the
@@ -149,9 +181,9 @@ class CellArchive:
             self._death_scale = 1.0
         if not died:
             return
-        world, stage, index = key
+        world, stage, index, row = key
         for i in range(index, -1, -1):
-            found = self.cells.get((world, stage, i))
+            found = self._near(world, stage, i, row)
             if found is not None:
                 found.deaths += self._death_scale
                 return
@@ -164,10 +196,10 @@ class CellArchive:
         deaths = np.array([c.deaths / self._death_scale for c in cells])
         weights = deaths + self.floor * max(1.0, float(deaths.sum())) / len(cells)
         target = cells[int(rng.choice(len(cells), p=weights / weights.sum()))]
-        world, stage, index = target.key
+        world, stage, index, row = target.key
         back = int(rng.integers(0, self.backoff + 1))
         for i in range(index - back, index + 1):  # the nearest archived cell at or after it
-            cell = self.cells.get((world, stage, i))
+            cell = self._near(world, stage, i, row)
             if cell is not None:
                 cell.starts += 1
                 return cell
@@ -207,6 +239,7 @@ class CellArchive:
         """Plain values only (a checkpoint loads it with ``torch.load(weights_only=True)``)."""
         return {
             "cell_size": self.cell_size,
+            "cell_height": self.cell_height,
             "success": self.success or None,  # weights_only torch.load refuses an empty bytes
             "back": self.back,
             "cells": [
@@ -214,6 +247,7 @@ class CellArchive:
                     "key": list(c.key),
                     "prefix": c.prefix,
                     "x": c.x,
+                    "y": c.y,
                     "deaths": c.deaths / self._death_scale,
                     "starts": c.starts,
                 }
@@ -227,19 +261,30 @@ class CellArchive:
         Cells of another ``cell_size`` (a run resumed with another ``--archive-cell``) are
         put into this archive's cells by their x, without their counts. The shorter success
         wins; a resume also takes the backward start's distance, a sync keeps its own."""
-        same_size = int(state["cell_size"]) == self.cell_size
+        same_size = (int(state["cell_size"]), int(state.get("cell_height", 0))) == (
+            self.cell_size,
+            self.cell_height,
+        )
         if state.get("success"):
             self.observe_success(bytes(state["success"]))
         if counts:  # a resume: where the backward start had got to
             self.back = max(BACK_STEP, int(state.get("back", BACK_STEP)))
         for item in state["cells"]:
             world, stage, x = int(item["key"][0]), int(item["key"][1]), int(item["x"])
-            key = (world, stage, int(item["key"][2]) if same_size else x // self.cell_size)
-            self.observe(key, x, bytes(item["prefix"]))
+            y = int(item.get("y", 0))
+            saved = [int(k) for k in item["key"]] + [0]  # cells saved before y: row 0
+            key: CellKey = (world, stage, saved[2], saved[3])
+            if not same_size:
+                key = self.key_of(world, stage, x, y)
+            self.observe(key, x, bytes(item["prefix"]), y=y)
             cell = self.cells.get(key)
             if counts and same_size and cell is not None:
                 cell.deaths = float(item["deaths"]) * self._death_scale
                 cell.starts = int(item["starts"])
+
+
+def _y(info: dict[str, Any]) -> int:
+    return int(info.get("y_pos", 0))
 
 
 def merge_states(states: list[dict[str, Any]]) -> dict[str, Any]:
@@ -269,6 +314,7 @@ def merge_states(states: list[dict[str, Any]]) -> dict[str, Any]:
         cells.append({**item, "deaths": deaths / n, "starts": math.ceil(starts / n)})
     return {
         "cell_size": int(states[0]["cell_size"]),
+        "cell_height": int(states[0].get("cell_height", 0)),
         "success": success,
         "back": back,
         "cells": cells,
@@ -319,8 +365,8 @@ class ArchiveStarts(gym.Wrapper):
         self._cell: Cell | None = None
         self._left = 0  # archived episodes still to start from self._cell
         self._seen: set[CellKey] = set()
-        self._waiting: list[tuple[CellKey, int, int, int, Any]] = []
-        """Cells entered this episode, not yet archived: (key, x, prefix length, step,
+        self._waiting: list[tuple[CellKey, tuple[int, int], int, int, Any]] = []
+        """Cells entered this episode, not yet archived: (key, (x, y), prefix length, step,
         snapshot or None)."""
         self._t = 0  # agent steps into this episode
         self._from_archive = False
@@ -384,15 +430,16 @@ class ArchiveStarts(gym.Wrapper):
             self._seen.add(key)
             if self.archive.wants(key, len(history)):
                 snapshot = self.env.unwrapped.snapshot()  # type: ignore[attr-defined]
-                self._waiting.append((key, int(info["x_pos"]), len(history), self._t, snapshot))
+                spot = (int(info["x_pos"]), _y(info))
+                self._waiting.append((key, spot, len(history), self._t, snapshot))
         if died:  # the states still waiting led to this death within `settle` steps
             self._waiting.clear()
         elif self._waiting:
             ended = terminated or truncated
             while self._waiting and (ended or self._t - self._waiting[0][3] >= self.settle):
-                cell, x, length, _, snapshot = self._waiting.pop(0)
+                cell, (x, y), length, _, snapshot = self._waiting.pop(0)
                 if self.archive.wants(cell, length):
-                    self.archive.observe(cell, x, bytes(history[:length]), snapshot)
+                    self.archive.observe(cell, x, bytes(history[:length]), snapshot, y=y)
         return obs, reward, terminated, truncated, self._annotate(info)
 
     def _annotate(self, info: dict[str, Any]) -> dict[str, Any]:
