@@ -20,6 +20,7 @@ from mario.storage.metrics import read_metrics
 from mario.training.runner import Runner, StopNow
 from mario.training.setup import prepare_run
 from tests.helpers import (
+    TINY,
     assert_one_line_error,
     run_cli,
     start_mario,
@@ -206,19 +207,12 @@ def test_repeated_stop_signals(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_kill_9_leaves_the_newest_complete_checkpoint_loadable(tmp_path: Path, home: Path) -> None:
+    """A fresh run and its resume, each killed at a random moment after a new checkpoint
+    (the checkpoint writer alone: tests/test_checkpoint.py, at many more moments)."""
     run = tmp_path / "run"
     rng = np.random.default_rng(0)
-    for attempt in range(3):
-        args = [
-            "train",
-            *SMALL,
-            "--total-steps",
-            "100000",
-            "--checkpoint-every",
-            "100",
-            "--run-dir",
-            str(run),
-        ]
+    for attempt in range(2):
+        args = ["train", *TINY, "--total-steps", "100000", "--run-dir", str(run)]
         if attempt:
             args.append("--resume")
         proc = start_mario(*args, home=home)
