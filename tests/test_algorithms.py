@@ -115,22 +115,16 @@ def test_ppo_trains_resumes_evaluates_and_replays(tmp_path: Path, home: Path) ->
 
 
 @pytest.mark.slow
-def test_a_dqn_run_resumes_with_more_envs_replay_included(tmp_path: Path, home: Path) -> None:
-    """The move from a laptop to a GPU machine: 2 envs, then 8."""
-    run = tmp_path / "run"
-    args = ["--preset", "quickstart", "--num-envs", "2", "--burn-in", "200", "--wandb-mode"]
-    result = run_cli(
-        "train", *args, "disabled", "--total-steps", "600", "--run-dir", str(run), home=home
-    )
-    assert result.returncode == 0, result.stderr
+def test_a_dqn_run_resumes_with_more_envs_replay_included(run_copy: Path, home: Path) -> None:
+    """The move from a laptop to a GPU machine: 1 env (the finished run's 400 steps), then 4."""
     resumed = run_cli(
-        "train", "--resume", str(run), "--num-envs", "8", "--total-steps", "800", home=home
+        "train", "--resume", str(run_copy), "--num-envs", "4", "--total-steps", "520", home=home
     )
     assert resumed.returncode == 0, resumed.stderr
     restored = [line for line in resumed.stderr.splitlines() if "replay memory restored" in line]
-    assert restored and int(restored[0].split(":")[1].split()[0]) > 400, resumed.stderr
-    state, _, _ = load_checkpoint(run)
-    assert state["config"]["num_envs"] == 8 and state["counters"]["step"] >= 800
+    assert restored and int(restored[0].split(":")[1].split()[0]) >= 390, resumed.stderr
+    state, _, _ = load_checkpoint(run_copy)
+    assert state["config"]["num_envs"] == 4 and state["counters"]["step"] >= 520
 
 
 @pytest.mark.slow
