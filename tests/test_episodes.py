@@ -535,7 +535,7 @@ def test_training_evaluates_with_videos_and_picks_best(run: Run) -> None:
     for video in videos:
         frames, info = decode_video(video)
         assert (info["codec"], info["pix_fmt"]) == ("h264", "yuv420p")
-        assert (info["width"], info["height"]) == (256, 240)
+        assert (info["width"], info["height"]) == (256, 240 + 32)  # the game + the HUD strip
         assert 1 < len(frames) <= 1 + FRAME_SKIP * 60  # max_episode_steps 60
     # W&B (offline) holds a copy of each logged video
     [wandb_run] = (run.path / "wandb").glob("offline-run-*")
