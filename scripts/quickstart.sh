@@ -15,6 +15,6 @@ run="checkpoints/quickstart-$(date +%Y%m%d-%H%M%S)"
 .venv/bin/mario replay --pretrained 1-1 --overlay --max-steps 1000 \
   --out "$run/videos/pretrained-1-1.mp4"
 echo "run folder: $run"
-echo "what to expect: 5,000 agent steps teach walking right; this agent dies at the first goomba"
-echo "or pit. Clearing 1-1 takes ~300k steps (mario train --preset clear-1-1, ~45 min on 2 cores),"
+echo "what to expect: 5,000 agent steps teach walking right; this agent stops at the first pipe"
+echo "or goomba. Clearing 1-1 takes ~300k steps (mario train --preset clear-1-1, ~45 min on 2 cores),"
 echo "as the shipped agent did: $run/videos/pretrained-1-1.mp4"

@@ -98,7 +98,7 @@ def draw_metrics(records: list[dict[str, Any]]) -> Figure:
         ax.grid(alpha=0.3)
         window = max(1, min(100, math.ceil(len(ys) / 10)))
         if smooth and window > 1:
-            ax.plot(xs, ys, ".", ms=2, alpha=0.3, label=key)
+            ax.plot(xs, ys, ".", ms=2 if len(ys) > 200 else 5, alpha=0.4, label=key)
             ax.plot(xs, _rolling_mean(ys, window), lw=1.5, label=f"mean of last {window}")
             ax.legend(loc="upper left", fontsize="small")
         else:
