@@ -756,13 +756,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def subcommands(parser: argparse.ArgumentParser) -> dict[str, _Parser]:
+    """The parser of each subcommand of :func:`build_parser`'s ``parser``, by name."""
+    choices: Any = parser._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    return dict(choices)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra:  # the subcommand names them and suggests the closest option
-        commands: Any = parser._subparsers._group_actions[0].choices  # type: ignore[union-attr]
-        commands[args.command].unrecognized(extra)
+        subcommands(parser)[args.command].unrecognized(extra)
     func: Callable[[argparse.Namespace, Sequence[str]], int | Callable[[], int]] = args.func
     prog = f"mario {args.command}"
     try:

@@ -17,13 +17,8 @@ from tests.helpers import assert_one_line_error, run_cli
 COMMANDS = ("train", "eval", "replay", "bench", "info")
 
 
-def _subparsers() -> dict[str, argparse.ArgumentParser]:
-    parser = cli.build_parser()
-    return dict(parser._subparsers._group_actions[0].choices)  # type: ignore[union-attr]
-
-
 def test_every_option_of_every_subcommand_says_what_it_does() -> None:
-    subparsers = _subparsers()
+    subparsers = cli.subcommands(cli.build_parser())
     assert set(subparsers) == set(COMMANDS)
     for name, sub in subparsers.items():
         for action in sub._actions:
