@@ -403,8 +403,12 @@ class ArchiveStarts(gym.Wrapper):
         if self._left <= 0 or self._cell is None:
             return True
         if self._cell.key == _BACKWARD:
-            return self._cell.prefix != self.archive.backward_start()
+            return not self._still_backward(self._cell)
         return self._cell.key not in self.archive.cells
+
+    def _still_backward(self, cell: Cell) -> bool:
+        """Whether ``cell`` (a backward start) is where the backward start still is."""
+        return cell.prefix == self.archive.backward_start()
 
     def _choose(self) -> Cell | None:
         prefix = self.archive.backward_start()
@@ -421,8 +425,7 @@ class ArchiveStarts(gym.Wrapper):
         history: bytearray = self.env.unwrapped.history  # type: ignore[attr-defined]
         if terminated or truncated:
             self.archive.record_end(key, died=died)
-            start = self._cell
-            if self._on_backward and start and start.prefix == self.archive.backward_start():
+            if self._on_backward and self._cell and self._still_backward(self._cell):
                 self.archive.record_backward(flag)
             if flag:
                 self.archive.observe_success(bytes(history))
