@@ -212,6 +212,12 @@ class EnvConfig:
         "first near its end, moving back as episodes from there reach the flag (Go-Explore's "
         "robustification; 0: off)",
     )
+    archive_backward_stride: int = setting(
+        40,
+        "largest move of the backward start, in emulator frames: moves begin at 40, double "
+        "after a start that half its episodes passed and halve after 10 that mostly failed "
+        "(40: every move is 40)",
+    )
     archive_eps: float = setting(
         0.0,
         "exploration floor in training episodes started from the archive (explore after "
@@ -239,6 +245,7 @@ class EnvConfig:
         )
         at_least(self, 0.0, "death_penalty")
         at_least(self, 1, "archive_cell", "archive_repeat", "archive_max_cells")
+        at_least(self, 40, "archive_backward_stride")  # archive.BACK_STEP, the first move
         within(self, 0.0, 1.0, "archive_share", "archive_eps", "archive_backward")
         within(self, 0.0, MAX_STICKY, "sticky")
 
@@ -271,6 +278,7 @@ class EnvConfig:
                 "max_cells": self.archive_max_cells,
                 "settle": self.archive_settle,
                 "backward": self.archive_backward,
+                "stride": self.archive_backward_stride,
             }
         return kwargs
 

@@ -159,8 +159,11 @@ def test_a_success_is_robustified_from_its_end_backward() -> None:
     fresh.load_state_dict(state)
     assert fresh.success == cells.success and fresh.back == 2 * BACK_STEP
     synced = CellArchive()
-    synced.load_state_dict(state, counts=False)  # a sync between workers: its own distance
-    assert synced.success == cells.success and synced.back == BACK_STEP
+    synced.load_state_dict(state, counts=False)  # a sync: a process behind catches up
+    assert synced.success == cells.success and synced.back == 2 * BACK_STEP
+    synced.back = 3 * BACK_STEP
+    synced.load_state_dict(state, counts=False)  # ... and one ahead stays where it is
+    assert synced.back == 3 * BACK_STEP
     shorter = {**state, "success": state["success"][:-1], "back": BACK_STEP}
     merged = merge_states([state, shorter, {"cell_size": 64, "cells": []}])
     assert len(merged["success"]) == len(actions) - 1 and merged["back"] == 2 * BACK_STEP
@@ -289,6 +292,38 @@ def test_cells_with_a_height_keep_a_walls_top_apart_from_its_foot() -> None:
     with_rows.load_state_dict(archive.state_dict())
     with_rows.load_state_dict(old)
     assert sorted(with_rows.cells) == [(1, 2, 15, 0), foot, top]
+
+
+def test_a_stride_lengthens_moves_over_easy_stretches_and_shortens_them_at_hard_ones() -> None:
+    archive = CellArchive(stride=4 * BACK_STEP)
+    archive.observe_success(b"\1" * 1000)
+    for _ in range(5):  # 5 of 5: move by BACK_STEP, the next move twice as long
+        archive.record_backward(True)
+    assert (archive.back, archive.move) == (2 * BACK_STEP, 2 * BACK_STEP)
+    for _ in range(5):
+        archive.record_backward(True)
+    assert (archive.back, archive.move) == (4 * BACK_STEP, 4 * BACK_STEP)
+    for _ in range(5):  # never beyond the stride
+        archive.record_backward(True)
+    assert (archive.back, archive.move) == (8 * BACK_STEP, 4 * BACK_STEP)
+    for flag in [True] + [False] * 4:  # 1 of 5 passes (20%) but is not easy: same move
+        archive.record_backward(flag)
+    assert (archive.back, archive.move) == (12 * BACK_STEP, 4 * BACK_STEP)
+    for _ in range(10):  # a full window of failures: the start stays, moves shrink
+        archive.record_backward(False)
+    assert (archive.back, archive.move) == (12 * BACK_STEP, 2 * BACK_STEP)
+    state = archive.state_dict()
+    resumed = CellArchive(stride=4 * BACK_STEP)
+    resumed.load_state_dict(state)
+    assert (resumed.back, resumed.move) == (12 * BACK_STEP, 2 * BACK_STEP)
+    assert merge_states([state, CellArchive().state_dict()])["move"] == 2 * BACK_STEP
+    fixed = CellArchive()  # the default stride: every move is BACK_STEP
+    fixed.observe_success(b"\1" * 1000)
+    for _ in range(10):
+        fixed.record_backward(True)
+    assert (fixed.back, fixed.move) == (3 * BACK_STEP, BACK_STEP)
+    with pytest.raises(ValueError, match="stride"):
+        CellArchive(stride=BACK_STEP - 1)
 
 
 def test_archive_options_are_validated(tmp_path: Path, home: Path) -> None:

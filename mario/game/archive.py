@@ -22,7 +22,11 @@ of the training episodes from them, weighted toward the cells where episodes end
   With ``backward`` > 0, that share of the archived starts begins on that path, first
   :data:`BACK_STEP` frames before the flag; once :data:`BACK_PASS` of the last
   :data:`BACK_WINDOW` episodes from there reached the flag, the start moves
-  :data:`BACK_STEP` frames further back, until it is the real start. Learning from a start
+  further back, until it is the real start. A move is :data:`BACK_STEP` frames at first;
+  with a ``stride`` above that, it doubles (up to ``stride``) after a start that at least
+  :data:`BACK_EASY` of its episodes passed and halves after a full window that failed, so
+  easy stretches of the path cost few episodes. The processes pool their progress: a sync
+  brings every process's start to the furthest any has reached. Learning from a start
   near a reward and moving back is quadratic instead of exponential in the distance to it
   (Salimans & Chen), and the states are the agent's own, so what it learns holds from the
   real start, where evaluations begin.
@@ -56,6 +60,8 @@ BACK_WINDOW = 10
 """Episodes from the current backward start that decide whether it moves back."""
 BACK_PASS = 0.2
 """Share of those that must reach the flag (Go-Explore's 20%), out of at least half a window."""
+BACK_EASY = 0.5
+"""Share of them that makes the next move twice as long (when ``stride`` allows)."""
 
 
 @dataclass
@@ -89,9 +95,11 @@ class CellArchive:
         backoff: int = 3,
         decay: float = 0.995,
         floor: float = 0.05,
+        stride: int = BACK_STEP,
     ) -> None:
         if (
             cell_size < 1
+            or stride < BACK_STEP
             or cell_height < 0
             or max_cells < 1
             or backoff < 0
@@ -99,8 +107,8 @@ class CellArchive:
         ):
             raise ValueError(
                 f"bad archive settings: cell_size={cell_size}, cell_height={cell_height}, "
-                f"max_cells={max_cells}, backoff={backoff}, decay={decay} (need >= 1, >= 0, "
-                ">= 1, >= 0, (0, 1])"
+                f"max_cells={max_cells}, backoff={backoff}, decay={decay}, stride={stride} "
+                f"(need >= 1, >= 0, >= 1, >= 0, (0, 1], >= {BACK_STEP})"
             )
         self.cell_size = cell_size
         self.cell_height = cell_height
@@ -115,6 +123,9 @@ class CellArchive:
         """The shortest prefix of an episode of this run that reached the flag (empty: none)."""
         self.back = BACK_STEP
         """Emulator frames before the end of :attr:`success` that a backward start begins."""
+        self.stride = stride
+        self.move = BACK_STEP
+        """Frames the backward start moves back next (:data:`BACK_STEP` up to ``stride``)."""
         self._outcomes: list[bool] = []  # flags of the last episodes from the current start
 
     def __len__(self) -> int:
@@ -230,10 +241,14 @@ class CellArchive:
         """An episode from the backward start ended (``flag``: it reached the flag); move the
         start back once enough of the recent ones did."""
         self._outcomes = [*self._outcomes, flag][-BACK_WINDOW:]
-        enough = len(self._outcomes) >= BACK_WINDOW // 2
-        if enough and sum(self._outcomes) >= BACK_PASS * len(self._outcomes):
-            self.back = min(self.back + BACK_STEP, len(self.success))
+        n, flags = len(self._outcomes), sum(self._outcomes)
+        if n >= BACK_WINDOW // 2 and flags >= BACK_PASS * n:
+            self.back = min(self.back + self.move, len(self.success))
+            if flags >= BACK_EASY * n:
+                self.move = min(2 * self.move, self.stride)
             self._outcomes = []
+        elif n == BACK_WINDOW:  # a full window that failed: smaller moves from here on
+            self.move = max(self.move // 2, BACK_STEP)
 
     def state_dict(self) -> dict[str, Any]:
         """Plain values only (a checkpoint loads it with ``torch.load(weights_only=True)``)."""
@@ -242,6 +257,7 @@ class CellArchive:
             "cell_height": self.cell_height,
             "success": self.success or None,  # weights_only torch.load refuses an empty bytes
             "back": self.back,
+            "move": self.move,
             "cells": [
                 {
                     "key": list(c.key),
@@ -260,15 +276,20 @@ class CellArchive:
         and start counts (on resume), else keep this archive's own (a sync between workers).
         Cells of another ``cell_size`` (a run resumed with another ``--archive-cell``) are
         put into this archive's cells by their x, without their counts. The shorter success
-        wins; a resume also takes the backward start's distance, a sync keeps its own."""
+        wins; a resume takes the backward start's distance and next move, a sync takes them
+        when they are further back than this archive's own (the processes pool progress)."""
         same_size = (int(state["cell_size"]), int(state.get("cell_height", 0))) == (
             self.cell_size,
             self.cell_height,
         )
         if state.get("success"):
             self.observe_success(bytes(state["success"]))
-        if counts:  # a resume: where the backward start had got to
-            self.back = max(BACK_STEP, int(state.get("back", BACK_STEP)))
+        back = max(BACK_STEP, int(state.get("back", BACK_STEP)))
+        move = min(self.stride, max(BACK_STEP, int(state.get("move", BACK_STEP))))
+        if counts or back > self.back:  # a resume, or another process got further
+            if back != self.back:
+                self._outcomes = []
+            self.back, self.move = back, move
         for item in state["cells"]:
             world, stage, x = int(item["key"][0]), int(item["key"][1]), int(item["x"])
             y = int(item.get("y", 0))
@@ -295,7 +316,9 @@ def merge_states(states: list[dict[str, Any]]) -> dict[str, Any]:
         return {"cell_size": 64, "cells": []}
     successes = [bytes(s["success"]) for s in states if s.get("success")]
     success = min(successes, key=len, default=None)
-    back = max((int(s.get("back", BACK_STEP)) for s in states), default=BACK_STEP)
+    furthest = max(states, key=lambda s: int(s.get("back", BACK_STEP)))
+    back = int(furthest.get("back", BACK_STEP))
+    move = int(furthest.get("move", BACK_STEP))
     merged: dict[tuple[int, ...], dict[str, Any]] = {}
     sums: dict[tuple[int, ...], list[float]] = {}
     for state in states:
@@ -317,6 +340,7 @@ def merge_states(states: list[dict[str, Any]]) -> dict[str, Any]:
         "cell_height": int(states[0].get("cell_height", 0)),
         "success": success,
         "back": back,
+        "move": move,
         "cells": cells,
     }
 
