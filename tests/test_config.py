@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from mario import presets
 from mario.algos.dqn.settings import DQNConfig
 from mario.algos.ppo.settings import PPOConfig
 from mario.config import (
@@ -124,3 +125,17 @@ def test_yaml_files_hold_flat_keys(tmp_path: Path) -> None:
         bad.write_text(text)
         with pytest.raises(ConfigError, match=needle):
             load_yaml(bad)
+
+
+def test_every_preset_is_a_valid_config() -> None:
+    for name in presets.names():
+        build_config(load_yaml(presets.preset_path(name)))
+
+
+def test_robust_1_1_is_clear_1_1_with_the_robustness_levers_only() -> None:
+    """What the docs compare (runs I, U and V) differs only in the levers measured."""
+    clear = load_yaml(presets.preset_path("clear-1-1"))
+    robust = load_yaml(presets.preset_path("robust-1-1"))
+    levers = {"sticky", "prev_action", "archive_backward", "archive_backward_stride"}
+    assert {k: v for k, v in robust.items() if k not in levers | {"eval_robust"}} == clear
+    assert levers <= robust.keys() and robust["eval_robust"] is True
