@@ -35,6 +35,7 @@ from mario.algos.spec import AlgorithmSettings, Context
 from mario.errors import brief, brief_path
 from mario.game.options import (
     ACTION_SET_NAMES,
+    BACK_STEP,
     MAX_STICKY,
     REWARD_NAMES,
     check_pipeline_args,
@@ -213,10 +214,10 @@ class EnvConfig:
         "robustification; 0: off)",
     )
     archive_backward_stride: int = setting(
-        40,
-        "largest move of the backward start, in emulator frames: moves begin at 40, double "
-        "after a start that half its episodes passed and halve after 10 that mostly failed "
-        "(40: every move is 40)",
+        BACK_STEP,
+        f"largest move of the backward start, in emulator frames: moves begin at {BACK_STEP}, "
+        "double after a start that half its episodes passed and halve after 10 that mostly "
+        f"failed ({BACK_STEP}: every move is {BACK_STEP})",
     )
     archive_eps: float = setting(
         0.0,
@@ -245,7 +246,7 @@ class EnvConfig:
         )
         at_least(self, 0.0, "death_penalty")
         at_least(self, 1, "archive_cell", "archive_repeat", "archive_max_cells")
-        at_least(self, 40, "archive_backward_stride")  # archive.BACK_STEP, the first move
+        at_least(self, BACK_STEP, "archive_backward_stride")
         within(self, 0.0, 1.0, "archive_share", "archive_eps", "archive_backward")
         within(self, 0.0, MAX_STICKY, "sticky")
 

@@ -48,14 +48,14 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from mario.game.options import BACK_STEP
+
 CellKey = tuple[int, int, int, int]
 """``(world, stage, x // cell_size, y // cell_height)`` (the last 0 without ``cell_height``)."""
 
 _BACKWARD: CellKey = (-1, -1, -1, -1)
 """The key of the pseudo-cell a backward start is (no archived cell has it)."""
 
-BACK_STEP = 40
-"""Emulator frames (10 agent steps at frame skip 4) a backward start moves back at a time."""
 BACK_WINDOW = 10
 """Episodes from the current backward start that decide whether it moves back."""
 BACK_PASS = 0.2

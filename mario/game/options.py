@@ -60,6 +60,10 @@ def check_pipeline_args(
         raise ValueError(f"death_penalty must be >= 0, got {death_penalty!r}")
 
 
+#: Emulator frames (10 agent steps at frame skip 4) of the backward start's first and smallest
+#: move (mario.game.archive; the config checks ``--archive-backward-stride`` against it).
+BACK_STEP = 40
+
 #: A sticky probability below 1: at 1 the agent's actions would never be played.
 MAX_STICKY = 0.99
 
