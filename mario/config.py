@@ -32,7 +32,7 @@ import yaml
 
 from mario import algos
 from mario.algos.spec import AlgorithmSettings, Context
-from mario.errors import brief, brief_path
+from mario.errors import brief, brief_path, first_line
 from mario.game.options import (
     ACTION_SET_NAMES,
     BACK_STEP,
@@ -574,8 +574,7 @@ def load_yaml(path: Path) -> dict[str, Any]:
     except UnicodeDecodeError:
         raise ConfigError(f"cannot read config file {shown}: not a text (YAML) file") from None
     except yaml.YAMLError as error:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ConfigError(f"cannot read config file {shown}: {first[:120]}") from None
+        raise ConfigError(f"cannot read config file {shown}: {first_line(error)[:120]}") from None
     except (ValueError, RecursionError) as error:  # e.g. an integer of 5,000 digits, [[[[...
         raise ConfigError(
             f"cannot read config file {shown}: {type(error).__name__} while parsing it"

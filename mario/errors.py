@@ -27,3 +27,9 @@ def brief_path(path: Any) -> str:
     when huge."""
     text = str(path)
     return text if len(text) <= PATH_SHOWN else text[: PATH_SHOWN - 1] + "…"
+
+
+def first_line(error: BaseException) -> str:
+    """An exception's first line of text, or its type's name when it has none (torch's and
+    YAML's messages run to many lines; a message quotes the first)."""
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]

@@ -13,6 +13,7 @@ import socket
 
 from mario.config import ConfigError, TrainConfig
 from mario.distributed.collector import INLINE_ENV
+from mario.errors import first_line
 from mario.training.collector import EXIT_CLUSTER_LOST
 
 #: Seconds to wait for the cluster's GCS port to accept a TCP connection.
@@ -57,9 +58,8 @@ def connect(cfg: TrainConfig) -> None:
                 include_dashboard=False if target == "local" else None,
             )
         except (ConnectionError, RuntimeError, ValueError) as error:
-            first = (str(error).strip().splitlines() or [type(error).__name__])[0]
             raise ClusterUnreachable(
-                f"cannot join the Ray cluster at {address} ({target}): {first}"
+                f"cannot join the Ray cluster at {address} ({target}): {first_line(error)}"
             ) from None
     else:  # this process joined a cluster before (the Python API): it must be that one
         joined = ray.get_runtime_context().gcs_address

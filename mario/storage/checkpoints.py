@@ -37,6 +37,7 @@ from typing import Any, BinaryIO
 import numpy as np
 import torch
 
+from mario.errors import first_line
 from mario.game import backends
 from mario.storage.run_folders import (
     BEST,
@@ -255,8 +256,7 @@ def _torch_load(file: Path) -> dict[str, Any]:
     try:
         state = torch.load(file, weights_only=True, map_location="cpu")
     except Exception as err:  # torch raises UnpicklingError, RuntimeError, EOFError, ...
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise CheckpointError(f"{file}: incompatible or corrupt: {first}") from err
+        raise CheckpointError(f"{file}: incompatible or corrupt: {first_line(err)}") from err
     if not isinstance(state, dict):
         raise CheckpointError(f"{file}: incompatible: holds {type(state).__name__}, not a dict")
     return state

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from mario.errors import brief
+from mario.errors import brief, first_line
 from mario.storage.run_folders import CheckpointError
 
 _HERE = Path(__file__).parent
@@ -45,8 +45,7 @@ def read(name: str) -> dict[str, Any]:
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # UnpicklingError, RuntimeError, EOFError; IndexError on noise
-        first = (str(error).strip().splitlines() or [type(error).__name__])[0][:100]
-        raise CheckpointError(f"{damaged} ({first})") from None
+        raise CheckpointError(f"{damaged} ({first_line(error)[:100]})") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise CheckpointError(f"{damaged} (not a mario pretrained agent of format {FORMAT})")
     return data
