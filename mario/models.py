@@ -34,8 +34,6 @@ from torch import nn
 
 FRAME_SIZE = 84
 """Side of the square frames the network takes (the Linear layer is sized for it)."""
-_FLAT = 64 * 7 * 7  # conv output for an 84x84 input
-_HIDDEN = 512
 HEAD_NAMES: tuple[str, str] = ("online", "target")
 
 
@@ -71,11 +69,13 @@ def nature_torso(in_channels: int, width: float = 1.0) -> nn.Sequential:
     )
 
 
-def check_args(n_actions: int, in_channels: int) -> None:
+def check_args(n_actions: int, in_channels: int, width: float = 1.0) -> None:
     if isinstance(n_actions, bool) or not isinstance(n_actions, int) or n_actions < 1:
         raise ValueError(f"n_actions must be an int >= 1, got {n_actions!r}")
     if isinstance(in_channels, bool) or not isinstance(in_channels, int) or in_channels < 1:
         raise ValueError(f"in_channels must be an int >= 1, got {in_channels!r}")
+    if not 0 < width <= 4:
+        raise ValueError(f"width must be in (0, 4], got {width!r}")
 
 
 def prepare_frames(x: torch.Tensor, in_channels: int, device: torch.device) -> torch.Tensor:
@@ -146,9 +146,7 @@ class MarioNet(nn.Module):
         self, n_actions: int, in_channels: int = 4, *, dueling: bool = False, width: float = 1.0
     ) -> None:
         super().__init__()
-        check_args(n_actions, in_channels)
-        if not 0 < width <= 4:
-            raise ValueError(f"width must be in (0, 4], got {width!r}")
+        check_args(n_actions, in_channels, width)
         self.n_actions = n_actions
         self.in_channels = in_channels
         self.dueling = bool(dueling)
@@ -188,19 +186,22 @@ class MarioNet(nn.Module):
 class ActorCritic(nn.Module):
     """PPO's network: ``forward(x) -> (logits (N, A), value (N,))``, both float32.
 
-    Submodules: ``features`` (the torso), ``hidden`` (Linear 3136 -> 512 + ReLU), ``policy``
-    (512 -> A) and ``value`` (512 -> 1). uint8 frames are scaled on the device.
+    Submodules: ``features`` (the torso), ``hidden`` (Linear 3136 -> 512 + ReLU at width 1),
+    ``policy`` (512 -> A) and ``value`` (512 -> 1). uint8 frames are scaled on the device.
+    ``width`` scales the torso's channels and hidden units as :class:`MarioNet`'s does.
     """
 
-    def __init__(self, n_actions: int, in_channels: int = 4) -> None:
+    def __init__(self, n_actions: int, in_channels: int = 4, width: float = 1.0) -> None:
         super().__init__()
-        check_args(n_actions, in_channels)
+        check_args(n_actions, in_channels, width)
         self.n_actions = n_actions
         self.in_channels = in_channels
-        self.features = nature_torso(in_channels)
-        self.hidden = nn.Sequential(nn.Linear(_FLAT, _HIDDEN), nn.ReLU(inplace=True))
-        self.policy = nn.Linear(_HIDDEN, n_actions)
-        self.value = nn.Linear(_HIDDEN, 1)
+        self.width = float(width)
+        _, later, hidden = widths(width)
+        self.features = nature_torso(in_channels, width)
+        self.hidden = nn.Sequential(nn.Linear(later * 7 * 7, hidden), nn.ReLU(inplace=True))
+        self.policy = nn.Linear(hidden, n_actions)
+        self.value = nn.Linear(hidden, 1)
         for module in (*self.features, self.hidden[0]):
             if isinstance(module, (nn.Conv2d, nn.Linear)):
                 nn.init.orthogonal_(module.weight, gain=2**0.5)
@@ -222,17 +223,19 @@ class ActorCritic(nn.Module):
 def net_signature(net: nn.Module) -> dict[str, int | bool | str]:
     """What must match for a checkpoint's weights to load into ``net``."""
     net = getattr(net, "_orig_mod", net)  # a torch.compile wrapper holds the real net
-    if isinstance(net, MarioNet):
-        signature: dict[str, int | bool | str] = {
-            "n_actions": net.n_actions,
-            "in_channels": net.in_channels,
-            "dueling": net.dueling,
-        }
+    if isinstance(net, (MarioNet, ActorCritic)):
+        signature: dict[str, int | bool | str] = (
+            {"n_actions": net.n_actions, "in_channels": net.in_channels, "dueling": net.dueling}
+            if isinstance(net, MarioNet)
+            else {
+                "kind": "actor_critic",
+                "n_actions": net.n_actions,
+                "in_channels": net.in_channels,
+            }
+        )
         if net.width != 1.0:  # (checkpoints of full-width nets predate the key)
             signature["width"] = str(net.width)
         return signature
-    if isinstance(net, ActorCritic):
-        return {"kind": "actor_critic", "n_actions": net.n_actions, "in_channels": net.in_channels}
     # another algorithm's network (mario.algos.register): its class, sizes and parameters
     signature = {"kind": type(net).__name__}
     for name in ("n_actions", "in_channels"):

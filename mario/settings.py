@@ -15,6 +15,10 @@ from typing import Any, Literal, get_args
 
 from mario.errors import brief
 
+#: Narrowest torso an algorithm's ``net_width`` may ask for: 4 channels in the first layer (at
+#: 1/64 a layer would have none). The widest is 4.
+MIN_NET_WIDTH = 0.125
+
 
 class ConfigError(ValueError):
     """A bad config key or value; the message is one line for the user."""

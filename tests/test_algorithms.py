@@ -74,10 +74,11 @@ def test_bad_algorithm_options_get_one_line(tmp_path: Path, home: Path) -> None:
 def test_ppo_trains_resumes_evaluates_and_replays(tmp_path: Path, home: Path) -> None:
     run = tmp_path / "run"
     # 9.x's reward (its info carries a reward_components dict through the vector env), and
-    # the previous action painted into the frames: eval and replay build the same pipeline
+    # the previous action painted into the frames: eval and replay build the same pipeline;
+    # a half-width network, which resume, eval and replay rebuild from the checkpoint
     result = run_cli(
         "train", *PPO_SMALL, "--total-steps", "256", "--reward", "upstream", "--prev-action",
-        "--run-dir", str(run), home=home,
+        "--net-width", "0.5", "--run-dir", str(run), home=home,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     train = [m for m in read_metrics(run / "metrics.jsonl") if m["kind"] == "train"]
@@ -85,7 +86,7 @@ def test_ppo_trains_resumes_evaluates_and_replays(tmp_path: Path, home: Path) ->
         assert key in train[-1], key
     info = json.loads(run_cli("info", str(run), home=home).stdout)
     assert info["algo"] == "ppo" and info["step"] == 256 and info["updates"] > 0
-    assert info["network"]["kind"] == "actor_critic"
+    assert info["network"]["kind"] == "actor_critic" and info["network"]["width"] == "0.5"
     assert info["game_backend"] == info["versions"]["game_backend"] == backends.NAME
     assert load_checkpoint(run)[0]["config"]["reward"] == "upstream"
     assert load_checkpoint(run)[0]["config"]["prev_action"] is True

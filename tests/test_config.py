@@ -82,6 +82,7 @@ def test_values_are_coerced_from_text() -> None:
         ({"algo": "ppo", "num_envs": 1, "n_steps": 2, "minibatches": 4}, "rollout holds 2"),
         ({"eps_start": 0.1, "eps_end": 0.5}, "bad epsilon range 0.1 -> 0.5"),
         ({"net_width": 0.01}, "net_width: must be in [0.125, 4.0]"),
+        ({"algo": "ppo", "net_width": 8}, "net_width: must be in [0.125, 4.0]"),
         ({"stages": "1 2", "num_envs": 4}, "8 stages need at least as many envs"),
         ({"stage": "1-1\n"}, "unknown stage '1-1\\n'"),
         ({"exploration": "greedy"}, "valid values are epsilon, boltzmann"),

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mario.models import MarioNet, net_signature
+from mario.models import ActorCritic, MarioNet, net_signature
 
 
 def _frames(n: int, c: int = 4, seed: int = 0) -> torch.Tensor:
@@ -171,5 +171,12 @@ def test_net_signature() -> None:
         "in_channels": 1,
         "dueling": True,
     }
+    assert net_signature(MarioNet(5, width=0.5))["width"] == "0.5"
+    assert net_signature(ActorCritic(5)) == {
+        "kind": "actor_critic",
+        "n_actions": 5,
+        "in_channels": 4,
+    }
+    assert net_signature(ActorCritic(5, width=0.25))["width"] == "0.25"
     # another algorithm's network (mario.algos.register): its class and size
     assert net_signature(torch.nn.Linear(2, 3)) == {"kind": "Linear", "parameters": 9}

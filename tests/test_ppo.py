@@ -126,3 +126,6 @@ def test_actor_critic_shapes_and_init() -> None:
     assert logits.shape == (3, 7) and value.shape == (3,)
     probs = torch.softmax(logits, dim=1)
     assert torch.allclose(probs, torch.full_like(probs, 1 / 7), atol=1e-3)  # near uniform
+    narrow = ActorCritic(7, width=0.25)  # a quarter of the channels and hidden units
+    assert [narrow.features[0].out_channels, narrow.hidden[0].out_features] == [8, 128]
+    assert [t.shape for t in narrow(torch.zeros(3, 4, 84, 84, dtype=torch.uint8))] == [(3, 7), (3,)]

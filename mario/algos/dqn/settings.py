@@ -6,10 +6,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from mario.errors import brief
-from mario.settings import ConfigError, at_least, positive, setting, within
-
-#: Narrowest torso: 4 channels in the first layer (at 1/64 a layer would have none).
-MIN_NET_WIDTH = 0.125
+from mario.settings import MIN_NET_WIDTH, ConfigError, at_least, positive, setting, within
 
 
 @dataclass
@@ -75,7 +72,7 @@ class DQNConfig:
                 "need 0 <= eps_end <= eps_start <= 1"
             )
         positive(self, "lr", "temperature", "grad_clip")
-        within(self, MIN_NET_WIDTH, 4.0, "net_width")  # below: layers of under 4 channels
+        within(self, MIN_NET_WIDTH, 4.0, "net_width")
         within(self, 0.0, 1.0, "per_beta")
         smallest = num_envs * (stack + self.n_step + 2)  # a stack and an n-step per stream
         if self.replay_size < smallest + self.batch_size:

@@ -315,7 +315,7 @@ class PPO:
 
 def network(settings: PPOConfig, ctx: Context) -> ActorCritic:
     """The actor-critic for these settings, on the CPU."""
-    return ActorCritic(ctx.n_actions, ctx.stack)
+    return ActorCritic(ctx.n_actions, ctx.stack, settings.net_width)
 
 
 def acting_weights(net: nn.Module) -> dict[str, torch.Tensor]:
