@@ -37,6 +37,7 @@ from mario.game.options import (
     ACTION_SET_NAMES,
     BACK_STEP,
     MAX_STICKY,
+    PREV_ACTION_ROWS,
     REWARD_NAMES,
     check_pipeline_args,
     parse_stage,
@@ -415,6 +416,7 @@ class TrainConfig:
             total_steps=self.run.total_steps,
             seed=self.run.seed,
             device=device,
+            band_rows=PREV_ACTION_ROWS if self.env.prev_action else 0,
         )
 
     def _check_distributed(self) -> None:

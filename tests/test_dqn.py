@@ -4,15 +4,20 @@ import copy
 import io
 import itertools
 import math
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
 
-from mario.algos.dqn.algorithm import double_dqn_target, double_dqn_target_from_q, dqn_loss
+from mario import algos
+from mario.algos.base import Transition
+from mario.algos.dqn.algorithm import DQN, double_dqn_target, double_dqn_target_from_q, dqn_loss
+from mario.algos.dqn.augment import random_shift
 from mario.algos.dqn.exploration import EpsilonSchedule, boltzmann_actions, select_actions
 from mario.algos.dqn.learner import Learner
 from mario.bench.learner import bench_learner
+from mario.config import build_config
 from mario.models import MarioNet
 
 
@@ -445,3 +450,87 @@ def test_an_exploration_floor_raises_epsilon_where_it_is_set() -> None:
     assert abs(rates[0] - 0.4) < 0.08 and abs(rates[2] - 0.4) < 0.08
     assert rates[1] < 0.04 and rates[3] < 0.04
     assert plain.max() < 0.04  # without a floor every env follows the schedule
+
+
+# --------------------------------------------------------------------------- DrQ's shifts
+
+
+def _moved(frames: np.ndarray, dy: int, dx: int) -> np.ndarray:
+    """(C, H, W) ``frames`` moved by (dy, dx) with the edges repeated, written out with NumPy."""
+    pad = max(abs(dy), abs(dx))
+    padded = np.pad(frames, ((0, 0), (pad, pad), (pad, pad)), mode="edge")
+    h, w = frames.shape[1:]
+    return padded[:, pad - dy : pad - dy + h, pad - dx : pad - dx + w]
+
+
+def test_random_shifts_move_each_stack_as_one_picture_and_keep_the_band() -> None:
+    frames = _frames(64, seed=5)
+    moved = random_shift(frames, 4, keep_top=4, generator=torch.Generator().manual_seed(0))
+    assert moved.shape == frames.shape and moved.dtype == torch.uint8
+    assert torch.equal(moved[:, :, :4], frames[:, :, :4])  # the previous action's band stays
+    shifts = set()
+    for before, after in zip(frames.numpy(), moved.numpy(), strict=True):
+        found = [
+            (dy, dx)
+            for dy, dx in itertools.product(range(-4, 5), repeat=2)
+            if np.array_equal(after[:, 4:], _moved(before[:, 4:], dy, dx))  # all 4 frames alike
+        ]
+        assert len(found) == 1, found
+        shifts.add(found[0])
+    assert {dy for dy, _ in shifts} == {dx for _, dx in shifts} == set(range(-4, 5))
+    assert random_shift(frames, 0) is frames
+    whole = random_shift(frames, 2, generator=torch.Generator().manual_seed(1))  # no band
+    assert not torch.equal(whole[:, :, :4], frames[:, :, :4])
+
+
+def test_dqn_learns_from_shifted_stacks_when_asked() -> None:
+    """``augment_shift``: every update sees its batch's ``obs`` and ``next_obs`` moved (each by
+    its own shifts), the rest of the batch and the previous action's band as sampled."""
+    values = {"augment_shift": 4, "prev_action": True, "num_envs": 1, "burn_in": 0}
+    cfg = build_config({**values, "replay_size": 200, "batch_size": 8, "n_step": 1})
+    algo = algos.get("dqn").make(cfg.algorithm, cfg.context(5, torch.device("cpu")))
+    assert isinstance(algo, DQN)
+    pairs: list[tuple[dict, dict]] = []  # (as sampled, as learned from)
+    sample, update = algo.replay.sample, algo.learner.update
+
+    def sampled(n: int) -> dict:
+        pairs.append((sample(n), {}))
+        return dict(pairs[-1][0])
+
+    def learned(batch: dict, **kwargs: Any) -> dict:
+        pairs[-1][1].update(batch)
+        return update(batch, **kwargs)
+
+    algo.replay.sample, algo.learner.update = sampled, learned  # type: ignore[method-assign]
+    frames = _frames(41, seed=3).numpy()
+    zero = np.zeros(1)
+    for step in range(40):
+        action = np.array([step % 5])
+        algo.observe(
+            Transition(
+                frames[step : step + 1],
+                action,
+                zero,
+                zero > 0,
+                zero > 0,
+                frames[step + 1 : step + 2],
+            ),
+            step,
+        )
+    algo.learn(40)
+    assert pairs and algo.updates == len(pairs) == int(40 * cfg.algorithm.replay_ratio)
+    for before, after in pairs:
+        for key in ("obs", "next_obs"):
+            assert after[key].shape == before[key].shape
+            assert torch.equal(after[key][:, :, :4], before[key][:, :, :4])
+            assert not torch.equal(after[key], before[key])
+        assert torch.equal(after["action"], before["action"])
+    # a resume moves the next stacks as the run would have (the shifts' generator is saved)
+    again = algos.get("dqn").make(cfg.algorithm, cfg.context(5, torch.device("cpu")))
+    assert isinstance(again, DQN)
+    again.load_state_dict(algo.state_dict())
+    stacks = _frames(8, seed=9)
+    assert torch.equal(
+        again._shifted({"obs": stacks, "next_obs": stacks}, 4)["obs"],
+        algo._shifted({"obs": stacks, "next_obs": stacks}, 4)["obs"],
+    )

@@ -47,6 +47,8 @@ class Context:
     total_steps: int
     seed: int
     device: torch.device
+    band_rows: int = 0
+    """Rows at the top of each frame that are not the picture (the previous action's band)."""
 
 
 class ActorPolicy(Protocol):

@@ -18,6 +18,7 @@ from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv
 from mario.game.options import (
     ACTION_SET_NAMES,
     FULL_GAME,
+    PREV_ACTION_ROWS,
     STAGES,
     check_pipeline_args,
     check_sticky,
@@ -326,7 +327,7 @@ def make_env(
         size = int(resize) if isinstance(resize, int | np.integer) else (resize[0], resize[1])
         env = Resize(env, size)
     if prev_action:
-        env = PreviousAction(env)
+        env = PreviousAction(env, rows=PREV_ACTION_ROWS)
     if stack > 1:
         env = FrameStack(env, stack)
     if max_episode_steps is not None:

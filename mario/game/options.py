@@ -64,6 +64,10 @@ def check_pipeline_args(
 #: move (mario.game.archive; the config checks ``--archive-backward-stride`` against it).
 BACK_STEP = 40
 
+#: Rows at the top of each 84x84 frame that ``prev_action`` paints with the previous action
+#: (wrappers.PreviousAction): not part of the picture (an augmentation leaves them as they are).
+PREV_ACTION_ROWS = 4
+
 #: A sticky probability below 1: at 1 the agent's actions would never be played.
 MAX_STICKY = 0.99
 

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mario.algos.base import ActionValues, Transition, check_finite
+from mario.algos.dqn.augment import random_shift
 from mario.algos.dqn.exploration import (
     EpsilonSchedule,
     boltzmann_actions,
@@ -324,6 +325,8 @@ class DQN:
             self.net, seed=ctx.seed, exploration=d.exploration, temperature=d.temperature
         )
         self._envs = torch.arange(ctx.num_envs)
+        self._band_rows = ctx.band_rows
+        self._shifts = torch.Generator().manual_seed(ctx.seed)  # DrQ's random shifts
         self._stats: list[torch.Tensor] = []  # [loss, q_mean, grad_norm] per update, on device
 
     # -- acting ------------------------------------------------------------------------------
@@ -360,10 +363,21 @@ class DQN:
             self.replay.beta = min(1.0, d.per_beta + (1.0 - d.per_beta) * step / horizon)
         while self.learner.updates < due:
             batch = self.replay.sample(d.batch_size)
+            if d.augment_shift:
+                batch = self._shifted(batch, d.augment_shift)
             out = self.learner.update(batch, sync=False)  # no wait for the GPU
             if d.prioritized:
                 self.replay.update_priority(batch["index"], out["td_abs"])
             self._stats.append(out["stats"])
+
+    def _shifted(self, batch: dict[str, torch.Tensor], pad: int) -> dict[str, torch.Tensor]:
+        """``batch`` with its stacks moved by DrQ's random shifts, ``obs`` and ``next_obs``
+        each by their own."""
+        moved = {
+            key: random_shift(batch[key], pad, keep_top=self._band_rows, generator=self._shifts)
+            for key in ("obs", "next_obs")
+        }
+        return {**batch, **moved}
 
     @property
     def updates(self) -> int:
@@ -392,12 +406,15 @@ class DQN:
             "net": self.net.state_dict(),
             "learner": self.learner.state_dict(),
             "policy_rng": self._policy.generator.get_state(),
+            "shift_rng": self._shifts.get_state(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.net.load_state_dict(state["net"])
         self.learner.load_state_dict(state["learner"])
         self._policy.generator.set_state(state["policy_rng"])
+        if "shift_rng" in state:  # (older checkpoints predate the key)
+            self._shifts.set_state(state["shift_rng"])
 
     def replay_writer(self) -> Callable[[Path], None] | None:
         return self.replay.save if self.cfg.save_replay else None

@@ -8,6 +8,9 @@ from typing import Literal
 from mario.errors import brief
 from mario.settings import MIN_NET_WIDTH, ConfigError, at_least, positive, setting, within
 
+#: The largest random shift (pixels of an 84x84 frame): beyond it little of the picture stays.
+MAX_SHIFT = 16
+
 
 @dataclass
 class DQNConfig:
@@ -58,6 +61,11 @@ class DQNConfig:
         "so some envs act nearly greedily (0: every env the same eps)",
     )
     temperature: float = setting(1.0, "Boltzmann temperature")
+    augment_shift: int = setting(
+        0,
+        "DrQ's random shifts: each replayed frame stack moves by up to this many pixels each "
+        "way before an update (edges repeated; DrQ: 4; 0: off)",
+    )
 
     def validate(self, num_envs: int, stack: int) -> None:
         """ConfigError naming the first bad value (``num_envs``, ``stack``: the run's)."""
@@ -73,6 +81,7 @@ class DQNConfig:
             )
         positive(self, "lr", "temperature", "grad_clip")
         within(self, MIN_NET_WIDTH, 4.0, "net_width")
+        within(self, 0, MAX_SHIFT, "augment_shift")
         within(self, 0.0, 1.0, "per_beta")
         smallest = num_envs * (stack + self.n_step + 2)  # a stack and an n-step per stream
         if self.replay_size < smallest + self.batch_size:
