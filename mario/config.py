@@ -193,6 +193,12 @@ class EnvConfig:
         "sticky actions in training: each emulator frame plays the previous frame's buttons "
         "with this probability, 0 to 0.99 (Machado et al. 2018; evaluations choose their own)",
     )
+    stall_steps: int = setting(
+        0,
+        "training: end an episode (truncated) after this many agent steps without passing its "
+        "furthest x, and count it where it stalled as the start archive counts a death (0: "
+        "off; evaluations play to the time limit)",
+    )
     archive_share: float = setting(
         0.0, "share of training episodes started from archived save states (0: off)"
     )
@@ -241,6 +247,7 @@ class EnvConfig:
             0,
             "noop_max",
             "max_episode_steps",
+            "stall_steps",
             "archive_backoff",
             "archive_settle",
             "archive_cell_y",
@@ -267,9 +274,10 @@ class EnvConfig:
         }
 
     def train_kwargs(self) -> dict[str, Any]:
-        """:meth:`kwargs` plus what only training has: its sticky actions and the start
-        archive (an evaluation chooses its own stickiness and starts at the real start)."""
-        kwargs = self.kwargs() | {"sticky": self.sticky}
+        """:meth:`kwargs` plus what only training has: its sticky actions, the stall limit and
+        the start archive (an evaluation chooses its own stickiness, plays to the time limit
+        and starts at the real start)."""
+        kwargs = self.kwargs() | {"sticky": self.sticky, "stall_steps": self.stall_steps}
         if self.archive_share > 0:
             kwargs["archive"] = {
                 "share": self.archive_share,

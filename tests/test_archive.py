@@ -183,10 +183,30 @@ def test_the_backward_start_moves_only_on_enough_flags_and_stops_at_the_real_sta
     assert archive.back == 100 and archive.backward_done and archive.backward_start() is None
 
 
-def test_evaluation_never_gets_the_archive() -> None:
-    cfg = build_config({"archive_share": 0.5})
+def test_evaluation_never_gets_the_archive_or_the_stall_limit() -> None:
+    cfg = build_config({"archive_share": 0.5, "stall_steps": 50})
     assert "archive" not in cfg.env.kwargs() and cfg.env.train_kwargs()["archive"]["share"] == 0.5
     assert "archive" not in build_config({}).env.train_kwargs()
+    assert "stall_steps" not in cfg.env.kwargs() and cfg.env.train_kwargs()["stall_steps"] == 50
+
+
+@pytest.mark.parametrize("stall", [True, False])
+def test_a_stall_is_counted_where_it_happened_as_a_death_is(stall: bool) -> None:
+    """Standing still until a stall limit ends the episode marks the cell as an obstacle (a
+    start target); the same standing ended by the time limit does not."""
+    limits = {"stall_steps": 10} if stall else {"max_episode_steps": 22}
+    env = make_env("1-1", actions="right_only", seed=3, archive={"share": 0.0}, **limits)
+    env.reset()
+    for _ in range(12):  # walk right into an archived cell (the real start's is none)
+        env.step(1)
+    while True:
+        *_, terminated, truncated, info = env.step(0)  # NOOP: Mario stands there
+        if terminated or truncated:
+            break
+    assert info.get("stalled", False) is stall and not terminated and info["x_pos"] > 64
+    archive: CellArchive = env.get_wrapper_attr("archive")
+    deaths = sum(c.deaths for c in archive.cells.values())
+    assert (deaths > 0) is stall
 
 
 @pytest.mark.slow

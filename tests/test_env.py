@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import mario
-from mario.game.env import ACTION_SETS, STAGES, MarioEnv
+from mario.game.env import ACTION_SETS, STAGES, MarioEnv, StallLimit
 
 RIGHT = 1  # "right" in SIMPLE_MOVEMENT
 
@@ -147,6 +147,24 @@ def test_max_episode_steps_truncates() -> None:
     env.reset()
     steps, *_, terminated, truncated, _ = run_until_done(env, 0)
     assert steps == 5 and truncated and not terminated
+
+
+def test_a_stall_truncates_after_its_steps_without_progress() -> None:
+    """``stall_steps``: standing still ends the episode (truncated, ``stalled``) after exactly
+    that many steps; running right keeps it going, and it never hides a death."""
+    env = mario.make_env("1-1", stall_steps=12, seed=0)
+    _, info = env.reset()
+    assert info["stalled"] is False
+    steps, *_, terminated, truncated, info = run_until_done(env, 0)  # NOOP: Mario stands
+    assert steps == 12 and truncated and not terminated and info["stalled"]
+    env.reset()
+    infos = [env.step(RIGHT)[4] for _ in range(30)]  # running: a new furthest x every step or so
+    assert not any(i["stalled"] for i in infos)
+    env.reset()
+    *_, terminated, truncated, info = run_until_done(env, RIGHT)  # into the first goomba
+    assert terminated and not truncated and not info["stalled"]
+    with pytest.raises(ValueError, match="steps must be >= 1"):
+        StallLimit(mario.make_env("1-1"), 0)
 
 
 def test_equal_seeds_and_actions_are_deterministic() -> None:

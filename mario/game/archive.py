@@ -14,7 +14,8 @@ of the training episodes from them, weighted toward the cells where episodes end
   archive keeps the shortest prefix seen: more game time left, a cheaper rebuild. On nes-py 9
   the wrapper also keeps a snapshot of the state it reached itself, and starts there load it
   instead of replaying the prefix.
-* Choosing a start: a *target* cell with probability proportional to its recent deaths (a
+* Choosing a start: a *target* cell with probability proportional to its recent deaths (and
+  stalls, mario.game.env.StallLimit; a
   count that decays with every episode) plus a small floor, then the archived cell up to
   ``backoff`` cells before it, so the agent gets a run-up to the obstacle.
 * Robustifying a success (Go-Explore's "backward algorithm", after Salimans & Chen 2018):
@@ -447,8 +448,8 @@ class ArchiveStarts(gym.Wrapper):
         flag = bool(info.get("flag_get", False))
         died = terminated and not flag
         history: bytearray = self.env.unwrapped.history  # type: ignore[attr-defined]
-        if terminated or truncated:
-            self.archive.record_end(key, died=died)
+        if terminated or truncated:  # a stall (mario.game.env.StallLimit) is an obstacle too
+            self.archive.record_end(key, died=died or bool(info.get("stalled", False)))
             if self._on_backward and self._cell and self._still_backward(self._cell):
                 self.archive.record_backward(flag)
             if flag:
