@@ -14,10 +14,10 @@ of the training episodes from them, weighted toward the cells where episodes end
   archive keeps the shortest prefix seen: more game time left, a cheaper rebuild. On nes-py 9
   the wrapper also keeps a snapshot of the state it reached itself, and starts there load it
   instead of replaying the prefix.
-* Choosing a start: a *target* cell with probability proportional to its recent deaths (and
-  stalls, mario.game.env.StallLimit; a
-  count that decays with every episode) plus a small floor, then the archived cell up to
-  ``backoff`` cells before it, so the agent gets a run-up to the obstacle.
+* Choosing a start: a *target* cell with probability proportional to its recent deaths and
+  stalls (:class:`mario.game.env.StallLimit`; a count that decays with every episode) plus a
+  small floor, then the archived cell up to ``backoff`` cells before it, so the agent gets a
+  run-up to the obstacle.
 * Robustifying a success (Go-Explore's "backward algorithm", after Salimans & Chen 2018):
   the archive also keeps the shortest prefix of an episode of this run that reached the flag.
   With ``backward`` > 0, that share of the archived starts begins on that path, first
