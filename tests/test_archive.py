@@ -237,6 +237,8 @@ def test_training_with_the_archive_logs_saves_and_resumes_it(tmp_path: Path, hom
         "0.5",  # no flag in 600 steps: nothing to robustify, the cells as before
         "--archive-cell-y",
         "48",
+        "--stall-steps",
+        "30",  # random play stands at the first pipes: those episodes end early, marked
         "--wandb-mode",
         "disabled",
         "--run-dir",
@@ -250,6 +252,8 @@ def test_training_with_the_archive_logs_saves_and_resumes_it(tmp_path: Path, hom
     episodes = [m for m in read_metrics(run / "metrics.jsonl") if m["kind"] == "episode"]
     assert any(m.get("from_archive") for m in episodes)
     assert any(not m.get("from_archive") for m in episodes)
+    stalled = [m for m in episodes if m.get("stalled")]
+    assert stalled and all(30 <= m["length"] < 150 and not m["flag_get"] for m in stalled)
     state, _, _ = load_checkpoint(run)
     saved = state["archive"]
     assert saved["cell_size"] == 64 and len(saved["cells"]) == train[-1]["archive_cells"]

@@ -123,6 +123,7 @@ class EnvActor:
             int(final["x_pos"][i]),
             bool(final["flag_get"][i]),
             stage=self.stages[i] if self.name_stages else None,
+            stalled=bool(final.get("stalled", np.zeros(len(self.returns)))[i]),
         )
         self.returns[i], self.lengths[i] = 0.0, 0
         return end

@@ -44,7 +44,8 @@ class EmulatorsLost(Exception):
 class EpisodeEnd:
     """A finished training episode. ``start_x`` is set when it began at an archived state
     (``backward``: the backward start on the path to the flag); ``stage`` when it is not the
-    run's stage (remote actors on a list of stages)."""
+    run's stage (remote actors on a list of stages); ``stalled`` when the stall limit ended it
+    (mario.game.env.StallLimit)."""
 
     ret: float
     length: int
@@ -53,6 +54,7 @@ class EpisodeEnd:
     start_x: int | None = None
     stage: str | None = None
     backward: bool = False
+    stalled: bool = False
 
 
 class Collector(Protocol):
@@ -173,6 +175,7 @@ class LocalCollector:
                     int(final["start_x"][i]) if archived else None,
                     self.stages[i % len(self.stages)] if self.stages else None,
                     bool(final.get("backward", np.zeros(self.num_envs))[i]),
+                    bool(final.get("stalled", np.zeros(self.num_envs))[i]),
                 )
             )
             self._returns[i], self._lengths[i] = 0.0, 0

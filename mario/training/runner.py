@@ -380,6 +380,8 @@ class Runner:
             metrics.update(from_archive=True, start_x=e.start_x)
         if e.backward:
             metrics["backward"] = True
+        if e.stalled:
+            metrics["stalled"] = True
         self.tracker.log(self.step, metrics, kind="episode")
 
     def _close(self) -> None:
