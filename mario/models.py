@@ -32,6 +32,8 @@ from typing import Literal
 import torch
 from torch import nn
 
+from mario.settings import MAX_NET_WIDTH
+
 FRAME_SIZE = 84
 """Side of the square frames the network takes (the Linear layer is sized for it)."""
 HEAD_NAMES: tuple[str, str] = ("online", "target")
@@ -74,8 +76,8 @@ def check_args(n_actions: int, in_channels: int, width: float = 1.0) -> None:
         raise ValueError(f"n_actions must be an int >= 1, got {n_actions!r}")
     if isinstance(in_channels, bool) or not isinstance(in_channels, int) or in_channels < 1:
         raise ValueError(f"in_channels must be an int >= 1, got {in_channels!r}")
-    if not 0 < width <= 4:
-        raise ValueError(f"width must be in (0, 4], got {width!r}")
+    if not 0 < width <= MAX_NET_WIDTH:
+        raise ValueError(f"width must be in (0, {MAX_NET_WIDTH:g}], got {width!r}")
 
 
 def prepare_frames(x: torch.Tensor, in_channels: int, device: torch.device) -> torch.Tensor:

@@ -15,9 +15,10 @@ from typing import Any, Literal, get_args
 
 from mario.errors import brief
 
-#: Narrowest torso an algorithm's ``net_width`` may ask for: 4 channels in the first layer (at
-#: 1/64 a layer would have none). The widest is 4.
+#: Narrowest and widest torso an algorithm's ``net_width`` may ask for, times the Nature CNN's
+#: channels: at the narrowest 4 channels in the first layer (at 1/64 a layer would have none).
 MIN_NET_WIDTH = 0.125
+MAX_NET_WIDTH = 4.0
 
 
 class ConfigError(ValueError):

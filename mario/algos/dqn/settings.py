@@ -6,7 +6,15 @@ from dataclasses import dataclass
 from typing import Literal
 
 from mario.errors import brief
-from mario.settings import MIN_NET_WIDTH, ConfigError, at_least, positive, setting, within
+from mario.settings import (
+    MAX_NET_WIDTH,
+    MIN_NET_WIDTH,
+    ConfigError,
+    at_least,
+    positive,
+    setting,
+    within,
+)
 
 #: The largest random shift (pixels of an 84x84 frame): beyond it little of the picture stays.
 MAX_SHIFT = 16
@@ -41,7 +49,8 @@ class DQNConfig:
     dueling: bool = setting(False, "dueling Q head")
     net_width: float = setting(
         1.0,
-        "torso width: channels and hidden units times the Nature CNN's, 0.125 to 4 (0.5: CPU runs)",
+        "torso width: channels and hidden units times the Nature CNN's, "
+        f"{MIN_NET_WIDTH} to {MAX_NET_WIDTH:g} (0.5: CPU runs)",
     )
     amp: bool = setting(False, "bf16 autocast on CUDA")
     compile: bool = setting(False, "torch.compile the network on CUDA")
@@ -80,7 +89,7 @@ class DQNConfig:
                 "need 0 <= eps_end <= eps_start <= 1"
             )
         positive(self, "lr", "temperature", "grad_clip")
-        within(self, MIN_NET_WIDTH, 4.0, "net_width")
+        within(self, MIN_NET_WIDTH, MAX_NET_WIDTH, "net_width")
         within(self, 0, MAX_SHIFT, "augment_shift")
         within(self, 0.0, 1.0, "per_beta")
         smallest = num_envs * (stack + self.n_step + 2)  # a stack and an n-step per stream

@@ -5,7 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mario.errors import brief
-from mario.settings import MIN_NET_WIDTH, ConfigError, at_least, positive, setting, within
+from mario.settings import (
+    MAX_NET_WIDTH,
+    MIN_NET_WIDTH,
+    ConfigError,
+    at_least,
+    positive,
+    setting,
+    within,
+)
 
 
 @dataclass
@@ -27,7 +35,9 @@ class PPOConfig:
     norm_adv: bool = setting(True, "normalise advantages per minibatch")
     reward_scale: float = setting(0.1, "rewards are multiplied by this before learning")
     net_width: float = setting(
-        1.0, "torso width: channels and hidden units times the Nature CNN's, 0.125 to 4"
+        1.0,
+        "torso width: channels and hidden units times the Nature CNN's, "
+        f"{MIN_NET_WIDTH} to {MAX_NET_WIDTH:g}",
     )
 
     def validate(self, num_envs: int, stack: int) -> None:
@@ -36,7 +46,7 @@ class PPOConfig:
         at_least(self, 0, "vf_coef", "ent_coef")
         within(self, 0.0, 1.0, "gamma", "gae_lambda", "clip_coef", open_low=True)
         positive(self, "lr", "grad_clip", "reward_scale")
-        within(self, MIN_NET_WIDTH, 4.0, "net_width")
+        within(self, MIN_NET_WIDTH, MAX_NET_WIDTH, "net_width")
         if num_envs * self.n_steps < self.minibatches:
             raise ConfigError(
                 f"bad value {brief(self.minibatches)} for minibatches: a rollout holds "
