@@ -8,6 +8,7 @@ it), at step 1,200 a new node joins; the run must reach its total and save. Prin
 line with what happened.
 """
 
+# ruff: noqa: E402 (Ray reads its settings when it is imported: they come first)
 from __future__ import annotations
 
 import json
@@ -19,7 +20,9 @@ from typing import Any
 
 os.environ.setdefault("RAY_AUTH_MODE", "token")  # before Ray reads its config
 os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(32))
-os.environ["RAY_ENABLE_UV_RUN_RUNTIME_ENV"] = "0"
+from mario.distributed.cluster import set_ray_defaults  # imports no Ray
+
+set_ray_defaults()
 
 import ray
 from ray.cluster_utils import Cluster

@@ -30,6 +30,7 @@ from mario.algos.dqn.algorithm import acting_weights
 from mario.algos.ppo.algorithm import acting_weights as ppo_weights
 from mario.config import TrainConfig, build_config
 from mario.distributed.actor import EnvActor
+from mario.distributed.cluster import set_ray_defaults
 from mario.distributed.collector import RayCollector
 from mario.distributed.rollouts import RolloutCollector
 from mario.distributed.wire import restack
@@ -68,7 +69,7 @@ def ray_address() -> Iterator[str]:
 
     os.environ.setdefault("RAY_AUTH_MODE", "token")  # before Ray reads its config
     os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(32))
-    os.environ["RAY_ENABLE_UV_RUN_RUNTIME_ENV"] = "0"
+    set_ray_defaults()
     import ray
 
     root = str(Path(__file__).resolve().parents[1])  # actors import tests.toy_env

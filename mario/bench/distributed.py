@@ -166,9 +166,11 @@ def _train_on_ray(
 
     import ray
 
+    from mario.distributed.cluster import set_ray_defaults
+
     started = False
     if not address and not ray.is_initialized():
-        os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
+        set_ray_defaults()
         ray.init(
             num_cpus=len(os.sched_getaffinity(0)),
             include_dashboard=False,

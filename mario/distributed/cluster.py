@@ -29,6 +29,16 @@ class ClusterUnreachable(ConfigError):
     exit_status = EXIT_CLUSTER_LOST
 
 
+def set_ray_defaults() -> None:
+    """Ray's settings for this process, and for the daemons of a Ray instance it starts (they
+    inherit its environment): call before ``ray.init``. A setting already in the environment
+    wins."""
+    os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")  # workers: this interpreter
+    # Ray starts two workers ahead for the first driver, in the job's runtime environment; the
+    # actors run in their own (INLINE_ENV), so those two would only idle, a process each
+    os.environ.setdefault("RAY_prestart_worker_first_driver", "0")
+
+
 def connect(cfg: TrainConfig) -> None:
     """Join the cluster at ``cfg.dist.ray_address`` (once per process; ``local``: start a
     private Ray instance on this machine, as ``ray.init(address="local")`` does) and check
@@ -41,7 +51,7 @@ def connect(cfg: TrainConfig) -> None:
         ) from None
     address = cfg.dist.ray_address
     if not ray.is_initialized():
-        os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")  # workers: this interpreter
+        set_ray_defaults()
         # Ray's driver exits (status 1, silently) when the head has not answered for this long
         # (60 s by default): leave the trainer time to notice the loss itself and save.
         os.environ.setdefault("RAY_gcs_rpc_server_reconnect_timeout_s", "600")
