@@ -402,11 +402,8 @@ def _cmd_eval(args: argparse.Namespace, argv: Sequence[str]) -> int:
         "sticky": args.sticky,
         "stages": result,
     }
-    if robust:  # the perturbed evaluations' summaries, without their runs
-        report["robust"] = {
-            name: {stage: {k: v for k, v in st.items() if k != "runs"} for stage, st in r.items()}
-            for name, r in robust.items()
-        }
+    if robust:  # the perturbed evaluations, their runs too (where a perturbed episode ended)
+        report["robust"] = robust
     if args.json:
         print(json.dumps(report))
         return 0
