@@ -170,6 +170,28 @@ def test_learner_reduces_loss_on_fixed_batch() -> None:
     assert info["td_abs"].shape == (16,) and not info["td_abs"].requires_grad
 
 
+def test_set_lr_sets_the_step_size_of_the_next_update() -> None:
+    """Adam's first step moves every weight by about its rate: a learner told 1e-3 moves them
+    ten times as far as one told 1e-4 on the same batch, whatever rate it was built with."""
+    batch = _random_batch(16, 5)
+    moves = []
+    for lr in (1e-3, 1e-4):
+        torch.manual_seed(0)
+        net = MarioNet(5)
+        before = [p.detach().clone() for p in net.online.parameters()]
+        learner = Learner(net, loss_fn=dqn_loss, lr=0.5, target_update_every=1_000)
+        learner.set_lr(lr)
+        learner.update(batch)
+        moves.append(
+            max(
+                (p - b).abs().max().item()
+                for p, b in zip(net.online.parameters(), before, strict=True)
+            )
+        )
+        assert moves[-1] == pytest.approx(lr, rel=0.01)
+    assert moves[0] == pytest.approx(10 * moves[1], rel=0.01)
+
+
 def test_learner_grad_norm_is_pre_clip_norm() -> None:
     torch.manual_seed(0)
     net = MarioNet(5)
@@ -534,3 +556,46 @@ def test_dqn_learns_from_shifted_stacks_when_asked() -> None:
         again._shifted({"obs": stacks, "next_obs": stacks}, 4)["obs"],
         algo._shifted({"obs": stacks, "next_obs": stacks}, 4)["obs"],
     )
+
+
+def test_a_decaying_learning_rate_falls_linearly_to_its_end_and_resumes_there() -> None:
+    """``lr_end_frac``: the updates due at step s run at lr * (1 - (1 - frac) * s / total_steps),
+    the last ones at lr * frac, and the rate is logged; a run that resumes at step s goes on at
+    that rate. The default keeps the rate."""
+    values = {"num_envs": 1, "burn_in": 0, "replay_size": 200, "batch_size": 8, "n_step": 1}
+    cfg = build_config({**values, "lr": 1e-3, "lr_end_frac": 0.1, "total_steps": 1000})
+    algo = algos.get("dqn").make(cfg.algorithm, cfg.context(5, torch.device("cpu")))
+    assert isinstance(algo, DQN)
+    rates: list[float] = []
+    update = algo.learner.update
+
+    def learned(batch: dict, **kwargs: Any) -> dict:
+        rates.append(algo.learner.optimizer.param_groups[0]["lr"])
+        return update(batch, **kwargs)
+
+    algo.learner.update = learned  # type: ignore[method-assign]
+    frames = _frames(41, seed=3).numpy()
+    zero = np.zeros(1)
+    for step in range(40):
+        t = Transition(
+            frames[step : step + 1],
+            np.array([step % 5]),
+            zero,
+            zero > 0,
+            zero > 0,
+            frames[step + 1 : step + 2],
+        )
+        algo.observe(t, step)
+    for step, expected in ((40, 1e-3 * (1 - 0.9 * 0.04)), (500, 5.5e-4), (1000, 1e-4)):
+        algo.learn(step)
+        assert rates[-1] == pytest.approx(expected)
+        assert algo.status(step)["lr"] == pytest.approx(expected)
+    assert len(set(rates)) == 3 and algo.updates == len(rates)
+    again = algos.get("dqn").make(cfg.algorithm, cfg.context(5, torch.device("cpu")))
+    assert isinstance(again, DQN)
+    again.load_state_dict(algo.state_dict())
+    again.learn(1000)
+    assert again.learner.optimizer.param_groups[0]["lr"] == pytest.approx(1e-4)
+    constant = build_config({**values, "lr": 1e-3, "total_steps": 1000})
+    plain = algos.get("dqn").make(constant.algorithm, constant.context(5, torch.device("cpu")))
+    assert isinstance(plain, DQN) and "lr" not in plain.status(500)

@@ -358,6 +358,8 @@ class DQN:
         due = int(max(0, step - d.burn_in) * d.replay_ratio)
         if self.learner.updates >= due or len(self.replay) < d.batch_size:
             return
+        if d.lr_end_frac < 1.0:
+            self.learner.set_lr(self.lr(step))
         if d.prioritized:
             horizon = d.per_beta_steps or self.total_steps
             self.replay.beta = min(1.0, d.per_beta + (1.0 - d.per_beta) * step / horizon)
@@ -369,6 +371,12 @@ class DQN:
             if d.prioritized:
                 self.replay.update_priority(batch["index"], out["td_abs"])
             self._stats.append(out["stats"])
+
+    def lr(self, step: int) -> float:
+        """The learning rate at ``step``: ``lr`` falling linearly to ``lr * lr_end_frac`` at
+        the run's last step."""
+        d = self.cfg
+        return d.lr * (1.0 - (1.0 - d.lr_end_frac) * min(1.0, step / self.total_steps))
 
     def _shifted(self, batch: dict[str, torch.Tensor], pad: int) -> dict[str, torch.Tensor]:
         """``batch`` with its stacks moved by DrQ's random shifts, ``obs`` and ``next_obs``
@@ -395,10 +403,10 @@ class DQN:
         return out
 
     def status(self, step: int) -> dict[str, float]:
-        return {
-            "epsilon": round(self.exploration.epsilon(step), 5),
-            "replay_size": len(self.replay),
-        }
+        out = {"epsilon": round(self.exploration.epsilon(step), 5), "replay_size": len(self.replay)}
+        if self.cfg.lr_end_frac < 1.0:
+            out["lr"] = self.lr(step)
+        return out
 
     # -- state -------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

@@ -200,6 +200,21 @@ class Learner:
         # the graph overwrites its outputs on the next replay: hand out copies
         return self._graph_out[0].clone(), self._graph_out[1].clone()
 
+    def set_lr(self, lr: float) -> None:
+        """The learning rate of the next updates (a schedule's). A CUDA graph replays the rate
+        it was captured with unless it reads it from memory: there it is a tensor on the
+        device, changed in place, and made one before the first capture (a learner's state
+        loaded from a checkpoint is captured again)."""
+        for group in self.optimizer.param_groups:
+            if not self.cuda_graph:
+                group["lr"] = lr
+            elif isinstance(group["lr"], torch.Tensor):
+                group["lr"].fill_(lr)
+            else:
+                if self._graph is not None:
+                    raise RuntimeError("set_lr: the graph was captured with a fixed rate")
+                group["lr"] = torch.tensor(lr, device=self.net.device)
+
     def state_dict(self) -> dict[str, Any]:
         """Optimiser state and counters; loadable with ``torch.load(weights_only=True)``."""
         return {

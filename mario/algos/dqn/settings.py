@@ -27,6 +27,11 @@ class DQNConfig:
     gamma: float = setting(0.99, "discount factor")
     n_step: int = setting(3, "n-step returns (1: plain one-step targets)")
     lr: float = setting(1e-4, "Adam learning rate")
+    lr_end_frac: float = setting(
+        1.0,
+        "the learning rate at total_steps as a fraction of lr, reached linearly from step 0 "
+        "(1: constant; 0.1: lr/10 at the end, a steadier late policy)",
+    )
     batch_size: int = setting(32, "replay samples per update")
     replay_size: int = setting(100_000, "replay memory size in transitions (~7 KiB each)")
     save_replay: bool = setting(True, "save the replay memory with checkpoints (resume keeps it)")
@@ -91,7 +96,7 @@ class DQNConfig:
         positive(self, "lr", "temperature", "grad_clip")
         within(self, MIN_NET_WIDTH, MAX_NET_WIDTH, "net_width")
         within(self, 0, MAX_SHIFT, "augment_shift")
-        within(self, 0.0, 1.0, "per_beta")
+        within(self, 0.0, 1.0, "per_beta", "lr_end_frac")
         smallest = num_envs * (stack + self.n_step + 2)  # a stack and an n-step per stream
         if self.replay_size < smallest + self.batch_size:
             raise ConfigError(
