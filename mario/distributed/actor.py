@@ -117,14 +117,8 @@ class EnvActor:
         )
 
     def _episode_end(self, i: int, final: dict[str, Any]) -> EpisodeEnd:
-        end = EpisodeEnd(
-            float(self.returns[i]),
-            int(self.lengths[i]),
-            int(final["x_pos"][i]),
-            bool(final["flag_get"][i]),
-            stage=self.stages[i] if self.name_stages else None,
-            stalled=bool(final.get("stalled", np.zeros(len(self.returns)))[i]),
-        )
+        stage = self.stages[i] if self.name_stages else None
+        end = EpisodeEnd.from_final(final, i, self.returns[i], self.lengths[i], stage)
         self.returns[i], self.lengths[i] = 0.0, 0
         return end
 

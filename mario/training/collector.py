@@ -56,6 +56,28 @@ class EpisodeEnd:
     backward: bool = False
     stalled: bool = False
 
+    @classmethod
+    def from_final(
+        cls, final: dict[str, Any], i: int, ret: float, length: int, stage: str | None = None
+    ) -> EpisodeEnd:
+        """Env ``i``'s episode as its vector env's ``final_info`` ends it; the keys only some
+        wrappers set (the start archive's, the stall limit's) read as absent without them."""
+
+        def flag(key: str) -> bool:
+            return bool(final[key][i]) if key in final else False
+
+        archived = flag("from_archive")
+        return cls(
+            float(ret),
+            int(length),
+            int(final["x_pos"][i]),
+            bool(final["flag_get"][i]),
+            int(final["start_x"][i]) if archived else None,
+            stage,
+            flag("backward"),
+            flag("stalled"),
+        )
+
 
 class Collector(Protocol):
     """What the runner's loop needs of the emulators: :class:`LocalCollector` (processes on
@@ -163,23 +185,14 @@ class LocalCollector:
         if "rebuild_frames" in info:  # per process, cumulative (archive starts)
             self._rebuild_frames = int(np.sum(info["rebuild_frames"]))
         ended = []
-        for i in np.flatnonzero(done):
-            final = info["final_info"]
-            archived = bool(final.get("from_archive", np.zeros(self.num_envs))[i])
-            ended.append(
-                EpisodeEnd(
-                    float(self._returns[i]),
-                    int(self._lengths[i]),
-                    int(final["x_pos"][i]),
-                    bool(final["flag_get"][i]),
-                    int(final["start_x"][i]) if archived else None,
-                    self.stages[i % len(self.stages)] if self.stages else None,
-                    bool(final.get("backward", np.zeros(self.num_envs))[i]),
-                    bool(final.get("stalled", np.zeros(self.num_envs))[i]),
-                )
+        for i in np.flatnonzero(done).tolist():
+            stage = self.stages[i % len(self.stages)] if self.stages else None
+            end = EpisodeEnd.from_final(
+                info["final_info"], i, self._returns[i], self._lengths[i], stage
             )
+            ended.append(end)
             self._returns[i], self._lengths[i] = 0.0, 0
-            self._since["archive_episodes"] += archived
+            self._since["archive_episodes"] += end.start_x is not None
         self._since["episodes"] += len(ended)
         self._since["steps"] += self.num_envs
         self._note_starts(info)
