@@ -210,9 +210,9 @@ class Learner:
                 group["lr"] = lr
             elif isinstance(group["lr"], torch.Tensor):
                 group["lr"].fill_(lr)
+            elif self._graph is not None:
+                raise RuntimeError("set_lr: the graph was captured with a fixed rate")
             else:
-                if self._graph is not None:
-                    raise RuntimeError("set_lr: the graph was captured with a fixed rate")
                 group["lr"] = torch.tensor(lr, device=self.net.device)
 
     def state_dict(self) -> dict[str, Any]:
