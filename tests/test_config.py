@@ -91,6 +91,7 @@ def test_values_are_coerced_from_text() -> None:
         ({"archive_backward_stride": 20}, "archive_backward_stride"),
         ({"stall_steps": -1}, "stall_steps"),
         ({"lr_end_frac": 1.5}, "bad value 1.5 for lr_end_frac: must be in [0.0, 1.0]"),
+        ({"policy_ema": -0.1}, "bad value -0.1 for policy_ema: must be in [0.0, 1.0]"),
         ({"ray_address": "auto", "num_envs": 3}, None),  # num_envs follows the actors
     ],
 )

@@ -4,6 +4,7 @@ import copy
 import io
 import itertools
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,7 +19,8 @@ from mario.algos.dqn.exploration import EpsilonSchedule, boltzmann_actions, sele
 from mario.algos.dqn.learner import Learner
 from mario.bench.learner import bench_learner
 from mario.config import build_config
-from mario.models import MarioNet
+from mario.models import MarioNet, net_signature
+from mario.playing import pretrained
 
 
 def _frames(n: int, seed: int) -> torch.Tensor:
@@ -599,3 +601,89 @@ def test_a_decaying_learning_rate_falls_linearly_to_its_end_and_resumes_there() 
     constant = build_config({**values, "lr": 1e-3, "total_steps": 1000})
     plain = algos.get("dqn").make(constant.algorithm, constant.context(5, torch.device("cpu")))
     assert isinstance(plain, DQN) and "lr" not in plain.status(500)
+
+
+def test_an_averaged_policy_plays_evaluations_and_checkpoints_and_resumes(
+    tmp_path: Path,
+) -> None:
+    """``policy_ema``: after each update the averaged online head moves that far toward the
+    online one; evaluations (``policy()``) and a checkpoint's agent (``acting``) play it while
+    training explores with the online head; a resume restores it, and a checkpoint without one
+    starts it at the online head. The default keeps no average."""
+    from mario.storage.checkpoints import acting_state
+
+    values = {"num_envs": 1, "burn_in": 0, "replay_size": 200, "batch_size": 8, "n_step": 1}
+    cfg = build_config({**values, "policy_ema": 0.25, "replay_ratio": 0.25})
+    ctx = cfg.context(5, torch.device("cpu"))
+    algo = algos.get("dqn").make(cfg.algorithm, ctx)
+    assert isinstance(algo, DQN) and algo.average is not None
+    expected = copy.deepcopy(algo.net.online)
+    update = algo.learner.update
+
+    def learned(batch: dict, **kwargs: Any) -> dict:
+        out = update(batch, **kwargs)
+        with torch.no_grad():
+            pairs = zip(expected.parameters(), algo.net.online.parameters(), strict=True)
+            for mine, online in pairs:
+                mine += 0.25 * (online - mine)
+        return out
+
+    algo.learner.update = learned  # type: ignore[method-assign]
+    frames = _frames(41, seed=4).numpy()
+    zero = np.zeros(1)
+    for step in range(40):
+        t = Transition(
+            frames[step : step + 1],
+            np.array([step % 5]),
+            zero,
+            zero > 0,
+            zero > 0,
+            frames[step + 1 : step + 2],
+        )
+        algo.observe(t, step)
+    algo.learn(40)
+    assert algo.updates == 10
+    averaged = algo.average.online.state_dict()
+    for name, value in expected.state_dict().items():
+        torch.testing.assert_close(averaged[name], value)
+    obs = frames[:3]
+    with torch.no_grad():
+        q_average = algo.average(torch.from_numpy(obs))
+        assert not torch.allclose(q_average, algo.net(torch.from_numpy(obs)))
+    played = algo.policy()
+    assert played.net is algo.average and algo._policy.net is algo.net
+    _, rows = played.act(obs)
+    assert rows is not None
+    torch.testing.assert_close(torch.tensor([r.values for r in rows]), q_average)
+
+    state = algo.state_dict()
+    assert set(state["acting"]) == {f"online.{k}" for k in averaged}
+    agent = algos.get("dqn").load_policy(cfg.algorithm, acting_state(state), ctx)
+    _, rows = agent.act(obs)
+    assert rows is not None
+    torch.testing.assert_close(torch.tensor([r.values for r in rows]), q_average)
+    checkpoint = {
+        "config": {**values, "policy_ema": 0.25, "replay_ratio": 0.25},
+        "algo": "dqn",
+        "net_signature": net_signature(algo.net),
+        "counters": {"step": 40},
+        "algorithm": state,
+    }
+    shipped = torch.load(pretrained.export(checkpoint, {}, tmp_path / "t.pt"), weights_only=True)
+    for name, value in averaged.items():  # a shipped agent plays the average too
+        torch.testing.assert_close(shipped["weights"][f"online.{name}"], value.half())
+    again = algos.get("dqn").make(cfg.algorithm, ctx)
+    assert isinstance(again, DQN) and again.average is not None
+    again.load_state_dict(state)
+    for name, value in again.average.online.state_dict().items():
+        torch.testing.assert_close(value, averaged[name])
+    older = {k: v for k, v in state.items() if k != "acting"}
+    again.load_state_dict(older)
+    for name, value in again.average.online.state_dict().items():
+        torch.testing.assert_close(value, algo.net.online.state_dict()[name])
+
+    plain = algos.get("dqn").make(build_config(values).algorithm, ctx)
+    assert isinstance(plain, DQN) and plain.average is None and plain.policy().net is plain.net
+    assert "acting" not in plain.state_dict()
+    plain_state = plain.state_dict()
+    assert acting_state(plain_state) is plain_state["net"]

@@ -81,7 +81,7 @@ class Algorithm(Protocol):
 
     @property
     def net(self) -> nn.Module:
-        """The network whose weights a checkpoint holds and evaluation uses."""
+        """The network whose weights a checkpoint holds and learning uses."""
         ...
 
     def act(
@@ -115,10 +115,14 @@ class Algorithm(Protocol):
         ...
 
     def policy(self) -> Policy:
-        """The acting policy on this algorithm's network (for evaluation during training)."""
+        """The acting policy evaluations during training play (on :attr:`net`, or on the
+        weights ``state_dict()["acting"]`` holds)."""
         ...
 
-    def state_dict(self) -> dict[str, Any]: ...
+    def state_dict(self) -> dict[str, Any]:
+        """What a checkpoint holds: at least ``net`` (:attr:`net`'s weights), and ``acting``
+        where the policy it plays has weights of its own (keys as :attr:`net`'s)."""
+        ...
 
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
 

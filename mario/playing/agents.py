@@ -22,7 +22,12 @@ from mario.algos.base import ActionValues, Policy
 from mario.config import TrainConfig, build_config
 from mario.device import resolve_device
 from mario.game.env import action_set
-from mario.storage.checkpoints import CheckpointError, load_checkpoint, upgrade_state
+from mario.storage.checkpoints import (
+    CheckpointError,
+    acting_state,
+    load_checkpoint,
+    upgrade_state,
+)
 
 
 @dataclass
@@ -109,7 +114,7 @@ def load_agent(path: str | Path, *, device: str = "auto", seed: int = 0) -> Agen
     return _agent(
         lambda: (
             state["config"],
-            state["algorithm"]["net"],
+            acting_state(state["algorithm"]),
             state["net_signature"],
             state["counters"]["step"],
         ),

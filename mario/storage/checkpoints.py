@@ -252,6 +252,13 @@ def upgrade_state(state: dict[str, Any], where: Path) -> dict[str, Any]:
     )
 
 
+def acting_state(algorithm: dict[str, Any]) -> dict[str, Any]:
+    """The weights a checkpoint's agent plays, from its algorithm state: ``acting`` where the
+    algorithm keeps them apart from the network it learns with (DQN's averaged policy), else
+    ``net``."""
+    return algorithm.get("acting") or algorithm["net"]
+
+
 def _torch_load(file: Path) -> dict[str, Any]:
     try:
         state = torch.load(file, weights_only=True, map_location="cpu")

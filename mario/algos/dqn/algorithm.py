@@ -324,6 +324,20 @@ class DQN:
         self._policy = QPolicy(
             self.net, seed=ctx.seed, exploration=d.exploration, temperature=d.temperature
         )
+        # the averaged weights evaluations play (``policy_ema``); training explores with the
+        # online head, as the averaged policy's data would lag behind what the learner knows
+        self.average: MarioNet | None = None
+        self._played = self._policy
+        if d.policy_ema > 0:
+            self.average = network(settings, ctx).to(ctx.device).eval()
+            self.average.load_state_dict(self.net.state_dict())
+            self.average.requires_grad_(False)
+            self._played = QPolicy(
+                self.average,
+                seed=ctx.seed,
+                exploration=d.exploration,
+                temperature=d.temperature,
+            )
         self._envs = torch.arange(ctx.num_envs)
         self._band_rows = ctx.band_rows
         self._shifts = torch.Generator().manual_seed(ctx.seed)  # DrQ's random shifts
@@ -343,7 +357,8 @@ class DQN:
         )
 
     def policy(self) -> QPolicy:
-        return self._policy
+        """The policy evaluations play: the averaged weights' with ``policy_ema``."""
+        return self._played
 
     # -- learning ----------------------------------------------------------------------------
     def observe(self, t: Transition, step: int) -> None:
@@ -371,6 +386,15 @@ class DQN:
             if d.prioritized:
                 self.replay.update_priority(batch["index"], out["td_abs"])
             self._stats.append(out["stats"])
+            if self.average is not None:
+                self._move_average()
+
+    @torch.no_grad()
+    def _move_average(self) -> None:
+        """The averaged online head moves ``policy_ema`` of the way toward the online one."""
+        assert self.average is not None
+        average, online = self.average.online.parameters(), self.net.online.parameters()
+        torch._foreach_lerp_(list(average), list(online), self.cfg.policy_ema)
 
     def lr(self, step: int) -> float:
         """The learning rate at ``step``: ``lr`` falling linearly to ``lr * lr_end_frac`` at
@@ -410,15 +434,27 @@ class DQN:
 
     # -- state -------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        return {
+        state = {
             "net": self.net.state_dict(),
             "learner": self.learner.state_dict(),
             "policy_rng": self._policy.generator.get_state(),
             "shift_rng": self._shifts.get_state(),
         }
+        if self.average is not None:  # what a checkpoint's agent plays
+            state["acting"] = {
+                f"online.{k}": v for k, v in self.average.online.state_dict().items()
+            }
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.net.load_state_dict(state["net"])
+        if self.average is not None:
+            # a checkpoint without an average (older, or trained without one) starts it here
+            acting = state.get("acting") or {
+                k: v for k, v in state["net"].items() if k.startswith("online.")
+            }
+            online = {k.removeprefix("online."): v for k, v in acting.items()}
+            self.average.online.load_state_dict(online)
         self.learner.load_state_dict(state["learner"])
         self._policy.generator.set_state(state["policy_rng"])
         if "shift_rng" in state:  # (older checkpoints predate the key)

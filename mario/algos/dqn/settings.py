@@ -75,6 +75,13 @@ class DQNConfig:
         "so some envs act nearly greedily (0: every env the same eps)",
     )
     temperature: float = setting(1.0, "Boltzmann temperature")
+    policy_ema: float = setting(
+        0.0,
+        "the policy evaluations, checkpoints' agents and shipped agents play: an exponential "
+        "moving average of the online head's weights, moved this far toward them after each "
+        "update (0.0002: about the last 5,000 updates; a steadier greedy policy than the "
+        "online head's, which training still explores with; 0: the online head)",
+    )
     augment_shift: int = setting(
         0,
         "DrQ's random shifts: each replayed frame stack moves by up to this many pixels each "
@@ -96,7 +103,7 @@ class DQNConfig:
         positive(self, "lr", "temperature", "grad_clip")
         within(self, MIN_NET_WIDTH, MAX_NET_WIDTH, "net_width")
         within(self, 0, MAX_SHIFT, "augment_shift")
-        within(self, 0.0, 1.0, "per_beta", "lr_end_frac")
+        within(self, 0.0, 1.0, "per_beta", "lr_end_frac", "policy_ema")
         smallest = num_envs * (stack + self.n_step + 2)  # a stack and an n-step per stream
         if self.replay_size < smallest + self.batch_size:
             raise ConfigError(

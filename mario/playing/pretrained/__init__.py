@@ -63,6 +63,8 @@ def export(state: dict[str, Any], provenance: dict[str, Any], out: Path) -> Path
     n_actions = int(state["net_signature"]["n_actions"])
     net = spec.network(config.algorithm, config.context(n_actions, torch.device("cpu")))
     net.load_state_dict(state["algorithm"]["net"])
+    if state["algorithm"].get("acting"):  # the weights it plays, where they are its own
+        net.load_state_dict(state["algorithm"]["acting"], strict=False)  # keys: net's, fewer
     weights = spec.acting_weights(net)  # e.g. DQN's online head: the target is for learning
     data = {
         "format": FORMAT,
