@@ -28,6 +28,22 @@ def _frames(n: int, seed: int) -> torch.Tensor:
     return torch.randint(0, 256, (n, 4, 84, 84), dtype=torch.uint8, generator=g)
 
 
+def _observe_40(algo: DQN, seed: int) -> None:
+    """40 single-env steps of random frames, actions 0, 1, ..., 4 in turn, no reward."""
+    frames = _frames(41, seed=seed).numpy()
+    zero = np.zeros(1)
+    for step in range(40):
+        t = Transition(
+            frames[step : step + 1],
+            np.array([step % 5]),
+            zero,
+            zero > 0,
+            zero > 0,
+            frames[step + 1 : step + 2],
+        )
+        algo.observe(t, step)
+
+
 def _random_batch(n: int, n_actions: int, seed: int = 0) -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     return {
@@ -526,21 +542,7 @@ def test_dqn_learns_from_shifted_stacks_when_asked() -> None:
         return update(batch, **kwargs)
 
     algo.replay.sample, algo.learner.update = sampled, learned  # type: ignore[method-assign]
-    frames = _frames(41, seed=3).numpy()
-    zero = np.zeros(1)
-    for step in range(40):
-        action = np.array([step % 5])
-        algo.observe(
-            Transition(
-                frames[step : step + 1],
-                action,
-                zero,
-                zero > 0,
-                zero > 0,
-                frames[step + 1 : step + 2],
-            ),
-            step,
-        )
+    _observe_40(algo, seed=3)
     algo.learn(40)
     assert pairs and algo.updates == len(pairs) == int(40 * cfg.algorithm.replay_ratio)
     for before, after in pairs:
@@ -576,18 +578,7 @@ def test_a_decaying_learning_rate_falls_linearly_to_its_end_and_resumes_there() 
         return update(batch, **kwargs)
 
     algo.learner.update = learned  # type: ignore[method-assign]
-    frames = _frames(41, seed=3).numpy()
-    zero = np.zeros(1)
-    for step in range(40):
-        t = Transition(
-            frames[step : step + 1],
-            np.array([step % 5]),
-            zero,
-            zero > 0,
-            zero > 0,
-            frames[step + 1 : step + 2],
-        )
-        algo.observe(t, step)
+    _observe_40(algo, seed=3)
     for step, expected in ((40, 1e-3 * (1 - 0.9 * 0.04)), (500, 5.5e-4), (1000, 1e-4)):
         algo.learn(step)
         assert rates[-1] == pytest.approx(expected)
@@ -629,24 +620,13 @@ def test_an_averaged_policy_plays_evaluations_and_checkpoints_and_resumes(
         return out
 
     algo.learner.update = learned  # type: ignore[method-assign]
-    frames = _frames(41, seed=4).numpy()
-    zero = np.zeros(1)
-    for step in range(40):
-        t = Transition(
-            frames[step : step + 1],
-            np.array([step % 5]),
-            zero,
-            zero > 0,
-            zero > 0,
-            frames[step + 1 : step + 2],
-        )
-        algo.observe(t, step)
+    _observe_40(algo, seed=4)
     algo.learn(40)
     assert algo.updates == 10
     averaged = algo.average.online.state_dict()
     for name, value in expected.state_dict().items():
         torch.testing.assert_close(averaged[name], value)
-    obs = frames[:3]
+    obs = _frames(3, seed=5).numpy()
     with torch.no_grad():
         q_average = algo.average(torch.from_numpy(obs))
         assert not torch.allclose(q_average, algo.net(torch.from_numpy(obs)))
