@@ -30,7 +30,7 @@ class DQNConfig:
     lr_end_frac: float = setting(
         1.0,
         "the learning rate at total_steps as a fraction of lr, reached linearly from step 0 "
-        "(1: constant; 0.1: lr/10 at the end, a steadier late policy)",
+        "(1: constant; 0.1: lr/10 at the end)",
     )
     batch_size: int = setting(32, "replay samples per update")
     replay_size: int = setting(100_000, "replay memory size in transitions (~7 KiB each)")
