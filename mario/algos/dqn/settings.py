@@ -79,8 +79,8 @@ class DQNConfig:
         0.0,
         "the policy evaluations, checkpoints' agents and shipped agents play: an exponential "
         "moving average of the online head's weights, moved this far toward them after each "
-        "update (0.0002: about the last 5,000 updates; a steadier greedy policy than the "
-        "online head's, which training still explores with; 0: the online head)",
+        "update (0.0002: about the last 5,000 updates; training still explores with the "
+        "online head; 0: the online head)",
     )
     augment_shift: int = setting(
         0,
