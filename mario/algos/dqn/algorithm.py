@@ -448,13 +448,11 @@ class DQN:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.net.load_state_dict(state["net"])
-        if self.average is not None:
-            # a checkpoint without an average (older, or trained without one) starts it here
-            acting = state.get("acting") or {
-                k: v for k, v in state["net"].items() if k.startswith("online.")
-            }
-            online = {k.removeprefix("online."): v for k, v in acting.items()}
+        if self.average is not None and state.get("acting"):
+            online = {k.removeprefix("online."): v for k, v in state["acting"].items()}
             self.average.online.load_state_dict(online)
+        elif self.average is not None:  # a checkpoint without one starts it at its online head
+            self.average.online.load_state_dict(self.net.online.state_dict())
         self.learner.load_state_dict(state["learner"])
         self._policy.generator.set_state(state["policy_rng"])
         if "shift_rng" in state:  # (older checkpoints predate the key)
