@@ -667,3 +667,91 @@ def test_an_averaged_policy_plays_evaluations_and_checkpoints_and_resumes(
     assert "acting" not in plain.state_dict()
     plain_state = plain.state_dict()
     assert acting_state(plain_state) is plain_state["net"]
+
+
+def _trained(values: dict[str, Any], seed: int) -> DQN:
+    cfg = build_config(values)
+    algo = algos.get("dqn").make(cfg.algorithm, cfg.context(5, torch.device("cpu")))
+    assert isinstance(algo, DQN)
+    _observe_40(algo, seed=seed)
+    algo.learn(40)
+    return algo
+
+
+def test_shrink_and_perturb_keeps_part_of_the_torso_and_starts_the_heads_afresh() -> None:
+    """A reset moves the online torso to ``reset_shrink`` of itself plus the rest of a fresh
+    initialisation that depends only on the run's seed and the reset's index; the dueling
+    heads become that fresh initialisation; Adam's moments are cleared; the target head is
+    left alone. Two differently trained networks reset with ``reset_shrink`` 0 therefore end
+    identical, and with 0.5 each ends halfway between its own torso and that fresh one."""
+    values = {"num_envs": 1, "burn_in": 0, "replay_size": 200, "batch_size": 8, "n_step": 1}
+    values |= {"replay_ratio": 0.25, "dueling": True, "seed": 3}
+    nets = [_trained(values | {"reset_shrink": s}, seed=k) for k, s in enumerate((0.0, 0.5))]
+    wiped, halved = nets
+    old_torso = {k: v.clone() for k, v in halved.net.online.features.state_dict().items()}
+    old_heads = copy.deepcopy(halved.net.online.value.state_dict())
+    old_target = {k: v.clone() for k, v in halved.net.target.state_dict().items()}
+    assert halved.learner.optimizer.state
+    for algo in nets:
+        algo.shrink_and_perturb(2)
+    assert not halved.learner.optimizer.state
+    for name, value in halved.net.target.state_dict().items():
+        torch.testing.assert_close(value, old_target[name])
+    for (name, value), fresh in zip(
+        halved.net.online.state_dict().items(), wiped.net.online.state_dict().values(), strict=True
+    ):
+        if name.startswith("features."):
+            expected = 0.5 * old_torso[name.removeprefix("features.")] + 0.5 * fresh
+            torch.testing.assert_close(value, expected)
+        else:
+            torch.testing.assert_close(value, fresh)
+    weight = halved.net.online.value[0].weight
+    assert not torch.allclose(weight, old_heads["0.weight"])
+    other = _trained(values | {"reset_shrink": 0.0}, seed=7)
+    other.shrink_and_perturb(3)  # another index: another fresh initialisation
+    assert not torch.allclose(other.net.online.value[0].weight, weight)
+    assert math.isfinite(halved.learner.update(halved.replay.sample(8))["loss"])
+
+
+def test_resets_follow_the_schedule_and_resume_without_an_extra_one() -> None:
+    """With ``reset_every`` 10 and ``reset_until`` 0.3 of 100 steps, resets fall at steps 10,
+    20 and 30 and none after; the count is in the status and the checkpoint, a resumed run
+    does not reset again, and a checkpoint from before the option counts the due resets as
+    done. Off by default."""
+    values = {"num_envs": 1, "burn_in": 0, "replay_size": 200, "batch_size": 8, "n_step": 1}
+    values |= {"replay_ratio": 0.25, "total_steps": 100, "reset_every": 10, "reset_until": 0.3}
+    cfg = build_config(values)
+    ctx = cfg.context(5, torch.device("cpu"))
+
+    def recording(algo: DQN) -> list[int]:
+        calls: list[int] = []
+        reset = algo.shrink_and_perturb
+        algo.shrink_and_perturb = lambda i: (calls.append(i), reset(i))[-1]  # type: ignore[method-assign]
+        return calls
+
+    algo = algos.get("dqn").make(cfg.algorithm, ctx)
+    assert isinstance(algo, DQN)
+    calls = recording(algo)
+    _observe_40(algo, seed=1)
+    for step in (5, 9, 10, 15, 25, 40):
+        algo.learn(step)
+    assert calls == [1, 2, 3] and algo.resets == 3 and algo.status(40)["resets"] == 3
+    algo.learn(40)
+    assert calls == [1, 2, 3]
+    state = algo.state_dict()
+    assert state["resets"] == 3
+    again = algos.get("dqn").make(cfg.algorithm, ctx)
+    assert isinstance(again, DQN)
+    again_calls = recording(again)
+    _observe_40(again, seed=1)
+    again.load_state_dict(state)
+    again.learn(40)
+    older = algos.get("dqn").make(cfg.algorithm, ctx)
+    assert isinstance(older, DQN)
+    older_calls = recording(older)
+    _observe_40(older, seed=1)
+    older.load_state_dict({k: v for k, v in state.items() if k != "resets"})
+    older.learn(40)
+    assert again_calls == older_calls == [] and again.resets == older.resets == 3
+    plain = algos.get("dqn").make(build_config(values | {"reset_every": 0}).algorithm, ctx)
+    assert isinstance(plain, DQN) and "resets" not in plain.status(40)

@@ -339,6 +339,8 @@ class DQN:
                 temperature=d.temperature,
             )
         self._envs = torch.arange(ctx.num_envs)
+        self._ctx = ctx  # a reset's fresh initialisation is built from it
+        self.resets: int | None = 0  # shrink-and-perturb resets so far (None: not yet known)
         self._band_rows = ctx.band_rows
         self._shifts = torch.Generator().manual_seed(ctx.seed)  # DrQ's random shifts
         self._stats: list[torch.Tensor] = []  # [loss, q_mean, grad_norm] per update, on device
@@ -370,6 +372,8 @@ class DQN:
     def learn(self, step: int) -> None:
         """The updates due by ``step``: ``replay_ratio`` per agent step after the burn-in."""
         d = self.cfg
+        if d.reset_every:
+            self._reset_if_due(step)
         due = int(max(0, step - d.burn_in) * d.replay_ratio)
         if self.learner.updates >= due or len(self.replay) < d.batch_size:
             return
@@ -395,6 +399,39 @@ class DQN:
         assert self.average is not None
         average, online = self.average.online.parameters(), self.net.online.parameters()
         torch._foreach_lerp_(list(average), list(online), self.cfg.policy_ema)
+
+    def _reset_if_due(self, step: int) -> None:
+        """One shrink-and-perturb reset when ``step`` has passed another ``reset_every``
+        (none after ``reset_until`` of the run). A checkpoint from before the option counts
+        the resets due at its step as done."""
+        d = self.cfg
+        due = min(step, int(d.reset_until * self.total_steps)) // d.reset_every
+        if self.resets is None:
+            self.resets = due
+        if due > self.resets:
+            self.resets = due
+            self.shrink_and_perturb(due)
+
+    @torch.no_grad()
+    def shrink_and_perturb(self, index: int) -> None:
+        """BBF's reset (Schwarzer et al. 2023, after Ash & Adams 2020 and Nikishin et al. 2022):
+        the online torso moves to ``reset_shrink`` of itself plus the rest of a fresh
+        initialisation (seeded by the run's seed and ``index``), the value and advantage
+        heads are the fresh ones, and Adam's moments start again. What the network has
+        learned survives in the torso, the replay memory and the target head, which keeps its
+        weights until its next sync and so keeps the bootstrapped values for a while; the
+        heads regain the plasticity that high replay ratios wear away."""
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self._ctx.seed * 1_000_003 + index)
+            fresh = network(self.cfg, self._ctx).online.to(self.net.device)
+        online = self.net.online
+        torso: list[torch.Tensor] = list(online.features.parameters())
+        new: list[torch.Tensor] = list(fresh.features.parameters())
+        torch._foreach_lerp_(torso, new, 1.0 - self.cfg.reset_shrink)
+        for name, module in online.named_children():
+            if name != "features":
+                module.load_state_dict(getattr(fresh, name).state_dict())
+        self.learner.reset_optimizer()
 
     def lr(self, step: int) -> float:
         """The learning rate at ``step``: ``lr`` falling linearly to ``lr * lr_end_frac`` at
@@ -430,6 +467,8 @@ class DQN:
         out = {"epsilon": round(self.exploration.epsilon(step), 5), "replay_size": len(self.replay)}
         if self.cfg.lr_end_frac < 1.0:
             out["lr"] = self.lr(step)
+        if self.cfg.reset_every and self.resets is not None:
+            out["resets"] = self.resets
         return out
 
     # -- state -------------------------------------------------------------------------------
@@ -439,6 +478,7 @@ class DQN:
             "learner": self.learner.state_dict(),
             "policy_rng": self._policy.generator.get_state(),
             "shift_rng": self._shifts.get_state(),
+            "resets": self.resets if self.resets is not None else -1,
         }
         if self.average is not None:  # what a checkpoint's agent plays
             state["acting"] = {
@@ -457,6 +497,8 @@ class DQN:
         self._policy.generator.set_state(state["policy_rng"])
         if "shift_rng" in state:  # (older checkpoints predate the key)
             self._shifts.set_state(state["shift_rng"])
+        resets = int(state.get("resets", -1))  # older checkpoints predate the key
+        self.resets = resets if resets >= 0 else None
 
     def replay_writer(self) -> Callable[[Path], None] | None:
         return self.replay.save if self.cfg.save_replay else None

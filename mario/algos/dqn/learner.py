@@ -215,6 +215,12 @@ class Learner:
             else:
                 group["lr"] = torch.tensor(lr, device=self.net.device)
 
+    def reset_optimizer(self) -> None:
+        """Adam's moments and step counts start again (after the weights they belong to were
+        reset); a CUDA graph holds the old state tensors and is captured again."""
+        self.optimizer.state.clear()
+        self._graph, self._graph_out, self._graph_in, self._graph_warm = None, None, {}, 0
+
     def state_dict(self) -> dict[str, Any]:
         """Optimiser state and counters; loadable with ``torch.load(weights_only=True)``."""
         return {

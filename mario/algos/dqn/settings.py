@@ -87,13 +87,27 @@ class DQNConfig:
         "DrQ's random shifts: each replayed frame stack moves by up to this many pixels each "
         "way before an update (edges repeated; DrQ: 4; 0: off)",
     )
+    reset_every: int = setting(
+        0,
+        "agent steps between shrink-and-perturb resets, as in BBF (Schwarzer et al. 2023): "
+        "the online torso becomes reset_shrink of itself plus the rest of a fresh "
+        "initialisation, the heads start afresh and Adam's moments are cleared (0: off)",
+    )
+    reset_until: float = setting(
+        0.5,
+        "the share of total_steps after which no reset happens, so the run's last stretch "
+        "learns undisturbed",
+    )
+    reset_shrink: float = setting(
+        0.5, "the share of the online torso's weights a reset keeps (BBF: 0.5)"
+    )
 
     def validate(self, num_envs: int, stack: int) -> None:
         """ConfigError naming the first bad value (``num_envs``, ``stack``: the run's)."""
         at_least(self, 1, "n_step", "batch_size", "replay_size", "target_update_every")
         at_least(self, 1, "eps_decay_steps")
         at_least(self, 0, "burn_in", "replay_ratio", "per_alpha", "per_beta", "per_beta_steps")
-        at_least(self, 0, "eps_spread")
+        at_least(self, 0, "eps_spread", "reset_every")
         within(self, 0.0, 1.0, "gamma", "tau", open_low=True)
         if not 0.0 <= self.eps_end <= self.eps_start <= 1.0:
             raise ConfigError(
@@ -104,6 +118,7 @@ class DQNConfig:
         within(self, MIN_NET_WIDTH, MAX_NET_WIDTH, "net_width")
         within(self, 0, MAX_SHIFT, "augment_shift")
         within(self, 0.0, 1.0, "per_beta", "lr_end_frac", "policy_ema")
+        within(self, 0.0, 1.0, "reset_until", "reset_shrink")
         smallest = num_envs * (stack + self.n_step + 2)  # a stack and an n-step per stream
         if self.replay_size < smallest + self.batch_size:
             raise ConfigError(
