@@ -129,3 +129,37 @@ def test_without_evaluations_the_best_is_the_best_mean_return(tmp_path: Path) ->
     mean_at_200 = (5.0 + 9.0) / 2
     assert read_best(runner.run_dir) == (200, mean_at_200)
     runner.setup.release()
+
+
+def test_an_evaluation_leaves_the_training_random_streams_as_it_found_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Greedy evaluation steps draw from the acting policy's generator: without the hook
+    keeping it (and torch's and NumPy's global streams), 20 evaluation episodes instead of 5
+    changed everything a run learned after its first evaluation."""
+    import numpy as np
+    import torch
+
+    from mario.playing import episodes
+
+    def playing(agent: Any, stages: list[str], n: int, **kwargs: Any) -> dict[str, Any]:
+        torch.rand(n, generator=agent.policy.generator)
+        torch.rand(n), np.random.rand(n)
+        one = {"episodes": n, "return_mean": 1.0, "x_pos_mean": 40.0, "flag_rate": 0.0}
+        return {stage: one | {"x_pos_max": 40, "runs": []} for stage in stages}
+
+    monkeypatch.setattr(episodes, "evaluate", playing)
+    runner = _toy_runner(tmp_path, eval_every=100, eval_robust=True)
+    monkeypatch.setattr(runner.tracker, "log_video", lambda step, path: None)
+    generator = runner.algo.policy().generator
+    before = (generator.get_state(), torch.get_rng_state(), np.random.get_state()[1].copy())
+    hook = hooks.Evaluate(runner)
+    runner.step = 100
+    request = hook.after_step(runner)
+    assert request is not None and request.save and request.score is not None
+    after = (generator.get_state(), torch.get_rng_state(), np.random.get_state()[1])
+    for was, now in zip(before, after, strict=True):
+        assert np.array_equal(np.asarray(was), np.asarray(now))
+    torch.rand(3, generator=generator)  # the check itself can fail: a draw moves the state
+    assert not torch.equal(generator.get_state(), before[0])
+    runner.setup.release()

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 
 if TYPE_CHECKING:
@@ -155,7 +156,11 @@ class Evaluate(Hook):
     the mean x_pos (means over the stages). With ``eval_robust`` the same seeds are also
     played with ε 0.05 and with sticky actions 0.25; their flag rates are logged beside
     (``epsilon_0.05/flag_rate``, ``sticky_0.25/flag_rate``) and the sticky one comes first
-    in the score."""
+    in the score.
+
+    An evaluation leaves the training's random streams as it found them (the acting policy's
+    generator, which greedy steps draw from too, and torch's and NumPy's global ones), so
+    how many episodes it plays does not change what the run learns afterwards."""
 
     def __init__(self, runner: Runner) -> None:
         self.schedule = Periodic(runner.cfg.eval.eval_every, runner.step)
@@ -163,6 +168,19 @@ class Evaluate(Hook):
     def after_step(self, runner: Runner) -> Request | None:
         if not self.schedule.due(runner.step):
             return None
+        generator = getattr(runner.algo.policy(), "generator", None)
+        generators = [generator] if isinstance(generator, torch.Generator) else []
+        kept = [g.get_state() for g in generators]
+        numpy_kept = np.random.get_state()
+        try:
+            with torch.random.fork_rng(devices=[]):
+                return self._evaluate(runner)
+        finally:
+            np.random.set_state(numpy_kept)
+            for g, state in zip(generators, kept, strict=True):
+                g.set_state(state)
+
+    def _evaluate(self, runner: Runner) -> Request:
         from mario.config import EVAL_SEED
         from mario.playing.agents import Agent
         from mario.playing.episodes import ROBUST, evaluate
