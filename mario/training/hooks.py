@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import torch
+
+from mario.storage.checkpoints import rng_state, set_rng_state
 
 if TYPE_CHECKING:
     from mario.training.runner import Runner
@@ -159,7 +160,7 @@ class Evaluate(Hook):
     in the score.
 
     An evaluation leaves the training's random streams as it found them (the acting policy's
-    generator, which greedy steps draw from too, and torch's and NumPy's global ones), so
+    generator, which greedy steps draw from too, and the global ones a checkpoint keeps), so
     how many episodes it plays does not change what the run learns afterwards."""
 
     def __init__(self, runner: Runner) -> None:
@@ -169,16 +170,16 @@ class Evaluate(Hook):
         if not self.schedule.due(runner.step):
             return None
         generator = getattr(runner.algo.policy(), "generator", None)
-        generators = [generator] if isinstance(generator, torch.Generator) else []
-        kept = [g.get_state() for g in generators]
-        numpy_kept = np.random.get_state()
+        if not isinstance(generator, torch.Generator):
+            generator = None
+        policy_kept = generator.get_state() if generator is not None else None
+        kept = rng_state()
         try:
-            with torch.random.fork_rng(devices=[]):
-                return self._evaluate(runner)
+            return self._evaluate(runner)
         finally:
-            np.random.set_state(numpy_kept)
-            for g, state in zip(generators, kept, strict=True):
-                g.set_state(state)
+            set_rng_state(kept)
+            if generator is not None and policy_kept is not None:
+                generator.set_state(policy_kept)
 
     def _evaluate(self, runner: Runner) -> Request:
         from mario.config import EVAL_SEED
