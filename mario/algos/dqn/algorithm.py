@@ -17,6 +17,7 @@ The update machinery (Adam, clipping, the target's sync, bf16, CUDA graphs) is
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
@@ -329,9 +330,9 @@ class DQN:
         self.average: MarioNet | None = None
         self._played = self._policy
         if d.policy_ema > 0:
-            self.average = network(settings, ctx).to(ctx.device).eval()
-            self.average.load_state_dict(self.net.state_dict())
-            self.average.requires_grad_(False)
+            # a copy, not a new network: initialising one would draw from torch's global
+            # stream, which the replay samples from, and so change what the run learns
+            self.average = copy.deepcopy(self.net).eval().requires_grad_(False)
             self._played = QPolicy(
                 self.average,
                 seed=ctx.seed,
