@@ -93,6 +93,9 @@ def test_values_are_coerced_from_text() -> None:
         ({"lr_end_frac": 1.5}, "bad value 1.5 for lr_end_frac: must be in [0.0, 1.0]"),
         ({"policy_ema": -0.1}, "bad value -0.1 for policy_ema: must be in [0.0, 1.0]"),
         ({"reset_every": -5}, "bad value -5 for reset_every: must be >= 0"),
+        ({"policy_average": 65}, "bad value 65 for policy_average: must be in [0, 64]"),
+        ({"policy_average_every": 0}, "bad value 0 for policy_average_every: must be >= 1"),
+        ({"policy_average": 3, "policy_ema": 0.1}, "policy_ema and policy_average both"),
         ({"reset_shrink": 1.5}, "bad value 1.5 for reset_shrink: must be in [0.0, 1.0]"),
         ({"ray_address": "auto", "num_envs": 3}, None),  # num_envs follows the actors
     ],

@@ -669,6 +669,126 @@ def test_an_averaged_policy_plays_evaluations_and_checkpoints_and_resumes(
     assert acting_state(plain_state) is plain_state["net"]
 
 
+def test_a_policy_average_plays_the_mean_of_the_runs_tail_and_resumes() -> None:
+    """``policy_average`` K: the first learn at or after each multiple of
+    ``policy_average_every`` keeps the online head's weights (the newest K - 1); evaluations
+    and a checkpoint's agent play the mean of those and the online head now; a resume
+    restores them, and a checkpoint from before the option keeps none of the multiples
+    already passed."""
+    from mario.storage.checkpoints import acting_state
+
+    values = {"num_envs": 1, "burn_in": 0, "replay_size": 200, "batch_size": 8, "n_step": 1}
+    values |= {"replay_ratio": 0.25, "policy_average": 3, "policy_average_every": 10}
+    cfg = build_config(values)
+    ctx = cfg.context(5, torch.device("cpu"))
+    algo = algos.get("dqn").make(cfg.algorithm, ctx)
+    assert isinstance(algo, DQN) and algo.average is not None
+    _observe_40(algo, seed=4)
+    seen = {}
+    for step in (5, 10, 15, 20, 25, 30, 35):
+        algo.learn(step)
+        seen[step] = copy.deepcopy(algo.net.online.state_dict())
+    assert algo.snapshot_count == 3 and len(algo.snapshots) == 2
+    for kept, step in zip(algo.snapshots, (15, 25), strict=True):  # taken before learn(20, 30)
+        for name, value in kept.items():
+            torch.testing.assert_close(value, seen[step][name])
+    mean = {k: (seen[35][k] + seen[15][k] + seen[25][k]) / 3 for k in seen[35]}
+    assert any(not torch.allclose(mean[k], seen[35][k]) for k in mean)
+    played = algo.policy()
+    assert played.net is algo.average and algo._policy.net is algo.net
+    for name, value in algo.average.online.state_dict().items():
+        torch.testing.assert_close(value, mean[name])
+
+    state = algo.state_dict()
+    assert state["snapshots"]["count"] == 3
+    obs = _frames(3, seed=5).numpy()
+    agent = algos.get("dqn").load_policy(cfg.algorithm, acting_state(state), ctx)
+    _, rows = agent.act(obs)
+    _, expected = played.act(obs)
+    assert rows is not None and expected is not None
+    torch.testing.assert_close(
+        torch.tensor([r.values for r in rows]), torch.tensor([r.values for r in expected])
+    )
+    again = algos.get("dqn").make(cfg.algorithm, ctx)
+    assert isinstance(again, DQN)
+    again.load_state_dict(state)
+    assert again.snapshot_count == 3
+    again.policy()
+    for name, value in again.average.online.state_dict().items():  # type: ignore[union-attr]
+        torch.testing.assert_close(value, mean[name])
+
+    older = {k: v for k, v in state.items() if k not in ("snapshots", "acting")}
+    again.load_state_dict(older)
+    assert again.snapshot_count is None and again.snapshots == []
+    _observe_40(again, seed=6)
+    again.learn(45)  # the 4 multiples passed by step 45 count as kept
+    assert again.snapshot_count == 4 and again.snapshots == []
+    again.learn(50)
+    assert again.snapshot_count == 5 and len(again.snapshots) == 1
+
+
+def test_averaging_checkpoints_gives_the_agent_a_policy_average_plays(tmp_path: Path) -> None:
+    """scripts/average_checkpoints.py: checkpoints of a run trained without
+    ``policy_average``, taken ``policy_average_every`` apart, average into the agent the
+    option plays at the newest of them, since the option leaves what a run learns unchanged
+    (the same seed learns the same weights with and without it); bad input is one line and
+    exit status 2, nothing written."""
+    import subprocess
+    import sys
+
+    from mario.storage.checkpoints import acting_state, load_checkpoint, save_checkpoint
+
+    values = {"num_envs": 1, "burn_in": 0, "replay_size": 200, "batch_size": 8, "n_step": 1}
+    values |= {"replay_ratio": 0.25, "policy_average_every": 10}
+    cfg = build_config(values)
+    ctx = cfg.context(5, torch.device("cpu"))
+
+    paths: list[Path] = []
+
+    def run(settings: dict[str, Any], *, save: bool) -> DQN:
+        """Steps 0-49, saving at 40 and 50 with ``save`` (a run saves at a step before it
+        learns at it)."""
+        torch.manual_seed(7)  # the replay draws from torch's global stream
+        algo = algos.get("dqn").make(build_config(settings).algorithm, ctx)
+        assert isinstance(algo, DQN)
+        _observe_40(algo, seed=4)
+        for step in (35, 40, 45, 50):
+            if save and step in (40, 50):
+                state = {"format": 2, "algo": "dqn", "config": values, "counters": {"step": step}}
+                state["algorithm"] = algo.state_dict()
+                paths.append(save_checkpoint(tmp_path / "run", step, state).path)
+            if step < 50:
+                algo.learn(step)
+        return algo
+
+    expected = run(values | {"policy_average": 2}, save=False).state_dict()["acting"]
+    run(values, save=True)
+    script = Path(__file__).parents[1] / "scripts" / "average_checkpoints.py"
+    out = tmp_path / "averaged"
+    done = subprocess.run(
+        [sys.executable, str(script), str(out), *map(str, paths)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    state, info, _ = load_checkpoint(out)
+    assert info.step == 50
+    assert set(acting_state(state["algorithm"])) == set(expected)
+    for name, value in acting_state(state["algorithm"]).items():
+        torch.testing.assert_close(value, expected[name])
+
+    bad = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "one"), str(paths[0])],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1
+    assert "give 2 to 64 checkpoints, got 1" in bad.stderr
+    assert not (tmp_path / "one").exists()
+
+
 def _trained(values: dict[str, Any], seed: int) -> DQN:
     cfg = build_config(values)
     algo = algos.get("dqn").make(cfg.algorithm, cfg.context(5, torch.device("cpu")))

@@ -325,11 +325,16 @@ class DQN:
         self._policy = QPolicy(
             self.net, seed=ctx.seed, exploration=d.exploration, temperature=d.temperature
         )
-        # the averaged weights evaluations play (``policy_ema``); training explores with the
-        # online head, as the averaged policy's data would lag behind what the learner knows
+        # the averaged weights evaluations play (``policy_ema`` or ``policy_average``); training
+        # explores with the online head, as the averaged policy's data would lag behind what
+        # the learner knows
         self.average: MarioNet | None = None
         self._played = self._policy
-        if d.policy_ema > 0:
+        # policy_average: the online head's weights at the last multiples of
+        # policy_average_every (newest last) and how many multiples have passed (None: unknown)
+        self.snapshots: list[dict[str, torch.Tensor]] = []
+        self.snapshot_count: int | None = 0
+        if d.policy_ema > 0 or d.policy_average > 1:
             # a copy, not a new network: initialising one would draw from torch's global
             # stream, which the replay samples from, and so change what the run learns
             self.average = copy.deepcopy(self.net).eval().requires_grad_(False)
@@ -360,7 +365,10 @@ class DQN:
         )
 
     def policy(self) -> QPolicy:
-        """The policy evaluations play: the averaged weights' with ``policy_ema``."""
+        """The policy evaluations play: the averaged weights' with ``policy_ema`` or
+        ``policy_average``."""
+        if self.cfg.policy_average > 1:
+            self._average_snapshots()
         return self._played
 
     # -- learning ----------------------------------------------------------------------------
@@ -375,6 +383,8 @@ class DQN:
         d = self.cfg
         if d.reset_every:
             self._reset_if_due(step)
+        if d.policy_average > 1:
+            self._snapshot_if_due(step)
         due = int(max(0, step - d.burn_in) * d.replay_ratio)
         if self.learner.updates >= due or len(self.replay) < d.batch_size:
             return
@@ -400,6 +410,30 @@ class DQN:
         assert self.average is not None
         average, online = self.average.online.parameters(), self.net.online.parameters()
         torch._foreach_lerp_(list(average), list(online), self.cfg.policy_ema)
+
+    @torch.no_grad()
+    def _snapshot_if_due(self, step: int) -> None:
+        """Keep the online head's weights when ``step`` has passed another
+        ``policy_average_every`` (the newest ``policy_average - 1``). A checkpoint from before
+        the option counts the multiples passed at its step and keeps none of them."""
+        passed = step // self.cfg.policy_average_every
+        if self.snapshot_count is None:
+            self.snapshot_count = passed
+        if passed > self.snapshot_count:
+            self.snapshot_count = passed
+            weights = {k: v.detach().clone() for k, v in self.net.online.state_dict().items()}
+            self.snapshots = [*self.snapshots, weights][-(self.cfg.policy_average - 1) :]
+
+    @torch.no_grad()
+    def _average_snapshots(self) -> None:
+        """Set the averaged head to the mean of the online head now and its snapshots: the
+        policy of the run's tail rather than of wherever the last update left it (the greedy
+        policy's flag rate swings between checkpoints 25k steps apart; the mean of three
+        such checkpoints played better than each of them in 2 runs of 3, docs/BENCHMARKS.md)."""
+        assert self.average is not None
+        sets = [self.net.online.state_dict(), *self.snapshots]
+        mean = {k: torch.stack([w[k].float() for w in sets]).mean(0) for k in sets[0]}
+        self.average.online.load_state_dict(mean)
 
     def _reset_if_due(self, step: int) -> None:
         """One shrink-and-perturb reset when ``step`` has passed another ``reset_every``
@@ -481,6 +515,10 @@ class DQN:
             "shift_rng": self._shifts.get_state(),
             "resets": self.resets if self.resets is not None else -1,
         }
+        if self.cfg.policy_average > 1:
+            self._average_snapshots()
+            count = -1 if self.snapshot_count is None else self.snapshot_count
+            state["snapshots"] = {"count": count, "weights": self.snapshots}
         if self.average is not None:  # what a checkpoint's agent plays
             state["acting"] = {
                 f"online.{k}": v for k, v in self.average.online.state_dict().items()
@@ -500,6 +538,13 @@ class DQN:
             self._shifts.set_state(state["shift_rng"])
         resets = int(state.get("resets", -1))  # older checkpoints predate the key
         self.resets = resets if resets >= 0 else None
+        snapshots = state.get("snapshots", {"count": -1, "weights": []})
+        keep = max(0, self.cfg.policy_average - 1)
+        device = self.net.device
+        weights = [{k: v.to(device) for k, v in w.items()} for w in snapshots["weights"]]
+        self.snapshots = weights[len(weights) - keep :] if keep else []
+        count = int(snapshots["count"])
+        self.snapshot_count = count if count >= 0 else None
 
     def replay_writer(self) -> Callable[[Path], None] | None:
         return self.replay.save if self.cfg.save_replay else None

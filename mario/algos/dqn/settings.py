@@ -18,6 +18,8 @@ from mario.settings import (
 
 #: The largest random shift (pixels of an 84x84 frame): beyond it little of the picture stays.
 MAX_SHIFT = 16
+#: The most weight sets ``policy_average`` keeps (each a copy of the online head).
+MAX_POLICY_AVERAGE = 64
 
 
 @dataclass
@@ -82,6 +84,16 @@ class DQNConfig:
         "update (0.0002: about the last 5,000 updates; training still explores with the "
         "online head; 0: the online head)",
     )
+    policy_average: int = setting(
+        0,
+        "the policy evaluations, checkpoints' agents and shipped agents play: the mean of "
+        "the online head's weights now and at the last policy_average - 1 multiples of "
+        "policy_average_every agent steps (weight averaging over the run's tail, as in SWA; "
+        "training still explores with the online head; 0 or 1: the online head)",
+    )
+    policy_average_every: int = setting(
+        25_000, "agent steps between the weights policy_average averages"
+    )
     augment_shift: int = setting(
         0,
         "DrQ's random shifts: each replayed frame stack moves by up to this many pixels each "
@@ -119,6 +131,13 @@ class DQNConfig:
         within(self, 0, MAX_SHIFT, "augment_shift")
         within(self, 0.0, 1.0, "per_beta", "lr_end_frac", "policy_ema")
         within(self, 0.0, 1.0, "reset_until", "reset_shrink")
+        within(self, 0, MAX_POLICY_AVERAGE, "policy_average")
+        at_least(self, 1, "policy_average_every")
+        if self.policy_ema > 0 and self.policy_average > 1:
+            raise ConfigError(
+                "policy_ema and policy_average both choose the weights evaluations play: "
+                "set one of them to 0"
+            )
         smallest = num_envs * (stack + self.n_step + 2)  # a stack and an n-step per stream
         if self.replay_size < smallest + self.batch_size:
             raise ConfigError(
