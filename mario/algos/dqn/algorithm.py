@@ -429,7 +429,7 @@ class DQN:
         """Set the averaged head to the mean of the online head now and its snapshots: the
         policy of the run's tail rather than of wherever the last update left it (the greedy
         policy's flag rate swings between checkpoints 25k steps apart; the mean of three
-        such checkpoints played better than each of them in 2 runs of 3, docs/BENCHMARKS.md)."""
+        such checkpoints played better than each of them in 2 runs of 4, docs/BENCHMARKS.md)."""
         assert self.average is not None
         sets = [self.net.online.state_dict(), *self.snapshots]
         mean = {k: torch.stack([w[k].float() for w in sets]).mean(0) for k in sets[0]}
