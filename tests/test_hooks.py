@@ -19,9 +19,11 @@ from tests.toy_env import make_corridor_vec
 
 
 def test_periodic_is_due_once_per_period_whatever_the_steps_jump_by() -> None:
+    """Once per multiple of the period, also when started (resumed) between two of them."""
     every = Periodic(100, start=250)
-    due = [step for step in (300, 349, 350, 351, 460, 700, 720) if every.due(step)]
-    assert due == [350, 460, 700]
+    due = [step for step in (260, 299, 300, 349, 351, 460, 700, 720) if every.due(step)]
+    assert due == [300, 460, 700]
+    assert [s for s in (100, 150, 200) if Periodic(100, start=100).due(s)] == [200]
     assert not any(Periodic(0, start=0).due(step) for step in range(0, 1000, 50))
 
 

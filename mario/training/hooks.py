@@ -30,11 +30,13 @@ PLOT_EVERY_S = 60.0
 
 
 class Periodic:
-    """Due every ``every`` agent steps from ``start`` (never when ``every`` is 0)."""
+    """Due at each multiple of ``every`` agent steps after ``start`` (never when ``every`` is
+    0): a resumed run keeps the fresh run's grid, so its evaluations, checkpoints and curves
+    line up with other runs' (and the last checkpoints stay ``every`` apart)."""
 
     def __init__(self, every: int, start: int) -> None:
         self.every = every
-        self.next = start + every if every else None
+        self.next = (start // every + 1) * every if every else None
 
     def due(self, step: int) -> bool:
         if self.next is None or step < self.next:
