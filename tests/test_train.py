@@ -146,7 +146,7 @@ def test_train_writes_run_folder_and_resumes_after_sigterm(tmp_path: Path, home:
     assert resumed["wandb_run_id"] == wandb_id
     assert len(list((run / "wandb").glob(f"offline-run-*-{wandb_id}"))) == 2
     steps = [m["step"] for m in read_metrics(run / "metrics.jsonl") if m["kind"] == "train"]
-    assert steps[-1] >= total
+    assert steps[-1] > stopped.step  # the resumed run logs on, at multiples of log_every
 
 
 @pytest.mark.slow
