@@ -17,8 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import torch
-
+from mario.algos.dqn.algorithm import mean_weights
 from mario.errors import first_line
 from mario.storage.checkpoints import (
     CheckpointError,
@@ -43,10 +42,7 @@ def average(states: list[dict[str, Any]]) -> dict[str, Any]:
         w[k].shape != sets[0][k].shape for w in sets for k in names
     ):
         raise ValueError("the checkpoints hold different networks: average one run's only")
-    acting = {
-        k: torch.stack([w[k].float() for w in sets]).mean(0).to(sets[-1][k].dtype)
-        for k in sorted(names)
-    }
+    acting = {k: v.to(sets[-1][k].dtype) for k, v in sorted(mean_weights(sets).items())}
     newest = states[-1]
     return {**newest, "algorithm": {**newest["algorithm"], "acting": acting}}
 

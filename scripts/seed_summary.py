@@ -24,7 +24,8 @@ import numpy as np
 MAX_REPORTS = 1000
 MAX_REPORT_BYTES = 64 * 1024 * 1024
 RESAMPLES = 10_000
-MODES = (("deterministic", None), ("sticky 0.25", "sticky_0.25"), ("epsilon 0.05", "epsilon_0.05"))
+#: The report's modes: its greedy episodes, then the robust ones under ``robust``.
+MODES = ("deterministic", "sticky_0.25", "epsilon_0.05")
 
 
 def iqm(values: np.ndarray) -> np.ndarray:
@@ -49,10 +50,9 @@ def flag_rates(report: dict[str, Any]) -> dict[str, float]:
     def first(stages: Any) -> dict[str, Any]:
         return stages[0] if isinstance(stages, list) else next(iter(stages.values()))
 
-    rates = {"deterministic": float(first(report["stages"])["flag_rate"])}
-    for label, key in MODES[1:]:
-        assert key is not None
-        rates[label] = float(first(report["robust"][key])["flag_rate"])
+    rates = {MODES[0]: float(first(report["stages"])["flag_rate"])}
+    for key in MODES[1:]:
+        rates[key] = float(first(report["robust"][key])["flag_rate"])
     return rates
 
 
@@ -75,8 +75,9 @@ def main() -> int:
         print(f"seed_summary: {error}", file=sys.stderr)
         return 2
     print(f"{len(rows)} seeds")
-    for label, _ in MODES:
-        rates = np.array([row[label] for row in rows])
+    for key in MODES:
+        rates = np.array([row[key] for row in rows])
+        label = key.replace("_", " ")
         low, high = bootstrap_interval(rates)
         each = ", ".join(f"{r:.2f}" for r in rates)
         print(f"{label:>13}: IQM {iqm(rates):.2f}, 95% CI [{low:.2f}, {high:.2f}] (seeds: {each})")

@@ -23,6 +23,7 @@ import torch
 from mario.storage.checkpoints import rng_state, set_rng_state
 
 if TYPE_CHECKING:
+    from mario.algos.base import Policy
     from mario.training.runner import Runner
 
 #: Seconds between redrawings of ``RUN/curves.png`` at checkpoints.
@@ -171,19 +172,20 @@ class Evaluate(Hook):
     def after_step(self, runner: Runner) -> Request | None:
         if not self.schedule.due(runner.step):
             return None
-        generator = getattr(runner.algo.policy(), "generator", None)
+        policy = runner.algo.policy()
+        generator = getattr(policy, "generator", None)
         if not isinstance(generator, torch.Generator):
             generator = None
         policy_kept = generator.get_state() if generator is not None else None
         kept = rng_state()
         try:
-            return self._evaluate(runner)
+            return self._evaluate(runner, policy)
         finally:
             set_rng_state(kept)
             if generator is not None and policy_kept is not None:
                 generator.set_state(policy_kept)
 
-    def _evaluate(self, runner: Runner) -> Request:
+    def _evaluate(self, runner: Runner, policy: Policy) -> Request:
         from mario.config import EVAL_SEED
         from mario.playing.agents import Agent
         from mario.playing.episodes import ROBUST, evaluate
@@ -192,7 +194,7 @@ class Evaluate(Hook):
         videos = runner.run_dir / "videos"
         videos.mkdir(exist_ok=True)
         video = videos / f"eval-step-{runner.step:09d}.mp4"
-        agent = Agent(runner.algo.policy(), cfg, runner.step)
+        agent = Agent(policy, cfg, runner.step)
         stages = cfg.run.stage_list()
         episodes, seed = cfg.eval.eval_episodes, EVAL_SEED + runner.step
         max_steps = cfg.env.max_episode_steps or 5000

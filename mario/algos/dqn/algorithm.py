@@ -270,6 +270,12 @@ def acting_weights(net: nn.Module) -> dict[str, torch.Tensor]:
     }
 
 
+def mean_weights(sets: list[Mapping[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """The float32 mean of weight sets with the same names and shapes (``policy_average``'s
+    agent; ``scripts/average_checkpoints.py`` makes the same from checkpoints)."""
+    return {k: torch.stack([w[k].float() for w in sets]).mean(0) for k in sets[0]}
+
+
 def load_policy(settings: DQNConfig, weights: dict[str, torch.Tensor], ctx: Context) -> QPolicy:
     """The acting policy of a checkpoint's weights, or of the online head's alone (a shipped
     agent: the target head starts as a copy)."""
@@ -431,9 +437,9 @@ class DQN:
         policy's flag rate swings between checkpoints 25k steps apart; the mean of three
         such checkpoints played better than each of them in 2 runs of 4, docs/BENCHMARKS.md)."""
         assert self.average is not None
-        sets = [self.net.online.state_dict(), *self.snapshots]
-        mean = {k: torch.stack([w[k].float() for w in sets]).mean(0) for k in sets[0]}
-        self.average.online.load_state_dict(mean)
+        self.average.online.load_state_dict(
+            mean_weights([self.net.online.state_dict(), *self.snapshots])
+        )
 
     def _reset_if_due(self, step: int) -> None:
         """One shrink-and-perturb reset when ``step`` has passed another ``reset_every``
