@@ -594,6 +594,43 @@ def test_a_decaying_learning_rate_falls_linearly_to_its_end_and_resumes_there() 
     assert isinstance(plain, DQN) and "lr" not in plain.status(500)
 
 
+def test_n_step_and_gamma_anneal_from_the_burn_in_and_resume_there() -> None:
+    """``n_step_end``/``gamma_end``: the replay sums n_step rewards discounted by gamma until
+    the burn-in ends, then moves linearly to the end values over ``anneal_steps`` (BBF), the
+    values are logged, and a resumed run samples at its step's horizon. The replay keeps the
+    longer lookahead, so its sampleable slots don't change with the horizon."""
+    values = {"num_envs": 1, "burn_in": 10, "replay_size": 200, "batch_size": 8}
+    values |= {"n_step": 9, "gamma": 0.9, "total_steps": 1000}
+    cfg = build_config(values | {"n_step_end": 3, "gamma_end": 0.99, "anneal_steps": 100})
+    algo = algos.get("dqn").make(cfg.algorithm, cfg.context(5, torch.device("cpu")))
+    assert isinstance(algo, DQN)
+    assert (algo.replay.n_step, algo.replay.horizon, algo.replay.gamma) == (9, 9, 0.9)
+    _observe_40(algo, seed=3)
+    for step, (n, gamma) in ((40, (7, 0.927)), (60, (6, 0.945)), (500, (3, 0.99))):
+        algo.learn(step)
+        assert (algo.replay.horizon, algo.replay.gamma) == (n, pytest.approx(gamma))
+        assert algo.status(step)["n_step"] == n
+        assert algo.status(step)["gamma"] == pytest.approx(gamma)
+        if step == 60:
+            saved = algo.state_dict()
+    again = algos.get("dqn").make(cfg.algorithm, cfg.context(5, torch.device("cpu")))
+    assert isinstance(again, DQN)
+    again.load_state_dict(saved)
+    _observe_40(again, seed=4)
+    again.learn(70)
+    assert (again.replay.horizon, again.replay.gamma) == (5, pytest.approx(0.954))
+    rest = build_config(values | {"n_step_end": 1})  # anneal_steps 0: the rest of the run
+    assert rest.algorithm.lookahead == 9
+    shrink = algos.get("dqn").make(rest.algorithm, rest.context(5, torch.device("cpu")))
+    assert isinstance(shrink, DQN) and shrink.horizon(505) == (5, 0.9)
+    longer = build_config(values | {"n_step": 2, "n_step_end": 5})
+    grow = algos.get("dqn").make(longer.algorithm, longer.context(5, torch.device("cpu")))
+    assert isinstance(grow, DQN) and (grow.replay.n_step, grow.replay.horizon) == (5, 2)
+    constant = build_config(values)
+    plain = algos.get("dqn").make(constant.algorithm, constant.context(5, torch.device("cpu")))
+    assert isinstance(plain, DQN) and "n_step" not in plain.status(500)
+
+
 def test_an_averaged_policy_plays_evaluations_and_checkpoints_and_resumes(
     tmp_path: Path,
 ) -> None:

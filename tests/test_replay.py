@@ -6,6 +6,7 @@ Set MARIO_TEST_DEVICE=cuda to run the same tests with the memory on a GPU.
 from __future__ import annotations
 
 import os
+import re
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -235,16 +236,10 @@ def test_samples_equal_the_env_after_wraparound(n_step: int, prioritized: bool) 
     assert seen == fake.sampleable(30, n_step)
 
 
-def test_nstep_return_hand_checked() -> None:
-    """n=3, gamma=0.5: termination and truncation inside the 3 steps, an unfinished episode."""
+def _hand_checked_memory() -> ReplayMemory:
+    """n=3, gamma=0.5, stack 2: an episode that terminates, one truncated, one unfinished;
+    frame values 10 * episode + step, actions the step, rewards as listed."""
     memory = ReplayMemory(40, 1, frame_shape=(2, 2), stack=2, n_step=3, gamma=0.5, device=DEVICE)
-
-    def frame(ep: int, t: int) -> np.ndarray:
-        return np.full((2, 2), 10 * ep + t, dtype=np.uint8)
-
-    def obs(ep: int, t: int) -> np.ndarray:
-        return np.stack([frame(ep, max(0, t - 1)), frame(ep, t)])[None]
-
     episodes = [([1.0, 2.0, 3.0, 4.0], "terminated"), ([10.0, 20.0, 30.0], "truncated")]
     episodes.append(([100.0, 200.0], "running"))
     for ep, (rewards, end) in enumerate(episodes):
@@ -252,9 +247,35 @@ def test_nstep_return_hand_checked() -> None:
             last = t == len(rewards) - 1
             term = np.array([last and end == "terminated"])
             trunc = np.array([last and end == "truncated"])
-            memory.add(obs(ep, t), np.array([t]), np.array([r]), term, trunc, obs(ep, t + 1))
+            memory.add(_obs(ep, t), np.array([t]), np.array([r]), term, trunc, _obs(ep, t + 1))
+    return memory
 
-    # (episode, step) -> (n-step reward, discount, newest frame of next_obs)
+
+def _obs(ep: int, t: int) -> np.ndarray:
+    frame = [np.full((2, 2), 10 * ep + max(0, s), dtype=np.uint8) for s in (t - 1, t)]
+    return np.stack(frame)[None]
+
+
+def _sampled(memory: ReplayMemory) -> dict[tuple[int, int], tuple[float, float, int]]:
+    """(episode, step) -> (n-step reward, discount, step of next_obs) of 500 samples, each
+    sample's stacks checked against the episode's frames."""
+    torch.manual_seed(0)
+    batch = memory.sample(500)
+    got = {}
+    for i in range(500):
+        o, nxt = batch["obs"][i].cpu().numpy(), batch["next_obs"][i].cpu().numpy()
+        ep, t = divmod(int(o[-1, 0, 0]), 10)
+        np.testing.assert_array_equal(o, _obs(ep, t)[0])
+        k = int(nxt[-1, 0, 0]) - 10 * ep
+        np.testing.assert_array_equal(nxt, _obs(ep, k)[0])
+        got[(ep, t)] = (float(batch["reward"][i]), float(batch["discount"][i]), k)
+        assert int(batch["action"][i]) == t
+    return got
+
+
+def test_nstep_return_hand_checked() -> None:
+    """n=3, gamma=0.5: termination and truncation inside the 3 steps, an unfinished episode."""
+    memory = _hand_checked_memory()
     expected = {
         (0, 0): (1 + 0.5 * 2 + 0.25 * 3, 0.125, 3),  # 3 steps, episode goes on
         (0, 1): (2 + 0.5 * 3 + 0.25 * 4, 0.0, 4),  # terminates at the 3rd step
@@ -265,18 +286,31 @@ def test_nstep_return_hand_checked() -> None:
         (1, 2): (30.0, 0.5, 3),
     }  # (2, 0) and (2, 1) wait for their 3rd step
     assert len(memory) == len(expected)
-    torch.manual_seed(0)
-    batch = memory.sample(500)
-    got = {}
-    for i in range(500):
-        o, nxt = batch["obs"][i].cpu().numpy(), batch["next_obs"][i].cpu().numpy()
-        ep, t = divmod(int(o[-1, 0, 0]), 10)
-        np.testing.assert_array_equal(o, obs(ep, t)[0])
-        k = int(nxt[-1, 0, 0]) - 10 * ep
-        np.testing.assert_array_equal(nxt, obs(ep, k)[0])
-        got[(ep, t)] = (float(batch["reward"][i]), float(batch["discount"][i]), k)
-        assert int(batch["action"][i]) == t
-    assert got == expected
+    assert _sampled(memory) == expected
+
+
+def test_a_shorter_horizon_sums_fewer_rewards_with_its_own_gamma() -> None:
+    """``set_horizon(2, 0.25)`` on the same memory: 2-step sums discounted by 0.25 from the
+    same sampleable slots (a slot still needs its 3 steps, as a longer horizon may return);
+    back to (3, 0.5), the first sums again. A horizon longer than n_step is refused."""
+    memory = _hand_checked_memory()
+    memory.set_horizon(2, 0.25)
+    assert (memory.horizon, memory.gamma) == (2, 0.25)
+    assert _sampled(memory) == {
+        (0, 0): (1 + 0.25 * 2, 0.0625, 2),
+        (0, 1): (2 + 0.25 * 3, 0.0625, 3),
+        (0, 2): (3 + 0.25 * 4, 0.0, 4),  # terminates at the 2nd step
+        (0, 3): (4.0, 0.0, 4),
+        (1, 0): (10 + 0.25 * 20, 0.0625, 2),
+        (1, 1): (20 + 0.25 * 30, 0.0625, 3),  # truncated at the 2nd: bootstraps
+        (1, 2): (30.0, 0.25, 3),
+    }
+    memory.set_horizon(3, 0.5)
+    assert _sampled(memory)[(0, 0)] == (1 + 0.5 * 2 + 0.25 * 3, 0.125, 3)
+    with pytest.raises(ValueError, match=re.escape("steps must be in 1..n_step=3, got 4")):
+        memory.set_horizon(4, 0.5)
+    with pytest.raises(ValueError, match="gamma must be in"):
+        memory.set_horizon(2, 1.5)
 
 
 def test_stack_reaching_into_overwritten_slots_is_never_sampled() -> None:

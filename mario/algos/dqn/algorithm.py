@@ -320,13 +320,14 @@ class DQN:
             ctx.num_envs,
             frame_shape=(ctx.frame_size, ctx.frame_size),
             stack=ctx.stack,
-            n_step=d.n_step,
+            n_step=d.lookahead,
             gamma=d.gamma,
             device=ctx.device,
             prioritized=d.prioritized,
             alpha=d.per_alpha,
             beta=d.per_beta,
         )
+        self.replay.set_horizon(*self.horizon(0))
         self.exploration = Exploration(d, ctx.num_envs)
         self._policy = QPolicy(
             self.net, seed=ctx.seed, exploration=d.exploration, temperature=d.temperature
@@ -399,6 +400,8 @@ class DQN:
         if d.prioritized:
             horizon = d.per_beta_steps or self.total_steps
             self.replay.beta = min(1.0, d.per_beta + (1.0 - d.per_beta) * step / horizon)
+        if d.n_step_end or d.gamma_end:
+            self.replay.set_horizon(*self.horizon(step))
         while self.learner.updates < due:
             batch = self.replay.sample(d.batch_size)
             if d.augment_shift:
@@ -474,6 +477,17 @@ class DQN:
                 module.load_state_dict(getattr(fresh, name).state_dict())
         self.learner.reset_optimizer()
 
+    def horizon(self, step: int) -> tuple[int, float]:
+        """The n-step horizon and discount of the targets at ``step``: ``n_step`` and ``gamma``
+        until the burn-in ends, then moving linearly to ``n_step_end`` and ``gamma_end`` over
+        ``anneal_steps`` (BBF's annealing: long sums of short-sighted rewards while values are
+        poor, then shorter sums looking further ahead, less biased by the exploring policy)."""
+        d = self.cfg
+        n_end, gamma_end = d.n_step_end or d.n_step, d.gamma_end or d.gamma
+        span = d.anneal_steps or max(1, self.total_steps - d.burn_in)
+        frac = min(1.0, max(0, step - d.burn_in) / span)
+        return round(d.n_step + (n_end - d.n_step) * frac), d.gamma + (gamma_end - d.gamma) * frac
+
     def lr(self, step: int) -> float:
         """The learning rate at ``step``: ``lr`` falling linearly to ``lr * lr_end_frac`` at
         the run's last step."""
@@ -510,6 +524,8 @@ class DQN:
             out["lr"] = self.lr(step)
         if self.cfg.reset_every and self.resets is not None:
             out["resets"] = self.resets
+        if self.cfg.n_step_end or self.cfg.gamma_end:
+            out["n_step"], out["gamma"] = self.horizon(step)
         return out
 
     # -- state -------------------------------------------------------------------------------

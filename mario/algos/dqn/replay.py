@@ -74,7 +74,8 @@ class ReplayMemory:
 
     ``capacity`` counts slots over all envs (per-env streams of ``capacity // num_envs``); each
     episode end spends one extra slot on its final frame. ``beta`` may be changed between
-    samples (annealing); ``gamma`` too, as n-step returns are summed at sample time.
+    samples (annealing); the n-step horizon too (:meth:`set_horizon`: fewer steps than
+    ``n_step``, another ``gamma``), as n-step returns are summed at sample time.
     Metadata and priorities live on the CPU; frames on ``device``.
     """
 
@@ -125,7 +126,6 @@ class ReplayMemory:
         self.frame_shape = frame_shape
         self.stack = stack
         self.n_step = n_step
-        self.gamma = float(gamma)
         self.device = torch.device(device)
         self.prioritized = prioritized
         self.alpha = float(alpha)
@@ -163,14 +163,27 @@ class ReplayMemory:
         self._envs = torch.arange(num_envs)
         # Positions (relative to the pre-add write position) whose validity an add can change.
         self._window = torch.cat([torch.arange(-n_step, 1), torch.arange(stack + 1) - per_env])
-        self._steps = torch.arange(n_step)
         self._back = torch.arange(stack - 1, -1, -1)  # frame j is back[j] slots before the newest
-        powers = self.gamma ** torch.arange(n_step + 1, dtype=torch.float64)
-        self._gamma_pow = powers.to(torch.float32)
-        self._discounts = self._gamma_pow[:n_step]
+        self.set_horizon(n_step, gamma)
 
         self._tree = PriorityTree(rows * num_envs) if prioritized else None
         self._max_priority = 1.0
+
+    def set_horizon(self, steps: int, gamma: float) -> None:
+        """Sum ``steps`` rewards (at most ``n_step``, the lookahead a slot needs to be
+        sampleable) discounted by ``gamma`` in the samples from now on: n-step and discount
+        annealing, as in BBF (Schwarzer et al. 2023)."""
+        if not 1 <= steps <= self.n_step:
+            raise ValueError(f"steps must be in 1..n_step={self.n_step}, got {steps}")
+        if not 0.0 <= gamma <= 1.0:
+            raise ValueError(f"gamma must be in [0, 1], got {gamma}")
+        self.horizon = int(steps)
+        """The rewards a sample sums (``n_step`` unless :meth:`set_horizon` said fewer)."""
+        self.gamma = float(gamma)
+        self._steps = torch.arange(steps)
+        powers = self.gamma ** torch.arange(steps + 1, dtype=torch.float64)
+        self._gamma_pow = powers.to(torch.float32)
+        self._discounts = self._gamma_pow[:steps]
 
     # ------------------------------------------------------------------ info
     def __len__(self) -> int:

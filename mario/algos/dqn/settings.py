@@ -28,6 +28,21 @@ class DQNConfig:
 
     gamma: float = setting(0.99, "discount factor")
     n_step: int = setting(3, "n-step returns (1: plain one-step targets)")
+    n_step_end: int = setting(
+        0,
+        "n-step returns at the end of anneal_steps, reached linearly from n_step (BBF: 10 to "
+        "3; 0: n_step throughout)",
+    )
+    gamma_end: float = setting(
+        0.0,
+        "discount factor at the end of anneal_steps, reached linearly from gamma (BBF: 0.97 to "
+        "0.997; 0: gamma throughout)",
+    )
+    anneal_steps: int = setting(
+        0,
+        "agent steps after the burn-in over which n_step and gamma move to n_step_end and "
+        "gamma_end (0: the rest of the run)",
+    )
     lr: float = setting(1e-4, "Adam learning rate")
     lr_end_frac: float = setting(
         1.0,
@@ -114,13 +129,19 @@ class DQNConfig:
         0.5, "the share of the online torso's weights a reset keeps (BBF: 0.5)"
     )
 
+    @property
+    def lookahead(self) -> int:
+        """The most rewards an n-step return sums over the run (the replay's ``n_step``)."""
+        return max(self.n_step, self.n_step_end)
+
     def validate(self, num_envs: int, stack: int) -> None:
         """ConfigError naming the first bad value (``num_envs``, ``stack``: the run's)."""
         at_least(self, 1, "n_step", "batch_size", "replay_size", "target_update_every")
         at_least(self, 1, "eps_decay_steps")
         at_least(self, 0, "burn_in", "replay_ratio", "per_alpha", "per_beta", "per_beta_steps")
-        at_least(self, 0, "eps_spread", "reset_every")
+        at_least(self, 0, "eps_spread", "reset_every", "n_step_end", "anneal_steps")
         within(self, 0.0, 1.0, "gamma", "tau", open_low=True)
+        within(self, 0.0, 1.0, "gamma_end")
         if not 0.0 <= self.eps_end <= self.eps_start <= 1.0:
             raise ConfigError(
                 f"bad epsilon range {brief(self.eps_start)} -> {brief(self.eps_end)}: "
@@ -138,7 +159,7 @@ class DQNConfig:
                 "policy_ema and policy_average both choose the weights evaluations play: "
                 "set one of them to 0"
             )
-        smallest = num_envs * (stack + self.n_step + 2)  # a stack and an n-step per stream
+        smallest = num_envs * (stack + self.lookahead + 2)  # a stack and an n-step per stream
         if self.replay_size < smallest + self.batch_size:
             raise ConfigError(
                 f"bad value {brief(self.replay_size)} for replay_size: too small for "
