@@ -111,8 +111,6 @@ class ReplayMemory:
             raise ValueError(
                 f"frame_shape must be positive sizes such as (84, 84), got {frame_shape}"
             )
-        if not 0.0 <= gamma <= 1.0:
-            raise ValueError(f"gamma must be in [0, 1], got {gamma}")
         if alpha < 0.0 or beta < 0.0:
             raise ValueError(f"alpha and beta must be >= 0, got alpha={alpha}, beta={beta}")
         if eps <= 0.0:
@@ -126,6 +124,7 @@ class ReplayMemory:
         self.frame_shape = frame_shape
         self.stack = stack
         self.n_step = n_step
+        self.set_horizon(n_step, gamma)  # checks gamma before any memory is allocated
         self.device = torch.device(device)
         self.prioritized = prioritized
         self.alpha = float(alpha)
@@ -164,7 +163,6 @@ class ReplayMemory:
         # Positions (relative to the pre-add write position) whose validity an add can change.
         self._window = torch.cat([torch.arange(-n_step, 1), torch.arange(stack + 1) - per_env])
         self._back = torch.arange(stack - 1, -1, -1)  # frame j is back[j] slots before the newest
-        self.set_horizon(n_step, gamma)
 
         self._tree = PriorityTree(rows * num_envs) if prioritized else None
         self._max_priority = 1.0
