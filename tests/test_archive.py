@@ -10,7 +10,14 @@ import numpy as np
 import pytest
 
 from mario.config import build_config
-from mario.game.archive import BACK_STEP, ArchiveStarts, CellArchive, merge_states
+from mario.game.archive import (
+    BACK_STEP,
+    ArchiveStarts,
+    CellArchive,
+    merge_by_stage,
+    merge_states,
+    stage_parts,
+)
 from mario.game.env import MarioEnv, make_env
 from mario.game.rules import SNAPSHOTS
 from tests.helpers import run_cli
@@ -374,3 +381,27 @@ def test_states_that_died_within_settle_steps_are_not_archived(settle: int) -> N
     assert set(env.archive.cells) == (survived if settle else set(entered) - {start_key})
     if settle:  # the states this episode entered shortly before its death are the doomed ones
         assert set(entered) - survived
+
+
+def test_each_stage_keeps_its_own_archive_and_success() -> None:
+    one, two = CellArchive(), CellArchive()
+    one.observe((1, 1, 2, 0), 130, b"\1" * 50)
+    two.observe((1, 2, 3, 0), 200, b"\2" * 40)
+    one.observe_success(b"\1" * 900)
+    two.observe_success(b"\2" * 700)  # shorter: one merged archive would give it to 1-1
+    parts = merge_by_stage([one.state_dict(), two.state_dict()], ["1-1", "1-2"])
+    assert parts["1-1"]["success"] == b"\1" * 900 and parts["1-2"]["success"] == b"\2" * 700
+    assert [c["key"][:2] for c in parts["1-1"]["cells"]] == [[1, 1]]
+    assert [c["key"][:2] for c in parts["1-2"]["cells"]] == [[1, 2]]
+    # a saved one-stage archive, resumed with more stages: it belongs to its cells' stage
+    assert stage_parts(two.state_dict(), ["1-1", "1-2"]) == {"1-2": two.state_dict()}
+    assert stage_parts({"stages": parts}, ["1-2", "1-3"]) == {"1-2": parts["1-2"]}
+
+    env = ArchiveStarts(MarioEnv("1-2", "right_only"), share=1.0, stage="1-2")
+    env.load_archive({"stages": parts}, True)
+    assert env.archive.success == b"\2" * 700 and set(env.archive.cells) == {(1, 2, 3, 0)}
+    other = ArchiveStarts(MarioEnv("1-3", "right_only"), share=1.0, stage="1-3")
+    other.load_archive({"stages": parts}, True)
+    assert not other.archive.cells and not other.archive.success
+    env.close()
+    other.close()

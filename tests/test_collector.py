@@ -1,6 +1,7 @@
 """The local collector (mario/training/collector.py) on small fakes: a step runs ahead and
 comes back as one transition, episodes end with their true last frame, and the start
-archive's episodes ask for more exploration and are counted in its metrics."""
+archive's episodes ask for more exploration and are counted in its metrics; on the real game,
+the envs of several stages pool their start archives per stage."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from mario.game.env import make_vec_env
 from mario.training.collector import LocalCollector
 from tests.toy_env import make_corridor
 
@@ -111,3 +113,32 @@ def test_archive_episodes_ask_for_exploration_and_are_counted() -> None:
     assert metrics["archive_rebuild_frames_per_step"] == rebuilt / (60 * 2)
     assert collector.metrics()["archive_episode_share"] == 0  # counted since the last call
     collector.close()
+
+
+def test_envs_of_several_stages_pool_archives_per_stage() -> None:
+    archive = {"share": 0.5, "repeat": 2}
+    envs = make_vec_env(
+        4, ["1-1", "1-2"], seed=0, actions="right_only", max_episode_steps=60, archive=archive
+    )
+    collector = LocalCollector(envs, archive=True, stages=["1-1", "1-2"])
+    try:  # a failed assert must not leave the workers running (pytest would wait on them)
+        obs = collector.reset()
+        rng = np.random.default_rng(0)
+        for t in range(1, 241):
+            collector.send(obs, rng.integers(0, 5, size=4))
+            obs, _, _ = collector.receive()
+            if t % 60 == 0:
+                collector.sync()
+        # a process's archive holds only cells of the stage it plays: a prefix of another
+        # stage's would replay from the wrong start
+        for i, state in enumerate(envs.call("archive_state")):
+            assert state["cells"] and {tuple(c["key"][:2]) for c in state["cells"]} == {
+                (1, 1 + i % 2)
+            }
+        saved = collector.state_dict()
+        assert saved is not None and set(saved["stages"]) == {"1-1", "1-2"}
+        metrics = collector.metrics()
+        assert metrics["archive_cells/1-2"] == len(saved["stages"]["1-2"]["cells"]) > 0
+        assert metrics["archive_cells"] == sum(len(p["cells"]) for p in saved["stages"].values())
+    finally:
+        collector.close()

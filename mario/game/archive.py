@@ -346,6 +346,27 @@ def merge_states(states: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def merge_by_stage(states: list[dict[str, Any]], stages: list[str]) -> dict[str, dict[str, Any]]:
+    """The workers' archives merged per stage, worker ``i`` playing ``stages[i % n]``
+    (:func:`mario.game.env.make_vec_env`). A prefix replays from its own env's stage start,
+    so cells and successes of one stage must never reach an env of another."""
+    n = len(stages)
+    return {name: merge_states(states[k::n]) for k, name in enumerate(stages) if states[k::n]}
+
+
+def stage_parts(state: dict[str, Any], stages: list[str]) -> dict[str, dict[str, Any]]:
+    """A saved archive per stage of ``stages``: one saved for several stages as it is; one
+    stage's (a run on one stage) under ``stages[0]`` when that is all, else under the stage
+    its cells are on, if that is one of ``stages`` (a run resumed with more stages)."""
+    if "stages" in state:
+        return {k: v for k, v in state["stages"].items() if k in stages}
+    if len(stages) == 1:
+        return {stages[0]: state}
+    cells = state.get("cells") or []
+    name = f"{int(cells[0]['key'][0])}-{int(cells[0]['key'][1])}" if cells else ""
+    return {name: state} if name in stages else {}
+
+
 class ArchiveStarts(gym.Wrapper):
     """Start a share of episodes from archived states (outermost wrapper of a training env).
 
@@ -362,6 +383,9 @@ class ArchiveStarts(gym.Wrapper):
     (:meth:`CellArchive.backward_start`); ``info["backward"]`` marks those episodes. All of
     them start at one point, not Go-Explore's 20% anywhere after it: without snapshots
     (nes-py 8) each other point would cost a replay of its prefix, longer than the episode.
+    ``stage``: the stage this env starts at. A prefix replays from there, so an env takes
+    only its own stage's part of an archive saved for several (``{"stages": {name: state}}``,
+    :func:`merge_by_stage`).
     """
 
     def __init__(
@@ -373,6 +397,7 @@ class ArchiveStarts(gym.Wrapper):
         settle: int = 0,
         backward: float = 0.0,
         seed: int | None = None,
+        stage: str = "",
         **archive: Any,
     ) -> None:
         super().__init__(env)
@@ -382,6 +407,7 @@ class ArchiveStarts(gym.Wrapper):
                 f"got {share}, {repeat}, {settle}, {backward}"
             )
         self.share = share
+        self.stage = stage
         self.backward = backward
         self.repeat = repeat
         self.settle = settle
@@ -482,4 +508,7 @@ class ArchiveStarts(gym.Wrapper):
         return self.archive.state_dict()
 
     def load_archive(self, state: dict[str, Any], counts: bool = False) -> None:
-        self.archive.load_state_dict(state, counts=counts)
+        """Load ``state`` (one stage's, or this env's stage's part of several)."""
+        own = state["stages"].get(self.stage) if "stages" in state else state
+        if own is not None:
+            self.archive.load_state_dict(own, counts=counts)

@@ -339,7 +339,7 @@ def make_env(
     if archive is not None:
         from mario.game.archive import ArchiveStarts
 
-        env = ArchiveStarts(env, seed=seed, **archive)
+        env = ArchiveStarts(env, seed=seed, stage=stage, **archive)
     if seed is not None:
         env = _SeedFirstReset(env, seed)
     return env

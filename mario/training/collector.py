@@ -20,7 +20,7 @@ import numpy as np
 from gymnasium.vector import AsyncVectorEnv
 
 from mario.algos.base import Transition
-from mario.game.archive import merge_states
+from mario.game.archive import merge_by_stage, stage_parts
 
 #: Exit status of a run whose emulators were lost with their machines (a Ray cluster's head):
 #: it saved first, and a restart resumes (or keeps trying to reach the cluster).
@@ -137,13 +137,14 @@ class LocalCollector:
         """``archive``: the envs start a share of episodes from their start archive
         (:class:`mario.game.archive.ArchiveStarts`), whose episodes explore with at least
         ``archive_eps``; ``stages``: what env ``i`` plays is the ``i``-th (cycling), named in
-        the episodes it ends when there are several."""
+        the episodes it ends when there are several; each stage's envs pool their archive."""
         self.envs = envs
         self.stages = stages if stages and len(stages) > 1 else None
+        self._names = list(stages or ["1-1"])
         self.num_envs = envs.num_envs
         self.archive = archive
         self.archive_eps = archive_eps
-        self._archive_state: dict[str, Any] | None = None  # merged, as of the last sync
+        self._parts: dict[str, dict[str, Any]] = {}  # merged per stage, as of the last sync
         self._rebuild_frames = 0  # emulator frames spent rebuilding archived start states
         self._from_archive = np.zeros(self.num_envs, dtype=bool)  # current episodes' starts
         self._returns = np.zeros(self.num_envs)
@@ -155,8 +156,10 @@ class LocalCollector:
     def reset(self, state: dict[str, Any] | None = None) -> np.ndarray:
         """First observations; ``state`` (a resumed run's archive) goes to every process."""
         if self.archive and state is not None:
-            self.envs.call("load_archive", state, True)
-            self._archive_state = state
+            self._parts = stage_parts(state, self._names)
+            packed = self.state_dict()
+            if packed is not None:
+                self.envs.call("load_archive", packed, True)
         obs, info = self.envs.reset()
         self._note_starts(info)
         return obs
@@ -211,42 +214,47 @@ class LocalCollector:
         return np.where(self._from_archive, self.archive_eps, 0.0)
 
     def sync(self) -> None:
-        """Merge the processes' start archives and hand every process the merged cells
-        (no step may be pending: between ``receive`` and ``send``)."""
+        """Merge the start archives of the processes that play a stage and hand them the
+        merged cells (no step may be pending: between ``receive`` and ``send``)."""
         if not self.archive or self._pending:
             return
-        merged = merge_states(list(self.envs.call("archive_state")))
-        self.envs.call("load_archive", merged, False)
-        self._archive_state = merged
+        self._parts = merge_by_stage(list(self.envs.call("archive_state")), self._names)
+        self.envs.call("load_archive", self.state_dict(), False)
 
     def state_dict(self) -> dict[str, Any] | None:
-        """The merged start archive as of the last :meth:`sync` (None without one)."""
-        return self._archive_state
+        """The merged start archive as of the last :meth:`sync` (None without one): one
+        stage's as it is, several stages' as ``{"stages": {name: archive}}``."""
+        if self.stages is None:
+            return self._parts.get(self._names[0])
+        return {"stages": self._parts}
 
     def metrics(self) -> dict[str, float]:
         """The start archive's figures since the last call: its cells and frontier, the share
         of ended episodes that started from it, the emulator frames replayed to build
         start states per agent step, and once an episode reached the flag, the length of
         the shortest such path and how far back along it the backward start has got
-        (frames; nothing without an archive)."""
+        (frames; nothing without an archive). With several stages, each stage's figures
+        are also given as ``name/stage``; ``archive_cells`` is their sum and
+        ``archive_frontier_x`` the furthest."""
         if not self.archive:
             return {}
         since = self._since
-        state = self._archive_state or {}
-        cells = state.get("cells", [])
-        success = len(state.get("success") or b"")
-        backward = (
-            {"archive_success_frames": success, "archive_backward_frames": state["back"]}
-            if success
-            else {}
-        )
-        out = backward | {
-            "archive_cells": len(cells),
-            "archive_frontier_x": max((c["x"] for c in cells), default=0),
-            "archive_episode_share": since["archive_episodes"] / max(1, since["episodes"]),
-            "archive_rebuild_frames_per_step": (self._rebuild_frames - since["rebuild_frames"])
-            / max(1, since["steps"]),
+        figures = {name: _archive_figures(part) for name, part in self._parts.items()}
+        out: dict[str, float] = {
+            "archive_cells": sum(f["archive_cells"] for f in figures.values()),
+            "archive_frontier_x": max(
+                (f["archive_frontier_x"] for f in figures.values()), default=0
+            ),
         }
+        if self.stages is None:
+            out.update(next(iter(figures.values()), {}))
+        else:
+            for name, part in sorted(figures.items()):
+                out.update({f"{key}/{name}": value for key, value in part.items()})
+        out["archive_episode_share"] = since["archive_episodes"] / max(1, since["episodes"])
+        out["archive_rebuild_frames_per_step"] = (
+            self._rebuild_frames - since["rebuild_frames"]
+        ) / max(1, since["steps"])
         self._since = {
             "steps": 0,
             "episodes": 0,
@@ -259,3 +267,19 @@ class LocalCollector:
         with warnings.catch_warnings():  # "close while waiting for step": expected on errors
             warnings.simplefilter("ignore")
             self.envs.close()
+
+
+def _archive_figures(state: dict[str, Any]) -> dict[str, float]:
+    """One stage's archive: its cells, its frontier and, once an episode reached the flag, the
+    shortest such path and how far back along it the backward start has got (frames)."""
+    cells = state.get("cells", [])
+    success = len(state.get("success") or b"")
+    backward = (
+        {"archive_success_frames": success, "archive_backward_frames": state["back"]}
+        if success
+        else {}
+    )
+    return backward | {
+        "archive_cells": len(cells),
+        "archive_frontier_x": max((c["x"] for c in cells), default=0),
+    }
