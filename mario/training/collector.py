@@ -140,7 +140,7 @@ class LocalCollector:
         the episodes it ends when there are several; each stage's envs pool their archive."""
         self.envs = envs
         self.stages = stages if stages and len(stages) > 1 else None
-        self._names = list(stages or ["1-1"])
+        self._names = list(stages or [""])  # "": one unnamed stage, as ArchiveStarts' default
         self.num_envs = envs.num_envs
         self.archive = archive
         self.archive_eps = archive_eps
